@@ -1,0 +1,114 @@
+//! Configuration types. Layering (defaults → `cairn.toml` → `CAIRN_SECTION__KEY`
+//! environment → flags) is done by the binary; these are the values and their defaults.
+
+use crate::{DEFAULT_TENANT, Fusion};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the catalog and the indexes live.
+    pub data_dir: PathBuf,
+    /// The model folder: one sub-folder per model.
+    pub models_dir: PathBuf,
+    pub embed: EmbedConfig,
+    pub chunk: ChunkConfig,
+    pub retrieve: RetrieveConfig,
+    pub server: ServerConfig,
+    /// Tenant used by the CLI and by the server until API keys are configured.
+    pub tenant: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            models_dir: PathBuf::from("models"),
+            embed: EmbedConfig::default(),
+            chunk: ChunkConfig::default(),
+            retrieve: RetrieveConfig::default(),
+            server: ServerConfig::default(),
+            tenant: DEFAULT_TENANT.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbedConfig {
+    /// Model folder name under `models_dir`, or an absolute path to a BERT-family folder.
+    pub model: String,
+    /// Longest input in word pieces (MiniLM was trained on 256).
+    pub max_tokens: usize,
+    /// Most texts per forward pass.
+    pub batch_size: usize,
+    /// Pending requests the embedding worker queues before callers wait.
+    pub queue: usize,
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        EmbedConfig { model: "minilm-l6".into(), max_tokens: 256, batch_size: 32, queue: 64 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChunkConfig {
+    /// Most word pieces in one chunk (at most the embedder's `max_tokens`).
+    pub max_tokens: usize,
+}
+
+impl Default for ChunkConfig {
+    fn default() -> Self {
+        ChunkConfig { max_tokens: 200 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetrieveConfig {
+    pub fusion: Fusion,
+    /// The k of reciprocal rank fusion.
+    pub rrf_k: f32,
+    /// Weight of BM25 in weighted fusion (dense gets 1 - this).
+    pub bm25_weight: f32,
+    /// Candidates each retriever returns before fusion.
+    pub candidates: usize,
+    pub default_top_k: usize,
+    pub max_top_k: usize,
+}
+
+impl Default for RetrieveConfig {
+    fn default() -> Self {
+        RetrieveConfig {
+            fusion: Fusion::Rrf,
+            rrf_k: 60.0,
+            bm25_weight: 0.5,
+            candidates: 50,
+            default_top_k: 10,
+            max_top_k: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub addr: String,
+    /// Largest request body (an upload of one or more files), bytes.
+    pub max_body_bytes: usize,
+    /// Longest query, characters.
+    pub max_query_chars: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: "127.0.0.1:7700".into(),
+            max_body_bytes: 32 * 1024 * 1024,
+            max_query_chars: 2000,
+        }
+    }
+}

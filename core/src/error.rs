@@ -1,0 +1,87 @@
+//! The one error type that crosses seams, and the kinds every layer maps its errors to.
+//!
+//! Each library crate keeps its own `thiserror` enum for detail and converts into
+//! [`Error`] at its public boundary. `web` maps [`ErrorKind`] to an HTTP status once; the
+//! CLI maps it to an exit code. Internal details are logged, not shown to callers.
+
+use std::fmt;
+
+/// What kind of failure this is, from the caller's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The input is wrong (bad query, malformed file, unknown mode): the caller must change it.
+    User,
+    /// The thing asked for does not exist (or the caller may not see it).
+    NotFound,
+    /// The request conflicts with current state (for instance the data dir is locked).
+    Conflict,
+    /// The input is larger than a configured limit.
+    TooLarge,
+    /// Try again later (queue full, lock busy).
+    Transient,
+    /// A bug or an environment failure (I/O, corrupt state): not the caller's fault.
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::User => "bad_request",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::Transient => "unavailable",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+/// An error with a kind and a message meant for the person who caused it.
+#[derive(Debug)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error { kind, message: message.into(), source: None }
+    }
+    pub fn user(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::User, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Transient, message)
+    }
+    /// Attach the underlying cause (kept for logs, never shown to API callers).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(src) = &self.source {
+            write!(f, ": {src}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}

@@ -1,0 +1,43 @@
+//! `cairn-core`: the vocabulary every cairn crate shares. Ids, [`Document`], [`Chunk`],
+//! [`Span`], [`Acl`]/[`Principal`], search shapes, configuration, error kinds, and the
+//! seam traits ([`Embedder`], [`Catalog`], [`LexicalIndex`], [`VectorStore`],
+//! [`DocumentStore`]) that keep crates apart. No I/O, no models, no HTTP.
+//!
+//! ```
+//! use cairn_core::{Acl, Principal, Scope, DocId, Seq};
+//!
+//! let acl = Acl { tenant: "acme".into(), groups: vec!["hr".into()] };
+//! let scope = Scope { principal: Principal::new("acme", vec!["hr".into()]), doc_ids: None, max_seq: Seq(10) };
+//! assert!(scope.admits(&acl, &DocId::from("d1"), Seq(7)));
+//! assert!(!scope.admits(&acl, &DocId::from("d1"), Seq(11))); // not yet in every index
+//! ```
+
+mod acl;
+pub mod config;
+mod document;
+mod error;
+mod ids;
+mod search;
+mod seams;
+
+pub use acl::{Acl, DEFAULT_TENANT, PUBLIC_GROUP, Principal};
+pub use config::Config;
+pub use document::{Chunk, Document, Lang, NewChunk, NewDocument, Span};
+pub use error::{Error, ErrorKind, Result};
+pub use ids::{ChunkId, DocId, Seq};
+pub use search::{
+    Fusion, Hit, RetrieverScore, SearchFilter, SearchMode, SearchRequest, SearchResponse,
+    StageTimes,
+};
+pub use seams::{
+    Candidate, Catalog, DerivedIndex, DocQuery, DocumentStore, Embedded, Embedder, IndexBatch,
+    IndexedChunk, LexicalIndex, Op, OpKind, Scope, TokenCounter, VectorStore,
+};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

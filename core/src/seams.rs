@@ -1,0 +1,186 @@
+//! The seams between crates: small traits held as `Arc<dyn Trait>`. Only the binary and
+//! `web` pick concrete implementations.
+//!
+//! Write path: `ingest` parses and chunks, asks an [`Embedder`] for vectors, and hands the
+//! document to a [`DocumentStore`] (the catalog plus its derived indexes, kept consistent by
+//! `index`). Read path: `retrieve` asks a [`LexicalIndex`] and a [`VectorStore`] for
+//! candidates within a [`Scope`], then reads the chunks back from the [`Catalog`].
+
+use crate::{Acl, Chunk, ChunkId, DocId, Document, Lang, NewChunk, NewDocument, Principal, Result, Seq};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Counts word pieces the way the embedder will see them.
+pub trait TokenCounter: Send + Sync {
+    fn count_tokens(&self, text: &str) -> usize;
+}
+
+/// Vectors for a batch of texts, in input order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedded {
+    /// L2-normalised vectors, one per input text.
+    pub vectors: Vec<Vec<f32>>,
+    /// Whether each input was longer than the model's limit and was cut.
+    pub truncated: Vec<bool>,
+}
+
+/// A text embedding model.
+#[async_trait]
+pub trait Embedder: TokenCounter {
+    /// Identifies the model and its settings; recorded with the index, which refuses to
+    /// open with a different one.
+    fn model_id(&self) -> &str;
+    fn dims(&self) -> usize;
+    /// Longest input in word pieces; longer input is truncated (and reported).
+    fn max_tokens(&self) -> usize;
+    async fn embed(&self, texts: Vec<String>) -> Result<Embedded>;
+}
+
+/// One catalog write, in sequence order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Op {
+    pub seq: Seq,
+    pub doc_id: DocId,
+    pub kind: OpKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// A new version of the document replaced all its chunks.
+    Upsert,
+    /// The document and its chunks were removed.
+    Delete,
+}
+
+/// Which documents to list.
+#[derive(Debug, Clone, Default)]
+pub struct DocQuery {
+    /// Only documents this principal may read; `None` lists every tenant (admin tools).
+    pub principal: Option<Principal>,
+    pub source_prefix: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// The catalog: the source of truth. Every write gets the next sequence number.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// The live document ingested from `source` for `tenant`, if any.
+    async fn find_by_source(&self, tenant: &str, source: &str) -> Result<Option<Document>>;
+    /// Stores a new version of the document at `(acl.tenant, source)` (or its first one):
+    /// replaces all its chunks and appends an [`OpKind::Upsert`] op, in one transaction.
+    async fn put_document(&self, doc: NewDocument, chunks: Vec<NewChunk>) -> Result<Document>;
+    /// Removes a document and its chunks and appends an [`OpKind::Delete`] op.
+    /// `NotFound` if there is no such document.
+    async fn delete_document(&self, id: &DocId) -> Result<Seq>;
+    async fn get_document(&self, id: &DocId) -> Result<Option<Document>>;
+    async fn get_documents(&self, ids: &[DocId]) -> Result<Vec<Document>>;
+    async fn list_documents(&self, q: &DocQuery) -> Result<Vec<Document>>;
+    /// The chunks of a document, in ordinal order.
+    async fn chunks_of(&self, id: &DocId) -> Result<Vec<Chunk>>;
+    /// The chunks with these ids that still exist (order not guaranteed).
+    async fn get_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Chunk>>;
+    /// The chunks of a document with their embeddings, for (re)building derived indexes.
+    async fn chunks_with_embeddings(&self, id: &DocId) -> Result<Vec<(Chunk, Vec<f32>)>>;
+    /// Ops with `seq > after`, ascending, at most `limit`.
+    async fn ops_since(&self, after: Seq, limit: usize) -> Result<Vec<Op>>;
+    async fn last_seq(&self) -> Result<Seq>;
+    /// Every chunk id in the catalog, ascending (consistency checks).
+    async fn chunk_ids(&self) -> Result<Vec<ChunkId>>;
+    /// Settings persisted with the index (embedding model id, dims, chunker version).
+    async fn meta_get(&self, key: &str) -> Result<Option<String>>;
+    async fn meta_set(&self, key: &str, value: &str) -> Result<()>;
+}
+
+/// A chunk as a derived index stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedChunk {
+    pub chunk_id: ChunkId,
+    pub doc_id: DocId,
+    /// The catalog write that made this chunk.
+    pub seq: Seq,
+    pub acl: Acl,
+    pub lang: Lang,
+    /// Text for lexical analysis: title, headings and chunk text.
+    pub text: String,
+    pub embedding: Vec<f32>,
+}
+
+/// A batch of changes to apply to a derived index, ending at catalog write `up_to`.
+#[derive(Debug, Clone, Default)]
+pub struct IndexBatch {
+    pub up_to: Seq,
+    /// Documents whose chunks must all be removed (applied before `add`).
+    pub remove_docs: Vec<DocId>,
+    pub add: Vec<IndexedChunk>,
+}
+
+/// An index derived from the catalog (lexical, vector). It can be rebuilt from the catalog
+/// at any time and says which catalog write it reflects.
+#[async_trait]
+pub trait DerivedIndex: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// The last catalog write applied (in memory, visible to `search`).
+    fn applied_seq(&self) -> Seq;
+    /// Applies a batch in order (removals, then additions) and records `batch.up_to`.
+    async fn apply(&self, batch: IndexBatch) -> Result<()>;
+    /// Makes everything applied so far durable. After a crash, the index reopens at the
+    /// last flushed sequence number and catches up from the catalog.
+    async fn flush(&self) -> Result<()>;
+    /// Number of live chunks (for consistency checks and stats).
+    fn live_count(&self) -> usize;
+    /// Every live chunk id, ascending (consistency checks; may be slow on big indexes).
+    async fn live_chunk_ids(&self) -> Result<Vec<ChunkId>>;
+}
+
+/// What a search may see: the caller's principal, optional document ids, and the newest
+/// catalog write every index has applied. Implementations apply it inside the index,
+/// before ranking.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub principal: Principal,
+    /// Only these documents (already resolved from doc ids and source prefixes).
+    pub doc_ids: Option<Vec<DocId>>,
+    /// Only chunks written at or before this sequence number.
+    pub max_seq: Seq,
+}
+
+impl Scope {
+    /// Whether a chunk with this ACL, document and sequence number is in scope.
+    pub fn admits(&self, acl: &Acl, doc_id: &DocId, seq: Seq) -> bool {
+        seq <= self.max_seq
+            && acl.allows(&self.principal)
+            && self.doc_ids.as_ref().is_none_or(|ids| ids.contains(doc_id))
+    }
+}
+
+/// A retriever's candidate: a chunk and its score (higher is better).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    pub chunk_id: ChunkId,
+    pub score: f32,
+}
+
+/// BM25 over chunk text.
+#[async_trait]
+pub trait LexicalIndex: DerivedIndex {
+    /// Top `k` chunks for a free-text query within `scope`, best first.
+    async fn search(&self, query: &str, k: usize, scope: &Scope) -> Result<Vec<Candidate>>;
+}
+
+/// Nearest neighbours over chunk embeddings.
+#[async_trait]
+pub trait VectorStore: DerivedIndex {
+    /// Top `k` chunks by cosine similarity to `vector` within `scope`, best first.
+    async fn search(&self, vector: &[f32], k: usize, scope: &Scope) -> Result<Vec<Candidate>>;
+}
+
+/// The write side that ingest talks to: the catalog plus the indexes derived from it.
+#[async_trait]
+pub trait DocumentStore: Send + Sync {
+    async fn find_by_source(&self, tenant: &str, source: &str) -> Result<Option<Document>>;
+    /// Stores the document in the catalog (acknowledged from here on), then brings every
+    /// derived index up to date.
+    async fn put_document(&self, doc: NewDocument, chunks: Vec<NewChunk>) -> Result<Document>;
+    async fn delete_document(&self, id: &DocId) -> Result<Seq>;
+}

@@ -1,0 +1,102 @@
+//! The shapes of a search: what a caller asks (CLI, REST) and what comes back. Each hit
+//! names the exact passage behind it: document, page, byte span, heading path.
+
+use crate::{ChunkId, DocId, Span};
+use serde::{Deserialize, Serialize};
+
+/// Which retrievers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    Bm25,
+    Dense,
+    #[default]
+    Hybrid,
+}
+
+impl SearchMode {
+    pub fn parse(s: &str) -> Option<SearchMode> {
+        match s {
+            "bm25" => Some(SearchMode::Bm25),
+            "dense" => Some(SearchMode::Dense),
+            "hybrid" => Some(SearchMode::Hybrid),
+            _ => None,
+        }
+    }
+}
+
+/// How hybrid mode merges the ranked lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Fusion {
+    /// Reciprocal rank fusion: sum of 1 / (k + rank).
+    #[default]
+    Rrf,
+    /// Weighted sum of min-max normalised scores.
+    Weighted,
+}
+
+/// Restricts a search to some documents. The caller's principal is applied on top.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchFilter {
+    #[serde(default)]
+    pub doc_ids: Option<Vec<DocId>>,
+    #[serde(default)]
+    pub source_prefix: Option<String>,
+}
+
+/// A search request as the API and CLI take it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    pub query: String,
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    #[serde(default)]
+    pub mode: SearchMode,
+    #[serde(default)]
+    pub filter: SearchFilter,
+}
+
+/// One retriever's view of a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RetrieverScore {
+    /// 1-based rank in that retriever's list.
+    pub rank: usize,
+    pub score: f32,
+}
+
+/// A passage that answers the query, with everything a citation needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    pub chunk_id: ChunkId,
+    pub doc_id: DocId,
+    pub title: String,
+    pub source: String,
+    pub page: u32,
+    pub span: Span,
+    pub heading_path: Vec<String>,
+    pub text: String,
+    /// The fused score (or the single retriever's score outside hybrid mode).
+    pub score: f32,
+    pub bm25: Option<RetrieverScore>,
+    pub dense: Option<RetrieverScore>,
+}
+
+/// Milliseconds spent per stage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageTimes {
+    pub embed: f64,
+    pub bm25: f64,
+    pub dense: f64,
+    pub fuse: f64,
+    pub hydrate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResponse {
+    pub results: Vec<Hit>,
+    pub took_ms: f64,
+    pub stages: StageTimes,
+}

@@ -1,1 +1,202 @@
-//! placeholder
+//! `cairn-retrieve`: the query plan. A question becomes candidates from BM25 and from the
+//! dense index (in parallel), scoped to what the caller may read *inside* each index, then
+//! fused and read back from the catalog as [`Hit`]s that cite document, page and span.
+//! It names no concrete backend: it works over the seam traits of `cairn-core`.
+//!
+//! ```no_run
+//! # async fn demo(r: cairn_retrieve::Retriever) -> cairn_core::Result<()> {
+//! use cairn_core::{Principal, SearchRequest, SearchMode, SearchFilter};
+//! let req = SearchRequest { query: "how do I rotate the VPN key?".into(), top_k: Some(5),
+//!                           mode: SearchMode::Hybrid, filter: SearchFilter::default() };
+//! let resp = r.search(&req, &Principal::default()).await?;
+//! for hit in resp.results { println!("{} p.{} {:?}", hit.title, hit.page, hit.span); }
+//! # Ok(()) }
+//! ```
+
+mod error;
+pub mod fuse;
+
+pub use error::RetrieveError;
+
+use cairn_core::{
+    Candidate, Catalog, DocId, DocQuery, Embedder, Fusion, Hit, LexicalIndex, Principal, Result,
+    RetrieverScore, Scope, SearchMode, SearchRequest, SearchResponse, StageTimes, VectorStore,
+    config::RetrieveConfig,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Runs searches over a catalog, a lexical index and a vector store.
+#[derive(Clone)]
+pub struct Retriever {
+    catalog: Arc<dyn Catalog>,
+    lexical: Arc<dyn LexicalIndex>,
+    vectors: Arc<dyn VectorStore>,
+    embedder: Arc<dyn Embedder>,
+    config: RetrieveConfig,
+    max_query_chars: usize,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+impl Retriever {
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        lexical: Arc<dyn LexicalIndex>,
+        vectors: Arc<dyn VectorStore>,
+        embedder: Arc<dyn Embedder>,
+        config: RetrieveConfig,
+        max_query_chars: usize,
+    ) -> Self {
+        Retriever { catalog, lexical, vectors, embedder, config, max_query_chars }
+    }
+
+    /// Checks a request; the errors are the caller's to fix.
+    pub fn validate(&self, req: &SearchRequest) -> Result<usize> {
+        let query = req.query.trim();
+        if query.is_empty() {
+            return Err(RetrieveError::EmptyQuery.into());
+        }
+        let len = query.chars().count();
+        if len > self.max_query_chars {
+            return Err(RetrieveError::QueryTooLong { len, max: self.max_query_chars }.into());
+        }
+        let top_k = req.top_k.unwrap_or(self.config.default_top_k);
+        if top_k == 0 || top_k > self.config.max_top_k {
+            return Err(RetrieveError::BadTopK { got: top_k, max: self.config.max_top_k }.into());
+        }
+        Ok(top_k)
+    }
+
+    /// The newest catalog write that every index has applied: hits are limited to it, so a
+    /// document is never half visible.
+    pub fn visible_seq(&self) -> cairn_core::Seq {
+        self.lexical.applied_seq().min(self.vectors.applied_seq())
+    }
+
+    /// Resolves the request's filter into the document ids a search may touch
+    /// (`None`: no restriction beyond the principal).
+    async fn resolve_doc_ids(&self, req: &SearchRequest, principal: &Principal) -> Result<Option<Vec<DocId>>> {
+        let mut ids = req.filter.doc_ids.clone();
+        if let Some(prefix) = &req.filter.source_prefix {
+            let q = DocQuery { principal: Some(principal.clone()), source_prefix: Some(prefix.clone()), limit: None };
+            let under: Vec<DocId> = self.catalog.list_documents(&q).await?.into_iter().map(|d| d.id).collect();
+            ids = Some(match ids {
+                Some(given) => given.into_iter().filter(|id| under.contains(id)).collect(),
+                None => under,
+            });
+        }
+        Ok(ids)
+    }
+
+    pub async fn search(&self, req: &SearchRequest, principal: &Principal) -> Result<SearchResponse> {
+        let started = Instant::now();
+        let top_k = self.validate(req)?;
+        let query = req.query.trim();
+        let mut stages = StageTimes::default();
+        let doc_ids = self.resolve_doc_ids(req, principal).await?;
+        if doc_ids.as_ref().is_some_and(|ids| ids.is_empty()) {
+            return Ok(SearchResponse { results: Vec::new(), took_ms: ms(started), stages });
+        }
+        let scope = Scope { principal: principal.clone(), doc_ids, max_seq: self.visible_seq() };
+        let depth = self.config.candidates.max(top_k);
+        let want_bm25 = req.mode != SearchMode::Dense;
+        let want_dense = req.mode != SearchMode::Bm25;
+
+        let bm25 = async {
+            if !want_bm25 {
+                return Ok((Vec::new(), 0.0));
+            }
+            let t = Instant::now();
+            let hits = self.lexical.search(query, depth, &scope).await?;
+            Ok::<_, cairn_core::Error>((hits, ms(t)))
+        };
+        let dense = async {
+            if !want_dense {
+                return Ok::<_, cairn_core::Error>((Vec::new(), 0.0, 0.0));
+            }
+            let t = Instant::now();
+            let embedded = self.embedder.embed(vec![query.to_string()]).await?;
+            let embed_ms = ms(t);
+            let vector = embedded.vectors.into_iter().next().unwrap_or_default();
+            if vector.len() != self.embedder.dims() {
+                let err = RetrieveError::Dims { got: vector.len(), want: self.embedder.dims() };
+                return Err(cairn_core::Error::from(err));
+            }
+            let t = Instant::now();
+            let hits = self.vectors.search(&vector, depth, &scope).await?;
+            Ok((hits, embed_ms, ms(t)))
+        };
+        let (bm25, dense) = tokio::join!(bm25, dense);
+        let (bm25, bm25_ms) = bm25?;
+        let (dense, embed_ms, dense_ms) = dense?;
+        stages.bm25 = bm25_ms;
+        stages.embed = embed_ms;
+        stages.dense = dense_ms;
+
+        let t = Instant::now();
+        let lists: [&[Candidate]; 2] = [&bm25, &dense];
+        let mut fused = match (req.mode, self.config.fusion) {
+            (SearchMode::Hybrid, Fusion::Weighted) => {
+                let w = self.config.bm25_weight.clamp(0.0, 1.0);
+                fuse::weighted(&lists, &[w, 1.0 - w])
+            }
+            (SearchMode::Hybrid, Fusion::Rrf) => fuse::rrf(&lists, self.config.rrf_k),
+            // One retriever: keep its own order and scores.
+            _ => fuse::rrf(&lists, self.config.rrf_k)
+                .into_iter()
+                .map(|mut f| {
+                    f.score = f.sources.iter().flatten().map(|s| s.1).next().unwrap_or(0.0);
+                    f
+                })
+                .collect(),
+        };
+        fused.truncate(top_k);
+        stages.fuse = ms(t);
+
+        let t = Instant::now();
+        let results = self.hydrate(fused, principal).await?;
+        stages.hydrate = ms(t);
+        Ok(SearchResponse { results, took_ms: ms(started), stages })
+    }
+
+    /// Reads the fused chunks back from the catalog, in fused order. A chunk deleted since
+    /// the indexes answered is dropped; the ACL is checked again as a safety net.
+    async fn hydrate(&self, fused: Vec<fuse::Fused>, principal: &Principal) -> Result<Vec<Hit>> {
+        let ids: Vec<_> = fused.iter().map(|f| f.chunk_id).collect();
+        let chunks: HashMap<_, _> = self.catalog.get_chunks(&ids).await?.into_iter().map(|c| (c.id, c)).collect();
+        let mut doc_ids: Vec<DocId> = chunks.values().map(|c| c.doc_id.clone()).collect();
+        doc_ids.sort();
+        doc_ids.dedup();
+        let docs: HashMap<_, _> =
+            self.catalog.get_documents(&doc_ids).await?.into_iter().map(|d| (d.id.clone(), d)).collect();
+        let score = |s: Option<(usize, f32)>| s.map(|(rank, score)| RetrieverScore { rank, score });
+        Ok(fused
+            .into_iter()
+            .filter_map(|f| {
+                let chunk = chunks.get(&f.chunk_id)?;
+                let doc = docs.get(&chunk.doc_id)?;
+                if !doc.acl.allows(principal) {
+                    tracing::error!(chunk = chunk.id.0, "an index returned a chunk outside the caller's scope");
+                    return None;
+                }
+                Some(Hit {
+                    chunk_id: chunk.id,
+                    doc_id: doc.id.clone(),
+                    title: doc.title.clone(),
+                    source: doc.source.clone(),
+                    page: chunk.page,
+                    span: chunk.span,
+                    heading_path: chunk.heading_path.clone(),
+                    text: chunk.text.clone(),
+                    score: f.score,
+                    bm25: score(f.sources[0]),
+                    dense: score(f.sources[1]),
+                })
+            })
+            .collect())
+    }
+}

@@ -31,7 +31,10 @@ pub const PUBLIC_GROUP: &str = "*";
 
 impl Acl {
     pub fn tenant_wide(tenant: impl Into<String>) -> Self {
-        Acl { tenant: tenant.into(), groups: Vec::new() }
+        Acl {
+            tenant: tenant.into(),
+            groups: Vec::new(),
+        }
     }
 
     /// Whether `p` may read what this ACL protects.
@@ -42,13 +45,20 @@ impl Acl {
 
     /// Group tokens as derived indexes store them: the groups, or [`PUBLIC_GROUP`].
     pub fn index_groups(&self) -> Vec<String> {
-        if self.groups.is_empty() { vec![PUBLIC_GROUP.to_string()] } else { self.groups.clone() }
+        if self.groups.is_empty() {
+            vec![PUBLIC_GROUP.to_string()]
+        } else {
+            self.groups.clone()
+        }
     }
 }
 
 impl Principal {
     pub fn new(tenant: impl Into<String>, groups: Vec<String>) -> Self {
-        Principal { tenant: tenant.into(), groups }
+        Principal {
+            tenant: tenant.into(),
+            groups,
+        }
     }
 
     /// Group tokens to match in a derived index: the principal's groups plus [`PUBLIC_GROUP`].
@@ -79,7 +89,10 @@ mod tests {
 
     #[test]
     fn group_acl_needs_a_shared_group() {
-        let acl = Acl { tenant: "acme".into(), groups: vec!["hr".into(), "legal".into()] };
+        let acl = Acl {
+            tenant: "acme".into(),
+            groups: vec!["hr".into(), "legal".into()],
+        };
         assert!(acl.allows(&Principal::new("acme", vec!["legal".into()])));
         assert!(!acl.allows(&Principal::new("acme", vec!["eng".into()])));
         assert!(!acl.allows(&Principal::new("acme", vec![])));

@@ -49,7 +49,12 @@ pub struct EmbedConfig {
 
 impl Default for EmbedConfig {
     fn default() -> Self {
-        EmbedConfig { model: "minilm-l6".into(), max_tokens: 256, batch_size: 32, queue: 64 }
+        EmbedConfig {
+            model: "minilm-l6".into(),
+            max_tokens: 256,
+            batch_size: 32,
+            queue: 64,
+        }
     }
 }
 

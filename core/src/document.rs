@@ -63,7 +63,11 @@ impl Lang {
                 letters += 1;
             }
         }
-        if letters > 0 && cjk * 5 >= letters { Lang::Zh } else { Lang::En }
+        if letters > 0 && cjk * 5 >= letters {
+            Lang::Zh
+        } else {
+            Lang::En
+        }
     }
 }
 

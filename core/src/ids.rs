@@ -34,7 +34,9 @@ impl From<&str> for DocId {
 pub struct ChunkId(pub i64);
 
 /// The sequence number of a catalog write. Derived indexes record the last one they applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Seq(pub i64);
 

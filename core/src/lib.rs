@@ -17,21 +17,21 @@ pub mod config;
 mod document;
 mod error;
 mod ids;
-mod search;
 mod seams;
+mod search;
 
 pub use acl::{Acl, DEFAULT_TENANT, PUBLIC_GROUP, Principal};
 pub use config::Config;
 pub use document::{Chunk, Document, Lang, NewChunk, NewDocument, Span};
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{ChunkId, DocId, Seq};
-pub use search::{
-    Fusion, Hit, RetrieverScore, SearchFilter, SearchMode, SearchRequest, SearchResponse,
-    StageTimes,
-};
 pub use seams::{
     Candidate, Catalog, DerivedIndex, DocQuery, DocumentStore, Embedded, Embedder, IndexBatch,
     IndexedChunk, LexicalIndex, Op, OpKind, Scope, TokenCounter, VectorStore,
+};
+pub use search::{
+    Fusion, Hit, RetrieverScore, SearchFilter, SearchMode, SearchRequest, SearchResponse,
+    StageTimes,
 };
 
 /// Milliseconds since the Unix epoch.

@@ -6,7 +6,9 @@
 //! `index`). Read path: `retrieve` asks a [`LexicalIndex`] and a [`VectorStore`] for
 //! candidates within a [`Scope`], then reads the chunks back from the [`Catalog`].
 
-use crate::{Acl, Chunk, ChunkId, DocId, Document, Lang, NewChunk, NewDocument, Principal, Result, Seq};
+use crate::{
+    Acl, Chunk, ChunkId, DocId, Document, Lang, NewChunk, NewDocument, Principal, Result, Seq,
+};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 

@@ -36,12 +36,29 @@ fn collect(lists: &[&[Candidate]]) -> (Vec<ChunkId>, HashMap<ChunkId, Vec<Option
     (order, seen)
 }
 
-fn finish(order: Vec<ChunkId>, mut seen: HashMap<ChunkId, Vec<Option<(usize, f32)>>>, score: impl Fn(&[Option<(usize, f32)>]) -> f32) -> Vec<Fused> {
+fn finish(
+    order: Vec<ChunkId>,
+    mut seen: HashMap<ChunkId, Vec<Option<(usize, f32)>>>,
+    score: impl Fn(&[Option<(usize, f32)>]) -> f32,
+) -> Vec<Fused> {
     let mut out: Vec<Fused> = order
         .into_iter()
-        .filter_map(|id| seen.remove(&id).map(|sources| Fused { chunk_id: id, score: score(&sources), sources }))
+        .filter_map(|id| {
+            seen.remove(&id).map(|sources| Fused {
+                chunk_id: id,
+                score: score(&sources),
+                sources,
+            })
+        })
         .collect();
-    let best_rank = |f: &Fused| f.sources.iter().flatten().map(|s| s.0).min().unwrap_or(usize::MAX);
+    let best_rank = |f: &Fused| {
+        f.sources
+            .iter()
+            .flatten()
+            .map(|s| s.0)
+            .min()
+            .unwrap_or(usize::MAX)
+    };
     out.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
@@ -54,7 +71,13 @@ fn finish(order: Vec<ChunkId>, mut seen: HashMap<ChunkId, Vec<Option<(usize, f32
 /// Reciprocal rank fusion: `score = Σ 1 / (k + rank)` over the lists that hold the chunk.
 pub fn rrf(lists: &[&[Candidate]], k: f32) -> Vec<Fused> {
     let (order, seen) = collect(lists);
-    finish(order, seen, |sources| sources.iter().flatten().map(|&(rank, _)| 1.0 / (k + rank as f32)).sum())
+    finish(order, seen, |sources| {
+        sources
+            .iter()
+            .flatten()
+            .map(|&(rank, _)| 1.0 / (k + rank as f32))
+            .sum()
+    })
 }
 
 /// Weighted fusion of min-max normalised scores; `weights[i]` goes with `lists[i]`.
@@ -63,7 +86,10 @@ pub fn weighted(lists: &[&[Candidate]], weights: &[f32]) -> Vec<Fused> {
     let ranges: Vec<(f32, f32)> = lists
         .iter()
         .map(|l| {
-            l.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), c| (lo.min(c.score), hi.max(c.score)))
+            l.iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), c| {
+                    (lo.min(c.score), hi.max(c.score))
+                })
         })
         .collect();
     let (order, seen) = collect(lists);
@@ -74,7 +100,11 @@ pub fn weighted(lists: &[&[Candidate]], weights: &[f32]) -> Vec<Fused> {
             .filter_map(|(i, s)| {
                 let (_, score) = (*s)?;
                 let (lo, hi) = ranges[i];
-                let norm = if hi > lo { (score - lo) / (hi - lo) } else { 1.0 };
+                let norm = if hi > lo {
+                    (score - lo) / (hi - lo)
+                } else {
+                    1.0
+                };
                 Some(weights.get(i).copied().unwrap_or(0.0) * norm)
             })
             .sum()
@@ -86,7 +116,10 @@ mod tests {
     use super::*;
 
     fn c(id: i64, score: f32) -> Candidate {
-        Candidate { chunk_id: ChunkId(id), score }
+        Candidate {
+            chunk_id: ChunkId(id),
+            score,
+        }
     }
 
     #[test]
@@ -128,7 +161,10 @@ mod tests {
     fn single_list_keeps_its_order_and_empty_lists_are_fine() {
         let only = [c(5, 3.0), c(4, 2.0), c(9, 1.0)];
         let fused = rrf(&[&only, &[]], 60.0);
-        assert_eq!(fused.iter().map(|f| f.chunk_id.0).collect::<Vec<_>>(), vec![5, 4, 9]);
+        assert_eq!(
+            fused.iter().map(|f| f.chunk_id.0).collect::<Vec<_>>(),
+            vec![5, 4, 9]
+        );
         assert!(rrf(&[&[], &[]], 60.0).is_empty());
         let w = weighted(&[&[c(1, 2.0)], &[]], &[0.5, 0.5]);
         assert_eq!(w.len(), 1);
@@ -146,8 +182,12 @@ mod tests {
                 x ^= x << 17;
                 x
             };
-            let la: Vec<Candidate> = (0..(next() % 20)).map(|i| c((next() % 30) as i64, 20.0 - i as f32)).collect();
-            let lb: Vec<Candidate> = (0..(next() % 20)).map(|i| c((next() % 30) as i64, 1.0 - i as f32 / 20.0)).collect();
+            let la: Vec<Candidate> = (0..(next() % 20))
+                .map(|i| c((next() % 30) as i64, 20.0 - i as f32))
+                .collect();
+            let lb: Vec<Candidate> = (0..(next() % 20))
+                .map(|i| c((next() % 30) as i64, 1.0 - i as f32 / 20.0))
+                .collect();
             let mut union: Vec<i64> = la.iter().chain(lb.iter()).map(|c| c.chunk_id.0).collect();
             union.sort();
             union.dedup();

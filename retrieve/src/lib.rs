@@ -51,7 +51,14 @@ impl Retriever {
         config: RetrieveConfig,
         max_query_chars: usize,
     ) -> Self {
-        Retriever { catalog, lexical, vectors, embedder, config, max_query_chars }
+        Retriever {
+            catalog,
+            lexical,
+            vectors,
+            embedder,
+            config,
+            max_query_chars,
+        }
     }
 
     /// Checks a request; the errors are the caller's to fix.
@@ -62,11 +69,19 @@ impl Retriever {
         }
         let len = query.chars().count();
         if len > self.max_query_chars {
-            return Err(RetrieveError::QueryTooLong { len, max: self.max_query_chars }.into());
+            return Err(RetrieveError::QueryTooLong {
+                len,
+                max: self.max_query_chars,
+            }
+            .into());
         }
         let top_k = req.top_k.unwrap_or(self.config.default_top_k);
         if top_k == 0 || top_k > self.config.max_top_k {
-            return Err(RetrieveError::BadTopK { got: top_k, max: self.config.max_top_k }.into());
+            return Err(RetrieveError::BadTopK {
+                got: top_k,
+                max: self.config.max_top_k,
+            }
+            .into());
         }
         Ok(top_k)
     }
@@ -79,11 +94,25 @@ impl Retriever {
 
     /// Resolves the request's filter into the document ids a search may touch
     /// (`None`: no restriction beyond the principal).
-    async fn resolve_doc_ids(&self, req: &SearchRequest, principal: &Principal) -> Result<Option<Vec<DocId>>> {
+    async fn resolve_doc_ids(
+        &self,
+        req: &SearchRequest,
+        principal: &Principal,
+    ) -> Result<Option<Vec<DocId>>> {
         let mut ids = req.filter.doc_ids.clone();
         if let Some(prefix) = &req.filter.source_prefix {
-            let q = DocQuery { principal: Some(principal.clone()), source_prefix: Some(prefix.clone()), limit: None };
-            let under: Vec<DocId> = self.catalog.list_documents(&q).await?.into_iter().map(|d| d.id).collect();
+            let q = DocQuery {
+                principal: Some(principal.clone()),
+                source_prefix: Some(prefix.clone()),
+                limit: None,
+            };
+            let under: Vec<DocId> = self
+                .catalog
+                .list_documents(&q)
+                .await?
+                .into_iter()
+                .map(|d| d.id)
+                .collect();
             ids = Some(match ids {
                 Some(given) => given.into_iter().filter(|id| under.contains(id)).collect(),
                 None => under,
@@ -92,16 +121,28 @@ impl Retriever {
         Ok(ids)
     }
 
-    pub async fn search(&self, req: &SearchRequest, principal: &Principal) -> Result<SearchResponse> {
+    pub async fn search(
+        &self,
+        req: &SearchRequest,
+        principal: &Principal,
+    ) -> Result<SearchResponse> {
         let started = Instant::now();
         let top_k = self.validate(req)?;
         let query = req.query.trim();
         let mut stages = StageTimes::default();
         let doc_ids = self.resolve_doc_ids(req, principal).await?;
         if doc_ids.as_ref().is_some_and(|ids| ids.is_empty()) {
-            return Ok(SearchResponse { results: Vec::new(), took_ms: ms(started), stages });
+            return Ok(SearchResponse {
+                results: Vec::new(),
+                took_ms: ms(started),
+                stages,
+            });
         }
-        let scope = Scope { principal: principal.clone(), doc_ids, max_seq: self.visible_seq() };
+        let scope = Scope {
+            principal: principal.clone(),
+            doc_ids,
+            max_seq: self.visible_seq(),
+        };
         let depth = self.config.candidates.max(top_k);
         let want_bm25 = req.mode != SearchMode::Dense;
         let want_dense = req.mode != SearchMode::Bm25;
@@ -123,7 +164,10 @@ impl Retriever {
             let embed_ms = ms(t);
             let vector = embedded.vectors.into_iter().next().unwrap_or_default();
             if vector.len() != self.embedder.dims() {
-                let err = RetrieveError::Dims { got: vector.len(), want: self.embedder.dims() };
+                let err = RetrieveError::Dims {
+                    got: vector.len(),
+                    want: self.embedder.dims(),
+                };
                 return Err(cairn_core::Error::from(err));
             }
             let t = Instant::now();
@@ -149,7 +193,13 @@ impl Retriever {
             _ => fuse::rrf(&lists, self.config.rrf_k)
                 .into_iter()
                 .map(|mut f| {
-                    f.score = f.sources.iter().flatten().map(|s| s.1).next().unwrap_or(0.0);
+                    f.score = f
+                        .sources
+                        .iter()
+                        .flatten()
+                        .map(|s| s.1)
+                        .next()
+                        .unwrap_or(0.0);
                     f
                 })
                 .collect(),
@@ -160,19 +210,34 @@ impl Retriever {
         let t = Instant::now();
         let results = self.hydrate(fused, principal).await?;
         stages.hydrate = ms(t);
-        Ok(SearchResponse { results, took_ms: ms(started), stages })
+        Ok(SearchResponse {
+            results,
+            took_ms: ms(started),
+            stages,
+        })
     }
 
     /// Reads the fused chunks back from the catalog, in fused order. A chunk deleted since
     /// the indexes answered is dropped; the ACL is checked again as a safety net.
     async fn hydrate(&self, fused: Vec<fuse::Fused>, principal: &Principal) -> Result<Vec<Hit>> {
         let ids: Vec<_> = fused.iter().map(|f| f.chunk_id).collect();
-        let chunks: HashMap<_, _> = self.catalog.get_chunks(&ids).await?.into_iter().map(|c| (c.id, c)).collect();
+        let chunks: HashMap<_, _> = self
+            .catalog
+            .get_chunks(&ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
         let mut doc_ids: Vec<DocId> = chunks.values().map(|c| c.doc_id.clone()).collect();
         doc_ids.sort();
         doc_ids.dedup();
-        let docs: HashMap<_, _> =
-            self.catalog.get_documents(&doc_ids).await?.into_iter().map(|d| (d.id.clone(), d)).collect();
+        let docs: HashMap<_, _> = self
+            .catalog
+            .get_documents(&doc_ids)
+            .await?
+            .into_iter()
+            .map(|d| (d.id.clone(), d))
+            .collect();
         let score = |s: Option<(usize, f32)>| s.map(|(rank, score)| RetrieverScore { rank, score });
         Ok(fused
             .into_iter()
@@ -180,7 +245,10 @@ impl Retriever {
                 let chunk = chunks.get(&f.chunk_id)?;
                 let doc = docs.get(&chunk.doc_id)?;
                 if !doc.acl.allows(principal) {
-                    tracing::error!(chunk = chunk.id.0, "an index returned a chunk outside the caller's scope");
+                    tracing::error!(
+                        chunk = chunk.id.0,
+                        "an index returned a chunk outside the caller's scope"
+                    );
                     return None;
                 }
                 Some(Hit {

@@ -1,1 +1,7 @@
+//! End-to-end tests of the whole system: the real `cairn` binary, on the real models and
+//! storage, over the small corpus the project ships in `tests/fixtures/corpus`.
 
+mod cli;
+mod crash;
+mod rest;
+mod support;

@@ -1,1 +1,223 @@
-//! placeholder
+//! `cairn-web`: the HTTP face of cairn, an axum server. Handlers only extract typed input,
+//! call one function of a library crate (the same ones the CLI calls) and return typed
+//! output; errors leave through [`ApiError`] as JSON. Limits are layers.
+//!
+//! | method | path | does |
+//! |---|---|---|
+//! | GET | `/healthz` | liveness, with document count and the catalog write every index reflects |
+//! | POST | `/v1/search` | `{query, top_k?, mode?, filter?}` → `{results, took_ms, stages}` |
+//! | POST | `/v1/documents` | multipart upload of one or more files → 201 `{documents, failed}` |
+//! | GET | `/v1/documents` | the caller's documents |
+//! | GET | `/v1/documents/{id}` | one document with its chunks |
+//! | DELETE | `/v1/documents/{id}` | removes it from the catalog and every index |
+
+mod error;
+
+pub use error::{ApiError, error_body, status_of};
+
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router, body::Bytes, extract::rejection::BytesRejection};
+use cairn_core::{Acl, Catalog, DocId, DocQuery, DocumentStore, Error, Principal, SearchRequest};
+use cairn_ingest::Ingestor;
+use cairn_retrieve::Retriever;
+use serde::Serialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Everything a handler needs, shared.
+#[derive(Clone)]
+pub struct AppState {
+    pub retriever: Retriever,
+    pub ingestor: Arc<Ingestor>,
+    pub catalog: Arc<dyn Catalog>,
+    pub store: Arc<dyn DocumentStore>,
+    /// The principal of every request until API keys exist.
+    pub principal: Principal,
+    pub max_body_bytes: usize,
+}
+
+/// The router with all routes and layers.
+pub fn router(state: AppState) -> Router {
+    let limit = state.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/search", post(search))
+        .route("/v1/documents", post(upload).get(list_documents))
+        .route(
+            "/v1/documents/{id}",
+            get(get_document).delete(delete_document),
+        )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError(Error::not_found(
+        "no such endpoint; see the API list in the README",
+    ))
+}
+
+async fn healthz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let docs = s.catalog.list_documents(&DocQuery::default()).await?.len();
+    Ok(Json(
+        json!({ "status": "ok", "documents": docs, "visible_seq": s.retriever.visible_seq() }),
+    ))
+}
+
+/// Reads a JSON body with errors in words: too large → 413, malformed → 400.
+fn parse_json<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large("request body is larger than the server's limit")
+        } else {
+            ApiError::user(format!("could not read the request body: {r}"))
+        }
+    })?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::user(format!("malformed JSON request: {e}")))
+}
+
+async fn search(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: SearchRequest = parse_json(body)?;
+    let resp = s.retriever.search(&req, &s.principal).await?;
+    Ok(Json(resp).into_response())
+}
+
+#[derive(Serialize)]
+struct Failed {
+    file: String,
+    error: serde_json::Value,
+}
+
+async fn upload(State(s): State<AppState>, mut form: Multipart) -> Result<Response, ApiError> {
+    // Read the whole form first: a request that breaks a limit halfway stores nothing.
+    let mut files: Vec<(String, Bytes)> = Vec::new();
+    let mut groups: Vec<String> = Vec::new();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(multipart_error(e)),
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        match field.file_name().map(str::to_string) {
+            Some(file_name) => {
+                let data = field.bytes().await.map_err(multipart_error)?;
+                files.push((file_name, data));
+            }
+            None if name == "groups" => {
+                let text = field.text().await.map_err(multipart_error)?;
+                groups = text
+                    .split(',')
+                    .map(|g| g.trim().to_string())
+                    .filter(|g| !g.is_empty())
+                    .collect();
+            }
+            None => {
+                return Err(ApiError::user(format!(
+                    "unexpected form field {name:?}: send files, and optionally `groups`"
+                )));
+            }
+        }
+    }
+    if files.is_empty() {
+        return Err(ApiError::user(
+            "no files in the upload: send one or more multipart file fields",
+        ));
+    }
+    let acl = Acl {
+        tenant: s.principal.tenant.clone(),
+        groups,
+    };
+    let mut documents = Vec::new();
+    let mut failed = Vec::new();
+    for (name, data) in files {
+        match s.ingestor.ingest_bytes(&data, &name, &acl).await {
+            Ok(outcome) => documents.push(outcome),
+            Err(e) => {
+                tracing::warn!(file = %name, error = %e, "upload rejected");
+                failed.push(Failed {
+                    file: name,
+                    error: error_body(&e)["error"].clone(),
+                });
+            }
+        }
+    }
+    if documents.is_empty() {
+        let summary: Vec<String> = failed
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}: {}",
+                    f.file,
+                    f.error["message"].as_str().unwrap_or("failed")
+                )
+            })
+            .collect();
+        let body = json!({
+            "error": { "code": "bad_request", "message": format!("no file could be ingested: {}", summary.join("; ")) },
+            "failed": failed,
+        });
+        return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "documents": documents, "failed": failed })),
+    )
+        .into_response())
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large("upload is larger than the server's limit")
+    } else {
+        ApiError::user(format!("malformed multipart upload: {}", e.body_text()))
+    }
+}
+
+async fn list_documents(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let q = DocQuery {
+        principal: Some(s.principal.clone()),
+        ..DocQuery::default()
+    };
+    let docs = s.catalog.list_documents(&q).await?;
+    Ok(Json(json!({ "documents": docs })))
+}
+
+/// The document if it exists and the caller may read it; otherwise 404 (no existence leak).
+async fn visible_document(s: &AppState, id: &str) -> Result<cairn_core::Document, ApiError> {
+    match s.catalog.get_document(&DocId(id.to_string())).await? {
+        Some(d) if d.acl.allows(&s.principal) => Ok(d),
+        _ => Err(ApiError(Error::not_found(format!(
+            "no document with id {id}"
+        )))),
+    }
+}
+
+async fn get_document(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let doc = visible_document(&s, &id).await?;
+    let chunks = s.catalog.chunks_of(&doc.id).await?;
+    Ok(Json(json!({ "document": doc, "chunks": chunks })))
+}
+
+async fn delete_document(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let doc = visible_document(&s, &id).await?;
+    let seq = s.store.delete_document(&doc.id).await?;
+    Ok(Json(json!({ "deleted": doc.id, "seq": seq })))
+}

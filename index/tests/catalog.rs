@@ -1,0 +1,389 @@
+//! The SQLite catalog against a real database file: versions, chunk replacement, deletes,
+//! the write log, meta, and what survives a reopen.
+
+use cairn_core::{
+    Acl, Catalog, ChunkId, DocId, DocQuery, ErrorKind, Lang, NewChunk, NewDocument, OpKind,
+    Principal, Seq, Span,
+};
+use cairn_index::SqliteCatalog;
+
+fn doc(tenant: &str, source: &str, groups: &[&str]) -> NewDocument {
+    NewDocument {
+        title: format!("Title of {source}"),
+        source: source.into(),
+        mime: "text/markdown".into(),
+        content_hash: format!("hash-{source}"),
+        acl: Acl {
+            tenant: tenant.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        },
+        pages: 2,
+    }
+}
+
+fn chunk(text: &str, seed: f32) -> NewChunk {
+    NewChunk {
+        text: text.into(),
+        page: 1,
+        span: Span::new(0, text.len()),
+        heading_path: vec!["Intro".into(), "Setup".into()],
+        token_count: 3,
+        lang: Lang::detect(text),
+        embedding: vec![seed, -seed, 0.25, 1.0],
+    }
+}
+
+async fn open(dir: &tempfile::TempDir) -> SqliteCatalog {
+    SqliteCatalog::open(&dir.path().join("catalog.sqlite"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn put_then_find_returns_what_was_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = open(&tmp).await;
+    let stored = cat
+        .put_document(
+            doc("acme", "a.md", &["hr"]),
+            vec![chunk("hello world", 0.5), chunk("如何配置网络", 1.5)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.version, 1);
+    assert_eq!(stored.chunk_count, 2);
+    assert_eq!(stored.seq, Seq(1));
+    assert_eq!(stored.created_at, stored.updated_at);
+
+    let found = cat.find_by_source("acme", "a.md").await.unwrap().unwrap();
+    assert_eq!(found, stored);
+    assert!(cat.find_by_source("other", "a.md").await.unwrap().is_none());
+    assert_eq!(cat.get_document(&stored.id).await.unwrap().unwrap(), stored);
+
+    let chunks = cat.chunks_of(&stored.id).await.unwrap();
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(chunks[0].ordinal, 0);
+    assert_eq!(chunks[1].ordinal, 1);
+    assert_eq!(chunks[1].text, "如何配置网络");
+    assert_eq!(chunks[1].lang, Lang::Zh);
+    assert_eq!(
+        chunks[0].heading_path,
+        vec!["Intro".to_string(), "Setup".to_string()]
+    );
+    assert_eq!(chunks[0].span, Span::new(0, 11));
+
+    let with_emb = cat.chunks_with_embeddings(&stored.id).await.unwrap();
+    assert_eq!(with_emb[0].1, vec![0.5, -0.5, 0.25, 1.0]);
+    assert_eq!(with_emb[1].1, vec![1.5, -1.5, 0.25, 1.0]);
+    assert_eq!(with_emb[1].0, chunks[1]);
+}
+
+#[tokio::test]
+async fn re_put_bumps_version_keeps_id_and_replaces_chunks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = open(&tmp).await;
+    let v1 = cat
+        .put_document(
+            doc("acme", "a.md", &[]),
+            vec![chunk("one", 1.0), chunk("two", 2.0)],
+        )
+        .await
+        .unwrap();
+    let old_ids: Vec<ChunkId> = cat
+        .chunks_of(&v1.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+
+    let mut changed = doc("acme", "a.md", &["eng"]);
+    changed.title = "New title".into();
+    let v2 = cat
+        .put_document(changed, vec![chunk("three", 3.0)])
+        .await
+        .unwrap();
+    assert_eq!(v2.id, v1.id);
+    assert_eq!(v2.version, 2);
+    assert_eq!(v2.created_at, v1.created_at);
+    assert!(v2.seq > v1.seq);
+    assert_eq!(v2.title, "New title");
+    assert_eq!(v2.acl.groups, vec!["eng".to_string()]);
+
+    let chunks = cat.chunks_of(&v1.id).await.unwrap();
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(chunks[0].text, "three");
+    // Chunk ids are never reused: the new chunk's id is past every old one.
+    assert!(old_ids.iter().all(|old| *old < chunks[0].id));
+    assert!(cat.get_chunks(&old_ids).await.unwrap().is_empty());
+    assert_eq!(cat.chunk_ids().await.unwrap(), vec![chunks[0].id]);
+}
+
+#[tokio::test]
+async fn delete_removes_document_and_chunks_and_unknown_is_not_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = open(&tmp).await;
+    let a = cat
+        .put_document(doc("acme", "a.md", &[]), vec![chunk("one", 1.0)])
+        .await
+        .unwrap();
+    let b = cat
+        .put_document(doc("acme", "b.md", &[]), vec![chunk("two", 2.0)])
+        .await
+        .unwrap();
+    let seq = cat.delete_document(&a.id).await.unwrap();
+    assert_eq!(seq, Seq(3));
+    assert!(cat.get_document(&a.id).await.unwrap().is_none());
+    assert!(cat.chunks_of(&a.id).await.unwrap().is_empty());
+    assert!(cat.find_by_source("acme", "a.md").await.unwrap().is_none());
+    let b_chunks = cat.chunks_of(&b.id).await.unwrap();
+    assert_eq!(cat.chunk_ids().await.unwrap(), vec![b_chunks[0].id]);
+
+    let err = cat.delete_document(&a.id).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    let err = cat.delete_document(&DocId::from("nope")).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    // A refused delete writes nothing.
+    assert_eq!(cat.last_seq().await.unwrap(), Seq(3));
+
+    // Re-ingesting a deleted source starts over with a new id.
+    let again = cat
+        .put_document(doc("acme", "a.md", &[]), vec![])
+        .await
+        .unwrap();
+    assert_ne!(again.id, a.id);
+    assert_eq!(again.version, 1);
+    assert_eq!(again.chunk_count, 0);
+}
+
+#[tokio::test]
+async fn ops_are_in_sequence_order_and_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = open(&tmp).await;
+    assert_eq!(cat.last_seq().await.unwrap(), Seq(0));
+    assert!(cat.ops_since(Seq(0), 10).await.unwrap().is_empty());
+
+    let a = cat
+        .put_document(doc("t", "a", &[]), vec![chunk("x", 1.0)])
+        .await
+        .unwrap();
+    let b = cat
+        .put_document(doc("t", "b", &[]), vec![chunk("y", 1.0)])
+        .await
+        .unwrap();
+    cat.put_document(doc("t", "a", &[]), vec![chunk("z", 1.0)])
+        .await
+        .unwrap();
+    cat.delete_document(&b.id).await.unwrap();
+
+    let ops = cat.ops_since(Seq(0), 100).await.unwrap();
+    let seen: Vec<(i64, &str, OpKind)> = ops
+        .iter()
+        .map(|o| (o.seq.0, o.doc_id.as_str(), o.kind))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (1, a.id.as_str(), OpKind::Upsert),
+            (2, b.id.as_str(), OpKind::Upsert),
+            (3, a.id.as_str(), OpKind::Upsert),
+            (4, b.id.as_str(), OpKind::Delete),
+        ]
+    );
+    assert_eq!(cat.last_seq().await.unwrap(), Seq(4));
+    let page: Vec<i64> = cat
+        .ops_since(Seq(1), 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.seq.0)
+        .collect();
+    assert_eq!(page, vec![2, 3]);
+    assert!(cat.ops_since(Seq(4), 10).await.unwrap().is_empty());
+    assert_eq!(cat.get_document(&a.id).await.unwrap().unwrap().seq, Seq(3));
+}
+
+#[tokio::test]
+async fn list_filters_by_principal_prefix_and_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = open(&tmp).await;
+    for (tenant, source, groups) in [
+        ("acme", "docs/a.md", vec![]),
+        ("acme", "docs/b.md", vec!["hr"]),
+        ("acme", "other/c.md", vec![]),
+        ("acme", "docs%/d.md", vec![]),
+        ("evil", "docs/e.md", vec![]),
+    ] {
+        cat.put_document(doc(tenant, source, &groups), vec![])
+            .await
+            .unwrap();
+    }
+    let sources =
+        |docs: Vec<cairn_core::Document>| docs.into_iter().map(|d| d.source).collect::<Vec<_>>();
+
+    let all = cat.list_documents(&DocQuery::default()).await.unwrap();
+    assert_eq!(all.len(), 5);
+
+    let q = DocQuery {
+        principal: Some(Principal::new("acme", vec![])),
+        ..Default::default()
+    };
+    assert_eq!(
+        sources(cat.list_documents(&q).await.unwrap()),
+        ["docs%/d.md", "docs/a.md", "other/c.md"]
+    );
+
+    let q = DocQuery {
+        principal: Some(Principal::new("acme", vec!["hr".into()])),
+        source_prefix: Some("docs/".into()),
+        limit: None,
+    };
+    assert_eq!(
+        sources(cat.list_documents(&q).await.unwrap()),
+        ["docs/a.md", "docs/b.md"]
+    );
+
+    let q = DocQuery {
+        limit: Some(1),
+        ..q
+    };
+    assert_eq!(
+        sources(cat.list_documents(&q).await.unwrap()),
+        ["docs/a.md"]
+    );
+
+    // A prefix is literal text, not a LIKE pattern.
+    let q = DocQuery {
+        source_prefix: Some("docs%".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        sources(cat.list_documents(&q).await.unwrap()),
+        ["docs%/d.md"]
+    );
+}
+
+#[tokio::test]
+async fn get_documents_and_chunks_by_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = open(&tmp).await;
+    let a = cat
+        .put_document(doc("t", "a", &[]), vec![chunk("x", 1.0), chunk("y", 2.0)])
+        .await
+        .unwrap();
+    let b = cat
+        .put_document(doc("t", "b", &[]), vec![chunk("z", 3.0)])
+        .await
+        .unwrap();
+    let docs = cat
+        .get_documents(&[b.id.clone(), DocId::from("missing"), a.id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(docs, vec![b.clone(), a.clone()]);
+    assert!(cat.get_documents(&[]).await.unwrap().is_empty());
+
+    let ids = cat.chunk_ids().await.unwrap();
+    assert_eq!(ids.len(), 3);
+    let got = cat
+        .get_chunks(&[ids[2], ChunkId(999), ids[0]])
+        .await
+        .unwrap();
+    let mut texts: Vec<String> = got.into_iter().map(|c| c.text).collect();
+    texts.sort();
+    assert_eq!(texts, ["x", "z"]);
+    // More ids than one IN list holds.
+    let many: Vec<ChunkId> = (0..1200).map(ChunkId).collect();
+    assert_eq!(cat.get_chunks(&many).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn embeddings_must_match_the_recorded_dims() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = open(&tmp).await;
+    let mut bad = chunk("x", 1.0);
+    bad.embedding.pop();
+    let err = cat
+        .put_document(doc("t", "a", &[]), vec![chunk("y", 1.0), bad.clone()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Internal);
+    assert!(
+        err.message.contains("3 dims, expected 4"),
+        "{}",
+        err.message
+    );
+
+    cat.meta_set("dims", "3").await.unwrap();
+    let err = cat
+        .put_document(doc("t", "a", &[]), vec![chunk("y", 1.0)])
+        .await
+        .unwrap_err();
+    assert!(
+        err.message.contains("4 dims, expected 3"),
+        "{}",
+        err.message
+    );
+    cat.put_document(doc("t", "a", &[]), vec![bad])
+        .await
+        .unwrap();
+    // Nothing of the refused writes was stored.
+    assert_eq!(cat.last_seq().await.unwrap(), Seq(1));
+}
+
+#[tokio::test]
+async fn meta_and_everything_else_survive_a_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stored, ids) = {
+        let cat = open(&tmp).await;
+        assert_eq!(
+            cat.meta_get("schema_version").await.unwrap().as_deref(),
+            Some("1")
+        );
+        assert_eq!(cat.meta_get("embedder_id").await.unwrap(), None);
+        cat.meta_set("embedder_id", "bge-small").await.unwrap();
+        cat.meta_set("embedder_id", "bge-base").await.unwrap();
+        let stored = cat
+            .put_document(doc("t", "a", &["g"]), vec![chunk("x", 1.0)])
+            .await
+            .unwrap();
+        let ids = cat.chunk_ids().await.unwrap();
+        cat.close().await;
+        (stored, ids)
+    };
+    let cat = open(&tmp).await;
+    assert_eq!(
+        cat.meta_get("embedder_id").await.unwrap().as_deref(),
+        Some("bge-base")
+    );
+    assert_eq!(cat.get_document(&stored.id).await.unwrap().unwrap(), stored);
+    assert_eq!(cat.chunk_ids().await.unwrap(), ids);
+    assert_eq!(cat.last_seq().await.unwrap(), stored.seq);
+    // Sequence numbers continue where they stopped.
+    let next = cat.put_document(doc("t", "b", &[]), vec![]).await.unwrap();
+    assert_eq!(next.seq, Seq(stored.seq.0 + 1));
+}
+
+#[tokio::test]
+async fn concurrent_writes_get_distinct_increasing_seqs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = std::sync::Arc::new(open(&tmp).await);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let cat = cat.clone();
+        tasks.push(tokio::spawn(async move {
+            cat.put_document(doc("t", &format!("s{}", i % 4), &[]), vec![chunk("x", 1.0)])
+                .await
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap().unwrap().seq.0);
+    }
+    seqs.sort();
+    assert_eq!(seqs, (1..=16).collect::<Vec<_>>());
+    // Four sources, four versions each.
+    let docs = cat.list_documents(&DocQuery::default()).await.unwrap();
+    assert_eq!(docs.len(), 4);
+    assert!(docs.iter().all(|d| d.version == 4 && d.chunk_count == 1));
+    assert_eq!(cat.chunk_ids().await.unwrap().len(), 4);
+}

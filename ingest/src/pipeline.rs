@@ -1,0 +1,616 @@
+//! The ingest pipeline: one file in, one stored document version out.
+//!
+//! For each file: hash the bytes (sha256); if the store already holds this source for
+//! this tenant with the same hash and ACL, stop (`Unchanged`, nothing is written).
+//! Otherwise parse and chunk on a blocking thread under `catch_unwind` (a parser that
+//! panics fails this file only), embed every chunk text in one call (the embedder
+//! batches), and hand the document and its chunks to the [`DocumentStore`] in one write,
+//! which makes the new version visible atomically.
+
+use crate::chunk::{ChunkDraft, chunk};
+use crate::error::{IngestError, PanicMessage};
+use crate::parse::parse_inner;
+use cairn_core::{
+    Acl, DocId, DocumentStore, Embedder, NewChunk, NewDocument, Result, TokenCounter,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What happened to a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestStatus {
+    /// First version of this source for this tenant.
+    Added,
+    /// The content (or ACL) changed: a new version replaced the old one.
+    Updated,
+    /// Same bytes and ACL as the stored version: nothing was written.
+    Unchanged,
+}
+
+impl IngestStatus {
+    /// The status as it appears in JSON and CLI output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestStatus::Added => "added",
+            IngestStatus::Updated => "updated",
+            IngestStatus::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// The result of ingesting one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestOutcome {
+    pub doc_id: DocId,
+    pub source: String,
+    pub title: String,
+    pub status: IngestStatus,
+    /// The document version now stored.
+    pub version: i64,
+    /// Number of chunks of the stored version.
+    pub chunks: usize,
+    /// Chunks the embedder had to cut to its input limit (0 when unchanged).
+    pub truncated: usize,
+    pub pages: u32,
+}
+
+/// Runs the ingest pipeline against an embedder and a document store. Cheap to clone.
+#[derive(Clone)]
+pub struct Ingestor {
+    embedder: Arc<dyn Embedder>,
+    store: Arc<dyn DocumentStore>,
+    max_tokens: usize,
+}
+
+/// What the blocking half of the pipeline hands back.
+struct Prepared {
+    title: String,
+    mime: &'static str,
+    pages: u32,
+    drafts: Vec<ChunkDraft>,
+}
+
+impl Ingestor {
+    /// `max_tokens` is the chunk size; it is capped at the embedder's own input limit
+    /// (when the embedder reports one) so that chunks are not cut when embedded.
+    pub fn new(
+        embedder: Arc<dyn Embedder>,
+        store: Arc<dyn DocumentStore>,
+        max_tokens: usize,
+    ) -> Self {
+        let model_limit = embedder.max_tokens();
+        let max_tokens = if model_limit > 0 {
+            max_tokens.min(model_limit)
+        } else {
+            max_tokens
+        };
+        Ingestor {
+            embedder,
+            store,
+            max_tokens: max_tokens.max(1),
+        }
+    }
+
+    /// The chunk size in tokens actually used.
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// Reads a file and ingests it; its source is the canonical absolute path.
+    pub async fn ingest_path(&self, path: &Path, acl: &Acl) -> Result<IngestOutcome> {
+        let shown = path.display().to_string();
+        let canonical = tokio::fs::canonicalize(path)
+            .await
+            .map_err(|source| IngestError::Io {
+                path: shown.clone(),
+                source,
+            })?;
+        let source = canonical
+            .to_str()
+            .ok_or(IngestError::BadPath {
+                path: shown.clone(),
+                reason: "the path is not valid UTF-8",
+            })?
+            .to_string();
+        let bytes = tokio::fs::read(&canonical)
+            .await
+            .map_err(|source| IngestError::Io {
+                path: shown,
+                source,
+            })?;
+        self.ingest_bytes(&bytes, &source, acl).await
+    }
+
+    /// Ingests a file's bytes as the document at `(acl.tenant, source)`. The parser is
+    /// chosen by `source`'s file name.
+    pub async fn ingest_bytes(
+        &self,
+        bytes: &[u8],
+        source: &str,
+        acl: &Acl,
+    ) -> Result<IngestOutcome> {
+        let bytes: Arc<[u8]> = Arc::from(bytes);
+        let content_hash = {
+            let bytes = Arc::clone(&bytes);
+            tokio::task::spawn_blocking(move || hex::encode(Sha256::digest(&bytes)))
+                .await
+                .map_err(|e| {
+                    cairn_core::Error::internal("hashing the file failed").with_source(e)
+                })?
+        };
+        let existing = self.store.find_by_source(&acl.tenant, source).await?;
+        if let Some(doc) = &existing
+            && doc.content_hash == content_hash
+            && same_acl(&doc.acl, acl)
+        {
+            tracing::debug!(source, doc_id = %doc.id, "unchanged, skipped");
+            return Ok(IngestOutcome {
+                doc_id: doc.id.clone(),
+                source: source.to_string(),
+                title: doc.title.clone(),
+                status: IngestStatus::Unchanged,
+                version: doc.version,
+                chunks: doc.chunk_count as usize,
+                truncated: 0,
+                pages: doc.pages,
+            });
+        }
+
+        let file_name = Path::new(source)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(source)
+            .to_string();
+        let prepared = self.prepare(bytes, file_name.clone()).await?;
+        if prepared.drafts.is_empty() {
+            return Err(IngestError::NoChunks { file: file_name }.into());
+        }
+
+        let texts: Vec<String> = prepared.drafts.iter().map(|d| d.text.clone()).collect();
+        let embedded = self.embedder.embed(texts).await?;
+        if embedded.vectors.len() != prepared.drafts.len() {
+            return Err(IngestError::EmbedderContract {
+                expected: prepared.drafts.len(),
+                got: embedded.vectors.len(),
+            }
+            .into());
+        }
+        let truncated = embedded.truncated.iter().filter(|&&t| t).count();
+        let chunk_count = prepared.drafts.len();
+        let chunks: Vec<NewChunk> = prepared
+            .drafts
+            .into_iter()
+            .zip(embedded.vectors)
+            .map(|(d, embedding)| NewChunk {
+                text: d.text,
+                page: d.page,
+                span: d.span,
+                heading_path: d.heading_path,
+                token_count: d.token_count,
+                lang: d.lang,
+                embedding,
+            })
+            .collect();
+        let new_doc = NewDocument {
+            title: prepared.title,
+            source: source.to_string(),
+            mime: prepared.mime.to_string(),
+            content_hash,
+            acl: acl.clone(),
+            pages: prepared.pages,
+        };
+        let doc = self.store.put_document(new_doc, chunks).await?;
+        let status = if existing.is_some() {
+            IngestStatus::Updated
+        } else {
+            IngestStatus::Added
+        };
+        tracing::info!(source, doc_id = %doc.id, version = doc.version, chunks = chunk_count,
+            truncated, ?status, "ingested");
+        Ok(IngestOutcome {
+            doc_id: doc.id,
+            source: source.to_string(),
+            title: doc.title,
+            status,
+            version: doc.version,
+            chunks: chunk_count,
+            truncated,
+            pages: doc.pages,
+        })
+    }
+
+    /// Parses and chunks on the blocking pool; a panic becomes this file's error.
+    async fn prepare(&self, bytes: Arc<[u8]>, file_name: String) -> Result<Prepared> {
+        let embedder = Arc::clone(&self.embedder);
+        let max_tokens = self.max_tokens;
+        let name = file_name.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let parsed = parse_inner(&bytes, &name)?;
+                let counter: &dyn TokenCounter = &*embedder;
+                let drafts = chunk(&parsed, counter, max_tokens);
+                Ok::<_, IngestError>(Prepared {
+                    title: parsed.title,
+                    mime: parsed.mime,
+                    pages: parsed.pages,
+                    drafts,
+                })
+            }))
+        })
+        .await;
+        match joined {
+            Ok(Ok(prepared)) => Ok(prepared?),
+            Ok(Err(payload)) => {
+                let message = panic_message(payload.as_ref());
+                tracing::error!(file = %file_name, %message, "parser panicked");
+                Err(IngestError::Panicked {
+                    file: file_name,
+                    panic: PanicMessage(message),
+                }
+                .into())
+            }
+            Err(e) if e.is_panic() => {
+                let message = panic_message(e.into_panic().as_ref());
+                Err(IngestError::Panicked {
+                    file: file_name,
+                    panic: PanicMessage(message),
+                }
+                .into())
+            }
+            Err(_) => Err(IngestError::Cancelled { file: file_name }.into()),
+        }
+    }
+}
+
+/// Whether two ACLs grant the same access (group order and duplicates do not matter).
+fn same_acl(a: &Acl, b: &Acl) -> bool {
+    a.tenant == b.tenant && group_set(a) == group_set(b)
+}
+
+fn group_set(acl: &Acl) -> Vec<&str> {
+    let mut g: Vec<&str> = acl.groups.iter().map(String::as_str).collect();
+    g.sort_unstable();
+    g.dedup();
+    g
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::{Document, Embedded, ErrorKind, Seq};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts whitespace-separated words; returns fixed vectors; reports inputs over
+    /// `limit` words as truncated; panics on "PANIC" to stand in for a crashing parser.
+    struct FakeEmbedder {
+        limit: usize,
+        calls: AtomicUsize,
+    }
+    impl TokenCounter for FakeEmbedder {
+        fn count_tokens(&self, text: &str) -> usize {
+            assert!(!text.contains("PANIC"), "tokenizer exploded");
+            text.split_whitespace().count()
+        }
+    }
+    #[async_trait::async_trait]
+    impl Embedder for FakeEmbedder {
+        fn model_id(&self) -> &str {
+            "fake"
+        }
+        fn dims(&self) -> usize {
+            2
+        }
+        fn max_tokens(&self) -> usize {
+            self.limit
+        }
+        async fn embed(&self, texts: Vec<String>) -> Result<Embedded> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(Embedded {
+                truncated: texts
+                    .iter()
+                    .map(|t| t.split_whitespace().count() > self.limit)
+                    .collect(),
+                vectors: texts.iter().map(|_| vec![1.0, 0.0]).collect(),
+            })
+        }
+    }
+
+    /// Keeps documents in a Vec; counts writes.
+    #[derive(Default)]
+    struct MemStore {
+        docs: Mutex<Vec<(Document, Vec<NewChunk>)>>,
+        writes: AtomicUsize,
+    }
+    #[async_trait::async_trait]
+    impl DocumentStore for MemStore {
+        async fn find_by_source(&self, tenant: &str, source: &str) -> Result<Option<Document>> {
+            let docs = self.docs.lock().unwrap();
+            Ok(docs
+                .iter()
+                .find(|(d, _)| d.acl.tenant == tenant && d.source == source)
+                .map(|(d, _)| d.clone()))
+        }
+        async fn put_document(&self, doc: NewDocument, chunks: Vec<NewChunk>) -> Result<Document> {
+            let seq = self.writes.fetch_add(1, Ordering::SeqCst) as i64 + 1;
+            let mut docs = self.docs.lock().unwrap();
+            let old = docs
+                .iter()
+                .position(|(d, _)| d.acl.tenant == doc.acl.tenant && d.source == doc.source);
+            let (id, version, created_at) = match old {
+                Some(i) => {
+                    let (d, _) = docs.remove(i);
+                    (d.id, d.version + 1, d.created_at)
+                }
+                None => (DocId(format!("doc-{seq}")), 1, seq),
+            };
+            let stored = Document {
+                id,
+                title: doc.title,
+                source: doc.source,
+                mime: doc.mime,
+                content_hash: doc.content_hash,
+                version,
+                acl: doc.acl,
+                pages: doc.pages,
+                chunk_count: chunks.len() as u32,
+                created_at,
+                updated_at: seq,
+                seq: Seq(seq),
+            };
+            docs.push((stored.clone(), chunks));
+            Ok(stored)
+        }
+        async fn delete_document(&self, _id: &DocId) -> Result<Seq> {
+            unreachable!("ingest never deletes")
+        }
+    }
+
+    fn setup(limit: usize, max_tokens: usize) -> (Ingestor, Arc<MemStore>, Arc<FakeEmbedder>) {
+        let store = Arc::new(MemStore::default());
+        let embedder = Arc::new(FakeEmbedder {
+            limit,
+            calls: AtomicUsize::new(0),
+        });
+        let ingestor = Ingestor::new(embedder.clone(), store.clone(), max_tokens);
+        (ingestor, store, embedder)
+    }
+
+    fn acme() -> Acl {
+        Acl::tenant_wide("acme")
+    }
+
+    #[tokio::test]
+    async fn added_then_unchanged_then_updated() {
+        let (ing, store, embedder) = setup(100, 100);
+        let v1 = b"# Policy\n\nRemote work is allowed.\n";
+        let out = ing.ingest_bytes(v1, "hr/policy.md", &acme()).await.unwrap();
+        assert_eq!(out.status, IngestStatus::Added);
+        assert_eq!((out.version, out.chunks, out.pages), (1, 1, 1));
+        assert_eq!(out.title, "Policy");
+        assert_eq!(store.writes.load(Ordering::SeqCst), 1);
+
+        let again = ing.ingest_bytes(v1, "hr/policy.md", &acme()).await.unwrap();
+        assert_eq!(again.status, IngestStatus::Unchanged);
+        assert_eq!(
+            (again.doc_id.clone(), again.version, again.chunks),
+            (out.doc_id.clone(), 1, 1)
+        );
+        assert_eq!(
+            store.writes.load(Ordering::SeqCst),
+            1,
+            "unchanged must not write"
+        );
+        assert_eq!(
+            embedder.calls.load(Ordering::SeqCst),
+            1,
+            "unchanged must not embed"
+        );
+
+        let v2 = b"# Policy\n\nRemote work is allowed.\n\n## Hours\n\nCore hours are 10-4.\n";
+        let upd = ing.ingest_bytes(v2, "hr/policy.md", &acme()).await.unwrap();
+        assert_eq!(upd.status, IngestStatus::Updated);
+        assert_eq!((upd.doc_id, upd.version, upd.chunks), (out.doc_id, 2, 2));
+
+        // the same bytes under another tenant are a different document
+        let other = ing
+            .ingest_bytes(v1, "hr/policy.md", &Acl::tenant_wide("globex"))
+            .await
+            .unwrap();
+        assert_eq!(other.status, IngestStatus::Added);
+    }
+
+    #[tokio::test]
+    async fn an_acl_change_is_an_update() {
+        let (ing, store, _) = setup(100, 100);
+        let bytes = b"salary bands";
+        let hr = Acl {
+            tenant: "acme".into(),
+            groups: vec!["hr".into(), "legal".into()],
+        };
+        ing.ingest_bytes(bytes, "bands.txt", &hr).await.unwrap();
+        let reordered = Acl {
+            tenant: "acme".into(),
+            groups: vec!["legal".into(), "hr".into()],
+        };
+        let same = ing
+            .ingest_bytes(bytes, "bands.txt", &reordered)
+            .await
+            .unwrap();
+        assert_eq!(same.status, IngestStatus::Unchanged);
+        let hr_only = Acl {
+            tenant: "acme".into(),
+            groups: vec!["hr".into()],
+        };
+        let upd = ing
+            .ingest_bytes(bytes, "bands.txt", &hr_only)
+            .await
+            .unwrap();
+        assert_eq!(upd.status, IngestStatus::Updated);
+        assert_eq!(store.docs.lock().unwrap()[0].0.acl, hr_only);
+    }
+
+    #[tokio::test]
+    async fn chunks_reach_the_store_with_exact_spans() {
+        let (ing, store, _) = setup(100, 4);
+        let src =
+            "Title line here\n\nalpha beta gamma delta epsilon. zeta eta.\x0csecond page text\n";
+        let out = ing
+            .ingest_bytes(src.as_bytes(), "/data/notes.txt", &acme())
+            .await
+            .unwrap();
+        assert_eq!(out.pages, 2);
+        let docs = store.docs.lock().unwrap();
+        let (doc, chunks) = &docs[0];
+        assert_eq!(doc.mime, "text/plain");
+        assert_eq!(
+            doc.content_hash,
+            hex::encode(Sha256::digest(src.as_bytes()))
+        );
+        assert_eq!(doc.title, "Title line here");
+        assert_eq!(chunks.len(), out.chunks);
+        for c in chunks {
+            assert_eq!(c.text, &src[c.span.start..c.span.end]);
+            assert!(c.token_count <= 4);
+            assert_eq!(c.embedding, vec![1.0, 0.0]);
+        }
+        assert_eq!(
+            chunks.last().map(|c| (c.text.as_str(), c.page)),
+            Some(("second page text", 2))
+        );
+    }
+
+    #[tokio::test]
+    async fn chunk_size_is_capped_at_the_model_limit_and_truncation_is_reported() {
+        let (ing, _, _) = setup(3, 100);
+        assert_eq!(ing.max_tokens(), 3);
+
+        // a model that reports no limit leaves the chunk size alone, and the embedder's
+        // own truncation is counted
+        let (ing, _, _) = setup(0, 100);
+        assert_eq!(ing.max_tokens(), 100);
+        let store = Arc::new(MemStore::default());
+        let embedder = Arc::new(FakeEmbedder {
+            limit: 2,
+            calls: AtomicUsize::new(0),
+        });
+        let ing = Ingestor {
+            embedder,
+            store,
+            max_tokens: 10,
+        };
+        let out = ing
+            .ingest_bytes(b"one two three\n\n\x0cfour", "t.txt", &acme())
+            .await
+            .unwrap();
+        assert_eq!((out.chunks, out.truncated), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn bad_files_fail_alone_and_write_nothing() {
+        let (ing, store, embedder) = setup(100, 100);
+        let e = ing
+            .ingest_bytes(b"%PDF-1.4", "scan.pdf", &acme())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::User, "scan.pdf: PDF is not supported yet")
+        );
+
+        let e = ing
+            .ingest_bytes(b"# Only\n\n## Headings\n", "/x/h.md", &acme())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::User);
+        assert_eq!(e.message, "h.md: the document has no indexable text");
+
+        let e = ing
+            .ingest_bytes(b"fine text then PANIC", "/x/boom.txt", &acme())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Internal);
+        assert!(
+            e.message.starts_with("boom.txt: the parser failed"),
+            "{}",
+            e.message
+        );
+        assert!(e.to_string().contains("tokenizer exploded"), "{e}");
+
+        assert_eq!(store.writes.load(Ordering::SeqCst), 0);
+        assert_eq!(embedder.calls.load(Ordering::SeqCst), 0);
+        // the ingestor still works after a panic
+        let ok = ing
+            .ingest_bytes(b"fine", "fine.txt", &acme())
+            .await
+            .unwrap();
+        assert_eq!(ok.status, IngestStatus::Added);
+    }
+
+    #[tokio::test]
+    async fn ingest_path_uses_the_canonical_path_as_source() {
+        let (ing, _, _) = setup(100, 100);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("guide.md");
+        std::fs::write(&file, "# Guide\n\nStep one.\n").unwrap();
+        let roundabout = dir.path().join(".").join("guide.md");
+        let out = ing.ingest_path(&roundabout, &acme()).await.unwrap();
+        let canonical = std::fs::canonicalize(&file).unwrap();
+        assert_eq!(out.source, canonical.to_str().unwrap());
+        assert_eq!(out.title, "Guide");
+        let again = ing.ingest_path(&canonical, &acme()).await.unwrap();
+        assert_eq!(again.status, IngestStatus::Unchanged);
+
+        let e = ing
+            .ingest_path(&dir.path().join("missing.txt"), &acme())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert!(
+            e.message.ends_with("missing.txt: no such file"),
+            "{}",
+            e.message
+        );
+        let e = ing.ingest_path(dir.path(), &acme()).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::User, "{}", e.message);
+    }
+
+    #[test]
+    fn outcome_serialises_in_snake_case() {
+        let out = IngestOutcome {
+            doc_id: DocId::from("d1"),
+            source: "a.md".into(),
+            title: "A".into(),
+            status: IngestStatus::Unchanged,
+            version: 3,
+            chunks: 2,
+            truncated: 0,
+            pages: 1,
+        };
+        let json = serde_json::to_value(&out).unwrap();
+        assert_eq!(json["doc_id"], "d1");
+        assert_eq!(json["status"], "unchanged");
+        for st in [
+            IngestStatus::Added,
+            IngestStatus::Updated,
+            IngestStatus::Unchanged,
+        ] {
+            assert_eq!(serde_json::to_value(st).unwrap(), st.as_str());
+        }
+        assert_eq!(json["version"], 3);
+    }
+}

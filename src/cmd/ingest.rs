@@ -1,0 +1,167 @@
+//! `cairn ingest`: add or update files and folders. Each file is acknowledged (a line on
+//! stdout) only once it is in the catalog and every index; a file that fails is reported
+//! and skipped, and the exit code says something failed.
+
+use crate::app::App;
+use crate::output::{Printer, Render};
+use cairn_core::{Acl, Config};
+use cairn_ingest::{IngestOutcome, IngestStatus};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// File extensions picked up when walking a folder (named files are always tried).
+const WALK_EXTENSIONS: &[&str] = &["md", "markdown", "txt", "text"];
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Files or folders (folders are walked for .md, .markdown, .txt, .text)
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Print a JSON summary instead of a line per file
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct FailedFile {
+    path: String,
+    error: String,
+}
+
+#[derive(Serialize, Default)]
+struct Summary {
+    added: usize,
+    updated: usize,
+    unchanged: usize,
+    failed: Vec<FailedFile>,
+    chunks: usize,
+    truncated_chunks: usize,
+    duration_ms: f64,
+    documents: Vec<IngestOutcome>,
+}
+
+impl Render for Summary {
+    fn human(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "{} added, {} updated, {} unchanged, {} failed; {} chunks in {:.1} s",
+            self.added,
+            self.updated,
+            self.unchanged,
+            self.failed.len(),
+            self.chunks,
+            self.duration_ms / 1000.0
+        )?;
+        if self.truncated_chunks > 0 {
+            writeln!(
+                out,
+                "note: {} chunks were longer than the embedder's limit and were truncated",
+                self.truncated_chunks
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Expands folders into the files under them, sorted; hidden entries are skipped.
+fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = e.path();
+            if e.file_type()?.is_dir() {
+                walk(&path, out)?;
+            } else if path
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| WALK_EXTENSIONS.contains(&x.to_ascii_lowercase().as_str()))
+            {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        if meta.is_dir() {
+            walk(p, &mut files)
+                .map_err(|e| anyhow::anyhow!("reading folder {}: {e}", p.display()))?;
+        } else {
+            files.push(p.clone());
+        }
+    }
+    Ok(files)
+}
+
+pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Result<ExitCode> {
+    let files = collect(&args.paths)?;
+    let app = App::open(config).await?;
+    let acl = Acl {
+        tenant: app.config.tenant.clone(),
+        groups: groups.to_vec(),
+    };
+    let started = Instant::now();
+    let bar = ProgressBar::new(files.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut summary = Summary::default();
+    for path in &files {
+        bar.set_message(path.display().to_string());
+        match app.ingestor.ingest_path(path, &acl).await {
+            Ok(outcome) => {
+                match outcome.status {
+                    IngestStatus::Added => summary.added += 1,
+                    IngestStatus::Updated => summary.updated += 1,
+                    IngestStatus::Unchanged => summary.unchanged += 1,
+                }
+                summary.chunks += outcome.chunks;
+                summary.truncated_chunks += outcome.truncated;
+                if !args.json {
+                    // The acknowledgement: this document is durable and searchable.
+                    bar.suspend(|| {
+                        println!(
+                            "{:<9} {}  {} chunks  {}",
+                            outcome.status.as_str(),
+                            outcome.doc_id,
+                            outcome.chunks,
+                            outcome.source
+                        );
+                        let _ = io::stdout().flush();
+                    });
+                }
+                summary.documents.push(outcome);
+            }
+            Err(e) => {
+                bar.suspend(|| eprintln!("failed    {}: {e}", path.display()));
+                summary.failed.push(FailedFile {
+                    path: path.display().to_string(),
+                    error: e.to_string(),
+                });
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    app.store.flush().await?;
+    summary.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Printer::new(args.json).print(&summary)?;
+    Ok(if summary.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,6 @@
+//! One module per command: each builds its inputs, calls library crates, and prints.
+
+pub mod docs;
+pub mod ingest;
+pub mod search;
+pub mod serve;

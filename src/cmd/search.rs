@@ -1,0 +1,105 @@
+//! `cairn search`: hybrid (or BM25-only, dense-only) search from the terminal.
+
+use crate::app::App;
+use crate::output::{Printer, Render, snippet};
+use cairn_core::{Config, DocId, SearchFilter, SearchMode, SearchRequest, SearchResponse};
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The question or keywords
+    query: String,
+    /// Number of results
+    #[arg(short = 'k', long, default_value_t = 10)]
+    top_k: usize,
+    /// Retrievers to use
+    #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
+    mode: Mode,
+    /// Only these documents (repeatable)
+    #[arg(long = "doc", value_name = "DOC_ID")]
+    docs: Vec<String>,
+    /// Only documents whose source starts with this
+    #[arg(long, value_name = "PREFIX")]
+    source_prefix: Option<String>,
+    /// Print JSON (the same shape as POST /v1/search)
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Mode {
+    Bm25,
+    Dense,
+    Hybrid,
+}
+
+impl From<Mode> for SearchMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Bm25 => SearchMode::Bm25,
+            Mode::Dense => SearchMode::Dense,
+            Mode::Hybrid => SearchMode::Hybrid,
+        }
+    }
+}
+
+impl Render for SearchResponse {
+    fn human(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.results.is_empty() {
+            writeln!(out, "no results")?;
+        }
+        for (i, h) in self.results.iter().enumerate() {
+            let section = if h.heading_path.is_empty() {
+                String::new()
+            } else {
+                format!(" § {}", h.heading_path.join(" › "))
+            };
+            let mut why = Vec::new();
+            if let Some(b) = h.bm25 {
+                why.push(format!("bm25 #{}", b.rank));
+            }
+            if let Some(d) = h.dense {
+                why.push(format!("dense #{}", d.rank));
+            }
+            writeln!(
+                out,
+                "{:>2}. {} — p.{}{}  [score {:.4}; {}]",
+                i + 1,
+                h.title,
+                h.page,
+                section,
+                h.score,
+                why.join(", ")
+            )?;
+            writeln!(
+                out,
+                "    {}  bytes {}..{}  doc {}",
+                h.source, h.span.start, h.span.end, h.doc_id
+            )?;
+            writeln!(out, "    {}", snippet(&h.text, 200))?;
+        }
+        writeln!(
+            out,
+            "{} results in {:.1} ms",
+            self.results.len(),
+            self.took_ms
+        )
+    }
+}
+
+pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Result<ExitCode> {
+    let app = App::open(config).await?;
+    let req = SearchRequest {
+        query: args.query,
+        top_k: Some(args.top_k),
+        mode: args.mode.into(),
+        filter: SearchFilter {
+            doc_ids: (!args.docs.is_empty()).then(|| args.docs.into_iter().map(DocId).collect()),
+            source_prefix: args.source_prefix,
+        },
+    };
+    let resp = app.retriever.search(&req, &app.principal(groups)).await?;
+    Printer::new(args.json).print(&resp)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,89 @@
+//! `cairn serve`: the HTTP server. It opens the data dir, prints the address it listens on,
+//! flushes the vector index in the background and on shutdown (Ctrl-C or SIGTERM).
+
+use crate::app::App;
+use anyhow::Context;
+use cairn_core::{Catalog, Config, DocumentStore};
+use cairn_web::AppState;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Address to listen on, e.g. 127.0.0.1:7700 (port 0 picks a free port)
+    #[arg(long, env = "CAIRN_ADDR", value_name = "HOST:PORT")]
+    addr: Option<String>,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = args.addr {
+        config.server.addr = addr;
+    }
+    let addr = config.server.addr.clone();
+    let app = App::open(config).await?;
+    let catalog: Arc<dyn Catalog> = app.store.catalog();
+    let store: Arc<dyn DocumentStore> = app.store.clone();
+    let state = AppState {
+        retriever: app.retriever.clone(),
+        ingestor: app.ingestor.clone(),
+        catalog,
+        store,
+        principal: app.principal(&[]),
+        max_body_bytes: app.config.server.max_body_bytes,
+    };
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(data_dir = %app.config.data_dir.display(), "serving");
+    tracing::info!(
+        "generation is not configured yet: /v1/search answers with cited passages; see README for models"
+    );
+    println!("cairn listening on http://{local}");
+
+    // Background flush of the vector index snapshot; indexes are rebuilt from the catalog
+    // after a crash anyway, this only shortens the catch-up.
+    let flusher = {
+        let store = app.store.clone();
+        tokio::spawn(async move {
+            let mut last = store.visible_seq();
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                let now = store.visible_seq();
+                if now != last {
+                    match store.flush().await {
+                        Ok(()) => last = now,
+                        Err(e) => tracing::warn!(error = %e, "background flush failed"),
+                    }
+                }
+            }
+        })
+    };
+    axum::serve(listener, cairn_web::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server error")?;
+    flusher.abort();
+    app.store.flush().await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -32,10 +32,9 @@ pub fn load(file: Option<&Path>) -> Result<Config> {
         None => fig = fig.merge(Toml::file("cairn.toml")),
     }
     let env = Env::prefixed("CAIRN_").split("__").filter(|k| {
-        // The key may come before or after `__` becomes `.`.
-        let first = k.as_str().split(['.']).next().unwrap_or_default();
-        let first = first.split("__").next().unwrap_or_default();
-        KEYS.contains(&first)
+        // Keys arrive with `__` already turned into `.`, in their original case.
+        let first = k.as_str().split('.').next().unwrap_or_default();
+        KEYS.iter().any(|key| key.eq_ignore_ascii_case(first))
     });
     fig = fig.merge(env);
     fig.extract().context("invalid configuration")

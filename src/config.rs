@@ -41,6 +41,7 @@ pub fn load(file: Option<&Path>) -> Result<Config> {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail API returns its own large error type
 mod tests {
     use super::*;
 

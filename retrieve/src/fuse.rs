@@ -9,18 +9,21 @@
 use cairn_core::{Candidate, ChunkId};
 use std::collections::HashMap;
 
+/// Per input list, the (1-based rank, score) of a chunk there, if present.
+pub type Sources = Vec<Option<(usize, f32)>>;
+
 /// A fused candidate: its fused score and where it stood in each input list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fused {
     pub chunk_id: ChunkId,
     pub score: f32,
     /// For each input list, the 1-based rank and score of this chunk there, if present.
-    pub sources: Vec<Option<(usize, f32)>>,
+    pub sources: Sources,
 }
 
-fn collect(lists: &[&[Candidate]]) -> (Vec<ChunkId>, HashMap<ChunkId, Vec<Option<(usize, f32)>>>) {
+fn collect(lists: &[&[Candidate]]) -> (Vec<ChunkId>, HashMap<ChunkId, Sources>) {
     let mut order = Vec::new();
-    let mut seen: HashMap<ChunkId, Vec<Option<(usize, f32)>>> = HashMap::new();
+    let mut seen: HashMap<ChunkId, Sources> = HashMap::new();
     for (li, list) in lists.iter().enumerate() {
         for (i, c) in list.iter().enumerate() {
             let entry = seen.entry(c.chunk_id).or_insert_with(|| {
@@ -38,7 +41,7 @@ fn collect(lists: &[&[Candidate]]) -> (Vec<ChunkId>, HashMap<ChunkId, Vec<Option
 
 fn finish(
     order: Vec<ChunkId>,
-    mut seen: HashMap<ChunkId, Vec<Option<(usize, f32)>>>,
+    mut seen: HashMap<ChunkId, Sources>,
     score: impl Fn(&[Option<(usize, f32)>]) -> f32,
 ) -> Vec<Fused> {
     let mut out: Vec<Fused> = order

@@ -226,6 +226,27 @@ fn reingest_update_delete_and_restart() {
     let verify = json(&ok(cairn(&data).args(["docs", "verify", "--json"])));
     assert_eq!(verify["consistent"], true, "{verify}");
 
+    // A file that is not text in any supported encoding: a clear per-file error, exit 1,
+    // and nothing stored changes.
+    let before = json(&ok(cairn(&data).args(["docs", "list", "--json"])));
+    let broken = tmp.path().join("broken.txt");
+    std::fs::write(
+        &broken,
+        [0xffu8, 0xfe, 0x00, 0xd8, 0x00, 0x00, 0xc3, 0x28, 0x00],
+    )
+    .unwrap();
+    let out = cairn(&data).arg("ingest").arg(&broken).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("broken.txt") && stderr.contains("encoding"),
+        "{stderr}"
+    );
+    assert_eq!(
+        json(&ok(cairn(&data).args(["docs", "list", "--json"]))),
+        before
+    );
+
     // Restart (a new process each time): everything else is still there.
     let listed = json(&ok(cairn(&data).args(["docs", "list", "--json"])));
     assert_eq!(listed["documents"].as_array().unwrap().len(), files - 1);

@@ -57,10 +57,10 @@ fn ingest_and_kill(data: &Path, docs: &Path, after: Duration) -> Vec<String> {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let mut parts = line.split_whitespace();
-                if matches!(parts.next(), Some("added" | "updated" | "unchanged")) {
-                    if let Some(source) = line.split_whitespace().last() {
-                        acked.lock().unwrap().push(source.to_string());
-                    }
+                if matches!(parts.next(), Some("added" | "updated" | "unchanged"))
+                    && let Some(source) = parts.last()
+                {
+                    acked.lock().unwrap().push(source.to_string());
                 }
             }
         })

@@ -1,7 +1,9 @@
 //! End-to-end tests of the whole system: the real `cairn` binary, on the real models and
 //! storage, over the small corpus the project ships in `tests/fixtures/corpus`.
 
+mod acl;
 mod cli;
 mod crash;
+mod models;
 mod rest;
 mod support;

@@ -165,7 +165,7 @@ pub fn send(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16
     let mut resp = resp.expect("http request");
     let status = resp.status().as_u16();
     let text = resp.body_mut().read_to_string().unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text));
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, body)
 }
 

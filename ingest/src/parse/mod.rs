@@ -11,7 +11,10 @@
 //! (UTF-8, UTF-16 with BOM; newlines normalised).
 
 mod decode;
+mod docx;
+mod html;
 mod markdown;
+mod pdf;
 mod text;
 
 use crate::error::IngestError;
@@ -73,6 +76,17 @@ pub(crate) fn parse_inner(bytes: &[u8], file_name: &str) -> Result<Parsed, Inges
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
+    let stem = file_stem(file_name);
+    // Structured formats with parsers of their own, by extension or by magic bytes.
+    if ext == "pdf" || bytes.starts_with(b"%PDF-") {
+        return pdf::parse(bytes, &file, &stem);
+    }
+    if ext == "docx" {
+        return docx::parse(bytes, &file, &stem);
+    }
+    if matches!(ext.as_str(), "html" | "htm" | "xhtml") {
+        return html::parse(bytes, &file, &stem);
+    }
     if let Some(format) = binary_format(&ext, bytes) {
         return Err(IngestError::Unsupported {
             file,
@@ -84,7 +98,6 @@ pub(crate) fn parse_inner(bytes: &[u8], file_name: &str) -> Result<Parsed, Inges
     if text.trim().is_empty() {
         return Err(IngestError::Empty { file });
     }
-    let stem = file_stem(file_name);
     let parsed = match ext.as_str() {
         "md" | "markdown" | "mdown" | "mkd" | "mkdn" => markdown::parse(text, &stem),
         _ => text::parse(text, &stem),

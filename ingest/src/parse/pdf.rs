@@ -1,0 +1,11 @@
+//! PDF parsing (not implemented yet: refused with a clear error).
+
+use super::Parsed;
+use crate::error::IngestError;
+
+pub(crate) fn parse(_bytes: &[u8], file: &str, _stem: &str) -> Result<Parsed, IngestError> {
+    Err(IngestError::Unsupported {
+        file: file.to_string(),
+        format: "PDF".to_string(),
+    })
+}

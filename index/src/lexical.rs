@@ -13,6 +13,7 @@
 //! makes `flush` a no-op. A directory that cannot be opened is moved aside and the index
 //! starts empty at `Seq(0)`, to be rebuilt from the catalog.
 
+use crate::blocking;
 use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -454,12 +455,6 @@ impl Inner {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal("lexical index: worker task failed").with_source(e))?
-}
-
 #[async_trait]
 impl DerivedIndex for TantivyIndex {
     fn name(&self) -> &'static str {
@@ -472,7 +467,7 @@ impl DerivedIndex for TantivyIndex {
 
     async fn apply(&self, batch: IndexBatch) -> Result<()> {
         let inner = self.inner.clone();
-        blocking(move || inner.apply(batch)).await
+        blocking("lexical index", move || inner.apply(batch)).await
     }
 
     /// Every `apply` ends in a tantivy commit that carries its sequence number, so there is
@@ -487,7 +482,7 @@ impl DerivedIndex for TantivyIndex {
 
     async fn live_chunk_ids(&self) -> Result<Vec<ChunkId>> {
         let inner = self.inner.clone();
-        blocking(move || inner.live_chunk_ids()).await
+        blocking("lexical index", move || inner.live_chunk_ids()).await
     }
 }
 
@@ -497,7 +492,7 @@ impl LexicalIndex for TantivyIndex {
         let inner = self.inner.clone();
         let query = query.to_string();
         let scope = scope.clone();
-        blocking(move || inner.search(&query, k, &scope)).await
+        blocking("lexical index", move || inner.search(&query, k, &scope)).await
     }
 }
 

@@ -33,3 +33,14 @@ pub use lexical::TantivyIndex;
 pub use lock::DataDirLock;
 pub use store::{ConsistencyReport, IndexConsistency, Store, StoreOptions};
 pub use vector::HnswStore;
+
+/// Runs sync index work on the blocking pool; a panicked or cancelled task is an internal
+/// error naming `what`.
+pub(crate) async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> cairn_core::Result<T> + Send + 'static,
+) -> cairn_core::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        cairn_core::Error::internal(format!("{what}: worker task failed")).with_source(e)
+    })?
+}

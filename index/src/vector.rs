@@ -22,6 +22,7 @@
 //! and borrows its loader, so it is not used). A missing, corrupt or mismatched snapshot opens
 //! empty at `Seq(0)`, to be rebuilt from the catalog.
 
+use crate::blocking;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -383,7 +384,7 @@ impl HnswStore {
     /// Rebuilds the graph from the live points only, dropping every tombstone.
     pub async fn compact(&self) -> Result<()> {
         let inner = self.inner.clone();
-        blocking(move || {
+        blocking("vector store", move || {
             let mut state = inner.state.write().map_err(|_| poisoned())?;
             state.compact();
             inner.generation.fetch_add(1, Ordering::AcqRel);
@@ -661,12 +662,6 @@ fn load_snapshot(dir: &Path, dims: usize) -> Result<Option<(State, Seq)>> {
     Ok(Some((state, applied)))
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal("vector store: worker task failed").with_source(e))?
-}
-
 #[async_trait]
 impl DerivedIndex for HnswStore {
     fn name(&self) -> &'static str {
@@ -679,12 +674,12 @@ impl DerivedIndex for HnswStore {
 
     async fn apply(&self, batch: IndexBatch) -> Result<()> {
         let inner = self.inner.clone();
-        blocking(move || inner.apply(batch)).await
+        blocking("vector store", move || inner.apply(batch)).await
     }
 
     async fn flush(&self) -> Result<()> {
         let inner = self.inner.clone();
-        blocking(move || inner.flush()).await
+        blocking("vector store", move || inner.flush()).await
     }
 
     fn live_count(&self) -> usize {
@@ -693,7 +688,7 @@ impl DerivedIndex for HnswStore {
 
     async fn live_chunk_ids(&self) -> Result<Vec<ChunkId>> {
         let inner = self.inner.clone();
-        blocking(move || {
+        blocking("vector store", move || {
             let state = inner.state.read().map_err(|_| poisoned())?;
             let mut ids: Vec<ChunkId> = state.by_chunk.keys().copied().collect();
             ids.sort_unstable();
@@ -709,7 +704,7 @@ impl VectorStore for HnswStore {
         let inner = self.inner.clone();
         let vector = vector.to_vec();
         let scope = scope.clone();
-        blocking(move || inner.search(&vector, k, &scope)).await
+        blocking("vector store", move || inner.search(&vector, k, &scope)).await
     }
 }
 

@@ -40,8 +40,10 @@ pub struct Cli {
 enum Command {
     /// Run the HTTP server: REST API under /v1
     Serve(cmd::serve::Args),
-    /// Add or update documents (files or folders of .md/.txt)
+    /// Add or update documents (files or folders: Markdown, text, HTML, DOCX, PDF)
     Ingest(cmd::ingest::Args),
+    /// Re-index folders: add new files, update changed ones, delete vanished ones (for cron)
+    Reindex(cmd::reindex::Args),
     /// Search the indexed documents
     Search(cmd::search::Args),
     /// List, show, delete or verify documents
@@ -49,6 +51,9 @@ enum Command {
         #[command(subcommand)]
         command: cmd::docs::Command,
     },
+    /// Parse one file in an isolated child process (internal)
+    #[command(hide = true)]
+    ParseWorker(cmd::parse_worker::Args),
 }
 
 fn init_logging(verbose: u8) {
@@ -87,6 +92,16 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::ParseWorker(args) = &cli.command {
+        return cmd::parse_worker::run(args);
+    }
+    // Risky parsers (PDF) run in a child process: this binary's hidden parse-worker.
+    match cairn_ingest::isolate::Isolation::current_exe() {
+        Ok(iso) => {
+            let _ = cairn_ingest::isolate::set_isolation(iso);
+        }
+        Err(e) => eprintln!("warning: cannot isolate parsers (parsing in-process): {e}"),
+    }
     init_logging(
         cli.verbose
             .max(if matches!(cli.command, Command::Serve(_)) {
@@ -129,8 +144,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => cmd::serve::run(config, args).await,
         Command::Ingest(args) => cmd::ingest::run(config, &groups, args).await,
+        Command::Reindex(args) => cmd::reindex::run(config, &groups, args).await,
         Command::Search(args) => cmd::search::run(config, &groups, args).await,
         Command::Docs { command } => cmd::docs::run(config, &groups, command).await,
+        Command::ParseWorker(args) => Ok(cmd::parse_worker::run(&args)),
     }
 }
 

@@ -13,8 +13,28 @@ pub enum IngestError {
     Unsupported { file: String, format: String },
 
     /// The bytes are not text in any encoding cairn decodes.
-    #[error("{file}: not valid text in any supported encoding (UTF-8, UTF-16 with BOM)")]
+    #[error(
+        "{file}: not valid text in any supported encoding (UTF-8, UTF-16, GB18030/GBK, \
+         Big5, Shift_JIS, EUC-KR, Windows-1252/Latin-1 and other single-byte code pages)"
+    )]
     Encoding { file: String },
+
+    /// The file is not a readable DOCX (not a ZIP, no `word/document.xml`, broken XML).
+    #[error("{file}: not a valid DOCX file ({reason})")]
+    NotDocx { file: String, reason: String },
+
+    /// An archive that would inflate past cairn's limits (a zip bomb, or just too big).
+    #[error("{file}: refused, the archive is too large when unpacked ({reason})")]
+    ZipBomb { file: String, reason: String },
+
+    /// A PDF that cannot be read: encrypted, malformed, no text layer, or every extractor
+    /// failed on it (timed out, crashed); `reason` says which.
+    #[error("{file}: {reason}")]
+    Pdf { file: String, reason: String },
+
+    /// A document nested so deeply that parsing it would take unreasonably long.
+    #[error("{file}: the document is nested more than {limit} levels deep")]
+    TooDeep { file: String, limit: usize },
 
     /// The file holds no text at all (or only whitespace).
     #[error("{file}: empty document")]
@@ -65,7 +85,11 @@ impl IngestError {
         match self {
             IngestError::Unsupported { .. }
             | IngestError::Encoding { .. }
+            | IngestError::NotDocx { .. }
+            | IngestError::ZipBomb { .. }
+            | IngestError::TooDeep { .. }
             | IngestError::Empty { .. }
+            | IngestError::Pdf { .. }
             | IngestError::NoChunks { .. }
             | IngestError::BadPath { .. } => ErrorKind::User,
             IngestError::Io { source, .. } => match source.kind() {

@@ -39,8 +39,11 @@
 
 pub mod chunk;
 mod error;
+pub mod isolate;
 pub mod parse;
 pub mod pipeline;
+pub mod reindex;
+pub mod walk;
 
 pub use chunk::{CHUNKER_VERSION, ChunkDraft, chunk};
 pub use error::{IngestError, PanicMessage};

@@ -5,20 +5,21 @@
 use crate::app::App;
 use crate::output::{Printer, Render};
 use cairn_core::{Acl, Config};
+use cairn_ingest::walk::Walker;
 use cairn_ingest::{IngestOutcome, IngestStatus};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-/// File extensions picked up when walking a folder (named files are always tried).
-const WALK_EXTENSIONS: &[&str] = &["md", "markdown", "txt", "text"];
+// Folders are walked by `cairn_ingest::walk::Walker`; the extensions it takes are the one
+// list `cairn_ingest::walk::DEFAULT_EXTENSIONS` (named files are always tried).
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Files or folders (folders are walked for .md, .markdown, .txt, .text)
+    /// Files or folders (folders are walked for .md, .markdown, .txt, .text, .html, .htm, .docx, .pdf)
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
     /// Print a JSON summary instead of a line per file
@@ -67,35 +68,19 @@ impl Render for Summary {
     }
 }
 
-/// Expands folders into the files under them, sorted; hidden entries are skipped.
+/// Expands folders into the files under them, sorted; hidden entries and symbolic links
+/// inside folders are skipped.
 fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let name = e.file_name();
-            if name.to_string_lossy().starts_with('.') {
-                continue;
-            }
-            let path = e.path();
-            if e.file_type()?.is_dir() {
-                walk(&path, out)?;
-            } else if path
-                .extension()
-                .and_then(|x| x.to_str())
-                .is_some_and(|x| WALK_EXTENSIONS.contains(&x.to_ascii_lowercase().as_str()))
-            {
-                out.push(path);
-            }
-        }
-        Ok(())
-    }
+    let walker = Walker::default();
     let mut files = Vec::new();
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
         if meta.is_dir() {
-            walk(p, &mut files)
-                .map_err(|e| anyhow::anyhow!("reading folder {}: {e}", p.display()))?;
+            let walked = walker.walk(p)?;
+            if let Some(u) = walked.unreadable.first() {
+                anyhow::bail!("reading folder {}: {}", u.path.display(), u.error);
+            }
+            files.extend(walked.files);
         } else {
             files.push(p.clone());
         }

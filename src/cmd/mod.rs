@@ -2,5 +2,7 @@
 
 pub mod docs;
 pub mod ingest;
+pub mod parse_worker;
+pub mod reindex;
 pub mod search;
 pub mod serve;

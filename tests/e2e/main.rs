@@ -5,5 +5,7 @@ mod acl;
 mod cli;
 mod crash;
 mod models;
+mod pdf;
+mod reindex;
 mod rest;
 mod support;

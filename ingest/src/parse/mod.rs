@@ -8,13 +8,14 @@
 //!
 //! [`parse`] picks a parser by file extension (and refuses well-known binary formats by
 //! extension or magic bytes); every parser shares the decoding step
-//! (UTF-8, UTF-16 with BOM; newlines normalised).
+//! (UTF-8, UTF-16, detected legacy encodings such as GB18030 and Latin-1; newlines
+//! normalised).
 
 mod decode;
 mod docx;
 mod html;
 mod markdown;
-mod pdf;
+pub(crate) mod pdf;
 mod text;
 
 use crate::error::IngestError;
@@ -93,8 +94,11 @@ pub(crate) fn parse_inner(bytes: &[u8], file_name: &str) -> Result<Parsed, Inges
             format: format.to_string(),
         });
     }
-    let (text, _encoding) =
+    let (text, encoding) =
         decode::decode(bytes).map_err(|_| IngestError::Encoding { file: file.clone() })?;
+    if encoding != decode::Encoding::Utf8 {
+        tracing::debug!(file, encoding = encoding.name(), "decoded text");
+    }
     if text.trim().is_empty() {
         return Err(IngestError::Empty { file });
     }
@@ -178,6 +182,67 @@ pub(crate) fn trim_span(text: &str, start: usize, end: usize) -> Option<Span> {
     }
 }
 
+/// Builds the extracted text of formats whose text cairn assembles itself (HTML, DOCX):
+/// blocks are joined by a blank line, each block's span indexes the result, and the
+/// heading path is tracked as headings arrive.
+#[derive(Debug, Default)]
+pub(crate) struct TextBuilder {
+    text: String,
+    blocks: Vec<Block>,
+    /// Open headings, outermost first, with their levels (0 for a document title).
+    headings: Vec<(u8, String)>,
+}
+
+impl TextBuilder {
+    /// Appends a content block; whitespace-only content is dropped.
+    pub(crate) fn push(&mut self, kind: BlockKind, content: &str) {
+        let content = content.trim_end();
+        if content.trim_start().is_empty() {
+            return;
+        }
+        if !self.text.is_empty() {
+            self.text.push_str("\n\n");
+        }
+        let start = self.text.len();
+        self.text.push_str(content);
+        if let Some(span) = trim_span(&self.text, start, self.text.len()) {
+            self.blocks.push(Block {
+                span,
+                page: 1,
+                heading_path: self.headings.iter().map(|(_, h)| h.clone()).collect(),
+                kind,
+            });
+        }
+    }
+
+    /// Appends a heading of `level`: it closes every open heading of the same or a
+    /// deeper level and opens its own path. Its whitespace is collapsed to single spaces.
+    pub(crate) fn heading(&mut self, level: u8, content: &str) {
+        let title = content.split_whitespace().collect::<Vec<_>>().join(" ");
+        if title.is_empty() {
+            return;
+        }
+        self.headings.retain(|(l, _)| *l < level);
+        self.headings.push((level, title.clone()));
+        self.push(BlockKind::Heading, &title);
+    }
+
+    /// Whether no block has been added yet.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// Whether a block of another kind than `kind` has been added.
+    pub(crate) fn has_kind_other_than(&self, kind: BlockKind) -> bool {
+        self.blocks.iter().any(|b| b.kind != kind)
+    }
+
+    /// The text and its blocks.
+    pub(crate) fn finish(self) -> (String, Vec<Block>) {
+        (self.text, self.blocks)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,7 +266,11 @@ mod tests {
     fn refuses_binary_formats_clearly() {
         let e = parse(b"%PDF-1.7 ...", "report.pdf").unwrap_err();
         assert_eq!(e.kind, ErrorKind::User);
-        assert_eq!(e.message, "report.pdf: PDF is not supported yet");
+        assert!(
+            e.message.starts_with("report.pdf: damaged"),
+            "{}",
+            e.message
+        );
         let e = parse(b"PK\x03\x04....", "upload").unwrap_err();
         assert_eq!(e.kind, ErrorKind::User);
         assert!(e.message.contains("not supported yet"), "{}", e.message);
@@ -215,9 +284,10 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::User);
         assert_eq!(
             e.message,
-            "data.txt: not valid text in any supported encoding (UTF-8, UTF-16 with BOM)"
+            "data.txt: not valid text in any supported encoding (UTF-8, UTF-16, GB18030/GBK, \
+             Big5, Shift_JIS, EUC-KR, Windows-1252/Latin-1 and other single-byte code pages)"
         );
-        let e = parse(&[0xC3, 0x28, 0x41], "latin.md").unwrap_err();
+        let e = parse(&[0xC3, 0x28, 0x01, 0x02, 0x03, 0x04], "latin.md").unwrap_err();
         assert!(e.message.contains("not valid text"), "{}", e.message);
     }
 

@@ -1,0 +1,160 @@
+//! `cairn reindex`: bring the documents under some folders in line with the files there
+//! (add new files, re-index changed ones, delete vanished ones, skip the rest), for cron.
+//! The logic is `cairn_ingest::reindex`; this command wires it, shows progress on a
+//! terminal, and prints a line per change and a summary (or one JSON summary).
+//!
+//! Exit codes: 0 done, 1 some file failed (the rest went in), 2 bad arguments,
+//! 3 another cairn process holds the data dir, 4 a source does not exist.
+
+use crate::app::App;
+use crate::output::{Printer, Render};
+use cairn_core::{Acl, Catalog, Config, DocumentStore};
+use cairn_ingest::reindex::{Action, Progress, ReindexOptions, ReindexReport, reindex};
+use cairn_ingest::walk::Walker;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Folders to walk (or single files); documents under a folder whose files are gone
+    /// are deleted
+    #[arg(required = true, value_name = "SOURCE")]
+    sources: Vec<PathBuf>,
+    /// Only files whose path relative to SOURCE matches this glob (repeatable)
+    /// [default: *.md, *.markdown, *.txt, *.text]
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// Skip files and folders whose path relative to SOURCE matches this glob (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Print what would change and an estimate of the time it takes; write nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Print a JSON summary instead of a line per change
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Summary(ReindexReport);
+
+impl Render for Summary {
+    fn human(&self, out: &mut dyn Write) -> io::Result<()> {
+        let r = &self.0;
+        if r.dry_run {
+            writeln!(
+                out,
+                "dry run: would add {}, update {}, delete {}; {} unchanged, {} failed",
+                r.added,
+                r.updated,
+                r.deleted,
+                r.unchanged,
+                r.failed.len()
+            )?;
+            if let Some(e) = r.estimate.as_ref().filter(|e| e.tokens == 0) {
+                writeln!(out, "estimate: nothing to embed ({} bytes)", e.bytes)?;
+            } else if let Some(e) = &r.estimate {
+                writeln!(
+                    out,
+                    "estimate: about {} chunks ({} word pieces, {} bytes) to embed, about {:.1} s \
+                     at {:.1} ms per 1000 word pieces",
+                    e.chunks, e.tokens, e.bytes, e.seconds, e.embed_ms_per_1k_tokens
+                )?;
+            }
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "{} added, {} updated, {} deleted, {} unchanged, {} failed; {} chunks, {} pages in {:.1} s",
+            r.added,
+            r.updated,
+            r.deleted,
+            r.unchanged,
+            r.failed.len(),
+            r.chunks,
+            r.pages,
+            r.duration_ms / 1000.0
+        )?;
+        if r.truncated_chunks > 0 {
+            writeln!(
+                out,
+                "note: {} chunks were longer than the embedder's limit and were truncated",
+                r.truncated_chunks
+            )?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Result<ExitCode> {
+    let walker = Walker::new(&args.include, &args.exclude)?;
+    // Fail at once, before loading the model, when another process holds the data dir
+    // (App::open takes the lock for the run itself).
+    drop(cairn_index::DataDirLock::acquire(&config.data_dir)?);
+    let app = App::open(config).await?;
+    let opts = ReindexOptions {
+        sources: args.sources,
+        walker,
+        acl: Acl {
+            tenant: app.config.tenant.clone(),
+            groups: groups.to_vec(),
+        },
+        dry_run: args.dry_run,
+    };
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let lines = !args.json;
+    let dry = args.dry_run;
+    let mut on_progress = |p: Progress<'_>| match p {
+        Progress::Planned { files, deletes } => bar.set_length((files + deletes) as u64),
+        Progress::Working(path) => bar.set_message(path.display().to_string()),
+        Progress::Unchanged(_) => bar.inc(1),
+        Progress::Changed(c) => {
+            if lines {
+                let verb = match (dry, c.action) {
+                    (false, a) => a.as_str(),
+                    (true, Action::Added) => "would add",
+                    (true, Action::Updated) => "would update",
+                    (true, Action::Deleted) => "would delete",
+                };
+                let id = c
+                    .doc_id
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), |d| d.to_string());
+                let about = if dry { "~" } else { "" };
+                bar.suspend(|| {
+                    println!("{verb:<12} {id}  {about}{} chunks  {}", c.chunks, c.source);
+                    let _ = io::stdout().flush();
+                });
+            }
+            bar.inc(1);
+        }
+        Progress::Failed(f) => {
+            bar.suspend(|| eprintln!("failed       {}: {}", f.path, f.error));
+            bar.inc(1);
+        }
+    };
+    let catalog: Arc<dyn Catalog> = app.store.catalog();
+    let store: Arc<dyn DocumentStore> = app.store.clone();
+    let result = reindex(&app.ingestor, catalog, store, &opts, &mut on_progress).await;
+    bar.finish_and_clear();
+    let report = result?;
+    app.store.flush().await?;
+    let failed = !report.failed.is_empty();
+    Printer::new(args.json).print(&Summary(report))?;
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

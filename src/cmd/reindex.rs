@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(required = true, value_name = "SOURCE")]
     sources: Vec<PathBuf>,
     /// Only files whose path relative to SOURCE matches this glob (repeatable)
-    /// [default: *.md, *.markdown, *.txt, *.text]
+    /// [default: every supported format: .md .markdown .txt .text .html .htm .docx .pdf]
     #[arg(long, value_name = "GLOB")]
     include: Vec<String>,
     /// Skip files and folders whose path relative to SOURCE matches this glob (repeatable)

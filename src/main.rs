@@ -60,8 +60,8 @@ fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "warn",
-        1 => "info,tantivy=warn",
-        _ => "debug,tantivy=info,hyper=info",
+        1 => "info,tantivy=warn,hnsw_rs=warn",
+        _ => "debug,tantivy=info,hyper=info,hnsw_rs=info",
     };
     let filter = std::env::var("CAIRN_LOG")
         .ok()

@@ -521,6 +521,7 @@ fn flush_list(builder: &mut TextBuilder, list: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::test_blocks as blocks;
     use std::io::Write;
     use std::time::{Duration, Instant};
     use zip::write::SimpleFileOptions;
@@ -567,26 +568,6 @@ mod tests {
 <w:style w:type="paragraph" w:styleId="berschrift2"><w:name w:val="heading 2"/></w:style>
 <w:style w:type="paragraph" w:styleId="Kapitel"><w:name w:val="Kapitel"/><w:pPr><w:outlineLvl w:val="2"/></w:pPr></w:style>
 </w:styles>"#;
-
-    /// The blocks as (kind, text, heading path), after checking the span invariants:
-    /// in order, non-overlapping, non-empty, trimmed.
-    fn blocks(p: &Parsed) -> Vec<(BlockKind, &str, Vec<&str>)> {
-        let mut end = 0;
-        for b in &p.blocks {
-            assert!(b.span.start >= end && b.span.end > b.span.start, "{b:?}");
-            let text = &p.text[b.span.start..b.span.end];
-            assert_eq!(text, text.trim());
-            assert_eq!(b.page, 1);
-            end = b.span.end;
-        }
-        p.blocks
-            .iter()
-            .map(|b| {
-                let path = b.heading_path.iter().map(String::as_str).collect();
-                (b.kind, &p.text[b.span.start..b.span.end], path)
-            })
-            .collect()
-    }
 
     fn parse_ok(bytes: &[u8]) -> Parsed {
         parse(bytes, "report.docx", "report").unwrap()

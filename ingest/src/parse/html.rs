@@ -569,29 +569,10 @@ fn table_rows(e: ElementRef<'_>, rows: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::test_blocks as blocks;
 
     fn parse_ok(html: &[u8]) -> Parsed {
         parse(html, "page.html", "page").unwrap()
-    }
-
-    /// The blocks as (kind, text, heading path), after checking the span invariants:
-    /// in order, non-overlapping, non-empty, trimmed.
-    fn blocks(p: &Parsed) -> Vec<(BlockKind, &str, Vec<&str>)> {
-        let mut end = 0;
-        for b in &p.blocks {
-            assert!(b.span.start >= end && b.span.end > b.span.start, "{b:?}");
-            let text = &p.text[b.span.start..b.span.end];
-            assert_eq!(text, text.trim());
-            assert_eq!(b.page, 1);
-            end = b.span.end;
-        }
-        p.blocks
-            .iter()
-            .map(|b| {
-                let path = b.heading_path.iter().map(String::as_str).collect();
-                (b.kind, &p.text[b.span.start..b.span.end], path)
-            })
-            .collect()
     }
 
     #[test]

@@ -166,16 +166,7 @@ fn first_line(body: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn blocks(p: &Parsed) -> Vec<(BlockKind, &str, Vec<&str>)> {
-        p.blocks
-            .iter()
-            .map(|b| {
-                let path = b.heading_path.iter().map(String::as_str).collect();
-                (b.kind, &p.text[b.span.start..b.span.end], path)
-            })
-            .collect()
-    }
+    use crate::parse::test_blocks as blocks;
 
     #[test]
     fn nested_headings_build_paths() {

@@ -60,6 +60,27 @@ pub enum BlockKind {
     Table,
 }
 
+/// Test view of a parse: the blocks as (kind, text, heading path), after checking the span
+/// invariants every parser keeps (in order, non-overlapping, non-empty, trimmed, pages ≥ 1).
+#[cfg(test)]
+pub(crate) fn test_blocks(p: &Parsed) -> Vec<(BlockKind, &str, Vec<&str>)> {
+    let mut end = 0;
+    for b in &p.blocks {
+        assert!(b.span.start >= end && b.span.end > b.span.start, "{b:?}");
+        let text = &p.text[b.span.start..b.span.end];
+        assert_eq!(text, text.trim());
+        assert!(b.page >= 1 && b.page <= p.pages, "{b:?}");
+        end = b.span.end;
+    }
+    p.blocks
+        .iter()
+        .map(|b| {
+            let path = b.heading_path.iter().map(String::as_str).collect();
+            (b.kind, &p.text[b.span.start..b.span.end], path)
+        })
+        .collect()
+}
+
 /// Parses a file's bytes, choosing the parser by `file_name`'s extension.
 ///
 /// Markdown (`.md`, `.markdown`, ...) and text (`.txt`, no extension, other text-like

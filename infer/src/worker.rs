@@ -225,11 +225,7 @@ where
     F: FnMut(&[String]) -> Result<Vectors>,
 {
     let result = catch_unwind(AssertUnwindSafe(|| encode(texts))).unwrap_or_else(|payload| {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".to_string());
+        let message = cairn_core::panic_message(payload.as_ref());
         tracing::error!(panic = %message, "the embedding model panicked");
         Err(InferError::WorkerFailed(format!(
             "the model panicked: {message}"

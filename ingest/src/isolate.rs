@@ -209,7 +209,7 @@ where
         .name("cairn-parse".to_string())
         .spawn(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-                .map_err(|p| panic_message(p.as_ref()));
+                .map_err(|p| cairn_core::panic_message(p.as_ref()));
             let _ = tx.send(result);
         });
     if let Err(e) = spawned {
@@ -224,17 +224,6 @@ where
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(WatchdogError::Panicked(
             "the parser thread ended without a result".to_string(),
         )),
-    }
-}
-
-/// The text of a panic payload.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
     }
 }
 

@@ -250,7 +250,7 @@ impl Ingestor {
         match joined {
             Ok(Ok(prepared)) => Ok(prepared?),
             Ok(Err(payload)) => {
-                let message = panic_message(payload.as_ref());
+                let message = cairn_core::panic_message(payload.as_ref());
                 tracing::error!(file = %file_name, %message, "parser panicked");
                 Err(IngestError::Panicked {
                     file: file_name,
@@ -259,7 +259,7 @@ impl Ingestor {
                 .into())
             }
             Err(e) if e.is_panic() => {
-                let message = panic_message(e.into_panic().as_ref());
+                let message = cairn_core::panic_message(e.into_panic().as_ref());
                 Err(IngestError::Panicked {
                     file: file_name,
                     panic: PanicMessage(message),
@@ -281,16 +281,6 @@ fn group_set(acl: &Acl) -> Vec<&str> {
     g.sort_unstable();
     g.dedup();
     g
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
-    }
 }
 
 #[cfg(test)]

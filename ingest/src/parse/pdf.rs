@@ -236,7 +236,7 @@ pub(crate) fn worker_reply(bytes: &[u8], extractor: Extractor) -> String {
                 FailureKind::Crashed,
                 format!(
                     "PDF parser crashed (panic: {})",
-                    isolate::panic_message(p.as_ref())
+                    cairn_core::panic_message(p.as_ref())
                 ),
             ))
         });
@@ -278,7 +278,7 @@ pub fn extract_in_process(bytes: &[u8], extractor: Extractor) -> Result<PdfPages
                 FailureKind::Malformed,
                 format!(
                     "damaged or truncated PDF (panic: {})",
-                    isolate::panic_message(p.as_ref())
+                    cairn_core::panic_message(p.as_ref())
                 ),
             ));
         }
@@ -363,7 +363,7 @@ fn page_with_pdf_extract(doc: &Document, page: u32) -> Result<String, String> {
         Ok(Err(e)) => Err(format!("pdf-extract: {e}")),
         Err(p) => Err(format!(
             "pdf-extract panicked: {}",
-            isolate::panic_message(p.as_ref())
+            cairn_core::panic_message(p.as_ref())
         )),
     }
 }
@@ -374,7 +374,7 @@ fn page_with_lopdf(doc: &Document, page: u32) -> Result<String, String> {
         Ok(Err(e)) => Err(format!("lopdf: {e}")),
         Err(p) => Err(format!(
             "lopdf panicked: {}",
-            isolate::panic_message(p.as_ref())
+            cairn_core::panic_message(p.as_ref())
         )),
     }
 }

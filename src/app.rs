@@ -60,9 +60,8 @@ impl App {
             config.retrieve.clone(),
             config.server.max_query_chars,
         );
-        let max_tokens = config.chunk.max_tokens.min(config.embed.max_tokens);
         let doc_store: Arc<dyn DocumentStore> = store.clone();
-        let ingestor = Arc::new(Ingestor::new(embedder, doc_store, max_tokens));
+        let ingestor = Arc::new(Ingestor::new(embedder, doc_store, config.chunk.max_tokens));
         Ok(App {
             config,
             store,

@@ -27,6 +27,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The document with this id if it exists and `principal` may read it; `NotFound`
+/// otherwise, so a caller cannot tell a hidden document from a missing one.
+pub async fn visible_document(
+    catalog: &dyn Catalog,
+    id: &str,
+    principal: &Principal,
+) -> Result<cairn_core::Document> {
+    match catalog.get_document(&DocId(id.to_string())).await? {
+        Some(d) if d.acl.allows(principal) => Ok(d),
+        _ => Err(cairn_core::Error::not_found(format!(
+            "no document with id {id}"
+        ))),
+    }
+}
+
 /// Runs searches over a catalog, a lexical index and a vector store.
 #[derive(Clone)]
 pub struct Retriever {

@@ -2,7 +2,7 @@
 
 use crate::app::App;
 use crate::output::{Printer, Render, snippet};
-use cairn_core::{Chunk, Config, DocId, DocQuery, Document, DocumentStore, Error};
+use cairn_core::{Chunk, Config, DocId, DocQuery, Document, DocumentStore};
 use cairn_index::ConsistencyReport;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -145,17 +145,6 @@ pub async fn run(config: Config, groups: &[String], command: Command) -> anyhow:
     let app = App::open(config).await?;
     let principal = app.principal(groups);
     let catalog = app.store.catalog();
-    let visible = |id: &str| {
-        let catalog = catalog.clone();
-        let principal = principal.clone();
-        let id = DocId(id.to_string());
-        async move {
-            match catalog.get_document(&id).await? {
-                Some(d) if d.acl.allows(&principal) => Ok::<_, Error>(d),
-                _ => Err(Error::not_found(format!("no document with id {id}"))),
-            }
-        }
-    };
     match command {
         Command::List {
             source_prefix,
@@ -170,12 +159,13 @@ pub async fn run(config: Config, groups: &[String], command: Command) -> anyhow:
             Printer::new(json).print(&DocList { documents })?;
         }
         Command::Show { id, json } => {
-            let document = visible(&id).await?;
+            let document =
+                cairn_retrieve::visible_document(catalog.as_ref(), &id, &principal).await?;
             let chunks = catalog.chunks_of(&document.id).await?;
             Printer::new(json).print(&DocShow { document, chunks })?;
         }
         Command::Delete { id, json } => {
-            let doc = visible(&id).await?;
+            let doc = cairn_retrieve::visible_document(catalog.as_ref(), &id, &principal).await?;
             let seq = app.store.delete_document(&doc.id).await?;
             app.store.flush().await?;
             Printer::new(json).print(&Deleted {

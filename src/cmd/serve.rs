@@ -64,16 +64,12 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
     // after a crash anyway, this only shortens the catch-up.
     let flusher = {
         let store = app.store.clone();
+        // Each index skips the write when nothing changed since its last flush.
         tokio::spawn(async move {
-            let mut last = store.visible_seq();
             loop {
                 tokio::time::sleep(Duration::from_secs(30)).await;
-                let now = store.visible_seq();
-                if now != last {
-                    match store.flush().await {
-                        Ok(()) => last = now,
-                        Err(e) => tracing::warn!(error = %e, "background flush failed"),
-                    }
+                if let Err(e) = store.flush().await {
+                    tracing::warn!(error = %e, "background flush failed");
                 }
             }
         })

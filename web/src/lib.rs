@@ -20,7 +20,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, body::Bytes, extract::rejection::BytesRejection};
-use cairn_core::{Acl, Catalog, DocId, DocQuery, DocumentStore, Error, Principal, SearchRequest};
+use cairn_core::{Acl, Catalog, DocQuery, DocumentStore, Error, Principal, SearchRequest};
 use cairn_ingest::Ingestor;
 use cairn_retrieve::Retriever;
 use serde::Serialize;
@@ -220,21 +220,11 @@ async fn list_documents(State(s): State<AppState>) -> Result<Json<serde_json::Va
     Ok(Json(json!({ "documents": docs })))
 }
 
-/// The document if it exists and the caller may read it; otherwise 404 (no existence leak).
-async fn visible_document(s: &AppState, id: &str) -> Result<cairn_core::Document, ApiError> {
-    match s.catalog.get_document(&DocId(id.to_string())).await? {
-        Some(d) if d.acl.allows(&s.principal) => Ok(d),
-        _ => Err(ApiError(Error::not_found(format!(
-            "no document with id {id}"
-        )))),
-    }
-}
-
 async fn get_document(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let doc = visible_document(&s, &id).await?;
+    let doc = cairn_retrieve::visible_document(s.catalog.as_ref(), &id, &s.principal).await?;
     let chunks = s.catalog.chunks_of(&doc.id).await?;
     Ok(Json(json!({ "document": doc, "chunks": chunks })))
 }
@@ -243,7 +233,7 @@ async fn delete_document(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let doc = visible_document(&s, &id).await?;
+    let doc = cairn_retrieve::visible_document(s.catalog.as_ref(), &id, &s.principal).await?;
     let seq = s.store.delete_document(&doc.id).await?;
     Ok(Json(json!({ "deleted": doc.id, "seq": seq })))
 }

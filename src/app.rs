@@ -61,7 +61,7 @@ impl App {
             config.server.max_query_chars,
         );
         let doc_store: Arc<dyn DocumentStore> = store.clone();
-        let ingestor = Arc::new(Ingestor::new(embedder, doc_store, config.chunk.max_tokens));
+        let ingestor = Arc::new(Ingestor::new(embedder, doc_store, config.chunk.clone()));
         Ok(App {
             config,
             store,

@@ -58,16 +58,55 @@ impl Default for EmbedConfig {
     }
 }
 
+/// How documents are cut into chunks. Changing any of it changes the chunker signature
+/// recorded with each document, and `cairn reindex` re-chunks those documents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChunkConfig {
+    pub strategy: ChunkStrategy,
     /// Most word pieces in one chunk (at most the embedder's `max_tokens`).
     pub max_tokens: usize,
+    /// Semantic: a chunk is not cut at a topic shift before it has this many word pieces.
+    pub min_tokens: usize,
+    /// Semantic: a topic shift is a drop in similarity between neighbouring sentences
+    /// larger than this percentile (0-100) of the document's drops.
+    pub percentile: f32,
+    /// Semantic: sentences of the previous chunk repeated at the start of the next one
+    /// (within one section, and only while the chunk stays within `max_tokens`).
+    pub overlap: usize,
+}
+
+/// How a section is cut into chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChunkStrategy {
+    /// Sentences are embedded and a chunk ends where neighbouring sentences stop being
+    /// similar, within `min_tokens..=max_tokens`.
+    Semantic,
+    /// Paragraphs are packed up to `max_tokens` (fixed-size chunks).
+    Pack,
+}
+
+impl ChunkConfig {
+    /// Fixed-size chunks of at most `max_tokens` (the other settings at their defaults).
+    pub fn pack(max_tokens: usize) -> Self {
+        ChunkConfig {
+            strategy: ChunkStrategy::Pack,
+            max_tokens,
+            ..ChunkConfig::default()
+        }
+    }
 }
 
 impl Default for ChunkConfig {
     fn default() -> Self {
-        ChunkConfig { max_tokens: 200 }
+        ChunkConfig {
+            strategy: ChunkStrategy::Pack,
+            max_tokens: 200,
+            min_tokens: 50,
+            percentile: 90.0,
+            overlap: 0,
+        }
     }
 }
 

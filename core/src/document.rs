@@ -87,6 +87,9 @@ pub struct Document {
     pub mime: String,
     /// sha256 of the original bytes, hex.
     pub content_hash: String,
+    /// Signature of the chunker and its settings that cut this version (empty when not
+    /// recorded). A different signature means the document is due for re-chunking.
+    pub chunker: String,
     /// 1 for the first ingest, +1 for each changed re-ingest.
     pub version: i64,
     pub acl: Acl,
@@ -106,6 +109,8 @@ pub struct NewDocument {
     pub source: String,
     pub mime: String,
     pub content_hash: String,
+    /// Signature of the chunker and its settings (see [`Document::chunker`]).
+    pub chunker: String,
     pub acl: Acl,
     pub pages: u32,
 }

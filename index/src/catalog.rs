@@ -38,7 +38,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const IN_BATCH: usize = 500;
 
 const DOC_COLS: &str = "id, tenant, groups, title, source, mime, content_hash, version, pages, \
-                        chunk_count, created_at, updated_at, seq";
+                        chunk_count, created_at, updated_at, seq, chunker";
 const CHUNK_COLS: &str =
     "id, doc_id, ordinal, text, page, span_start, span_end, heading_path, token_count, lang";
 
@@ -175,8 +175,8 @@ impl SqliteCatalog {
                 .map_err(IndexError::sqlx("cannot delete old chunks"))?;
             sqlx::query(
                 "UPDATE documents SET groups = $2, title = $3, mime = $4, content_hash = $5, \
-                 version = $6, pages = $7, chunk_count = $8, updated_at = $9, seq = $10 \
-                 WHERE id = $1",
+                 version = $6, pages = $7, chunk_count = $8, updated_at = $9, seq = $10, \
+                 chunker = $11 WHERE id = $1",
             )
             .bind(&id)
             .bind(&groups)
@@ -188,14 +188,15 @@ impl SqliteCatalog {
             .bind(i64::from(chunk_count))
             .bind(now)
             .bind(seq)
+            .bind(&doc.chunker)
             .execute(&mut *tx)
             .await
             .map_err(IndexError::sqlx("cannot update document"))?;
         } else {
             sqlx::query(
                 "INSERT INTO documents (id, tenant, groups, title, source, mime, content_hash, \
-                 version, pages, chunk_count, created_at, updated_at, seq) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 version, pages, chunk_count, created_at, updated_at, seq, chunker) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(&id)
             .bind(&doc.acl.tenant)
@@ -210,6 +211,7 @@ impl SqliteCatalog {
             .bind(created_at)
             .bind(now)
             .bind(seq)
+            .bind(&doc.chunker)
             .execute(&mut *tx)
             .await
             .map_err(IndexError::sqlx("cannot insert document"))?;
@@ -247,6 +249,7 @@ impl SqliteCatalog {
             source: doc.source,
             mime: doc.mime,
             content_hash: doc.content_hash,
+            chunker: doc.chunker,
             version,
             acl: doc.acl,
             pages: doc.pages,
@@ -616,6 +619,7 @@ fn doc_from_row(row: &SqliteRow) -> Result<Document> {
         source: get(row, "source")?,
         mime: get(row, "mime")?,
         content_hash: get(row, "content_hash")?,
+        chunker: get(row, "chunker")?,
         version: get(row, "version")?,
         acl: Acl {
             tenant: get(row, "tenant")?,

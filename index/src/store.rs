@@ -587,6 +587,7 @@ mod tests {
             source: source.into(),
             mime: "text/plain".into(),
             content_hash: "h".into(),
+            chunker: "c".into(),
             acl: Acl {
                 tenant: "t".into(),
                 groups: vec!["g".into()],
@@ -813,6 +814,7 @@ mod tests {
             source: "g.md".into(),
             mime: "text/markdown".into(),
             content_hash: "h".into(),
+            chunker: "c".into(),
             version: 3,
             acl: cairn_core::Acl::tenant_wide("t"),
             pages: 1,

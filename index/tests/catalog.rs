@@ -13,6 +13,7 @@ fn doc(tenant: &str, source: &str, groups: &[&str]) -> NewDocument {
         source: source.into(),
         mime: "text/markdown".into(),
         content_hash: format!("hash-{source}"),
+        chunker: "pack-v1".into(),
         acl: Acl {
             tenant: tenant.into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
@@ -337,7 +338,7 @@ async fn meta_and_everything_else_survive_a_reopen() {
         let cat = open(&tmp).await;
         assert_eq!(
             cat.meta_get("schema_version").await.unwrap().as_deref(),
-            Some("1")
+            Some("2")
         );
         assert_eq!(cat.meta_get("embedder_id").await.unwrap(), None);
         cat.meta_set("embedder_id", "bge-small").await.unwrap();

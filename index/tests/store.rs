@@ -25,6 +25,7 @@ fn new_doc(source: &str) -> NewDocument {
         source: source.into(),
         mime: "text/markdown".into(),
         content_hash: format!("h-{source}"),
+        chunker: "pack-v1".into(),
         acl: Acl::tenant_wide("acme"),
         pages: 1,
     }

@@ -150,62 +150,17 @@ impl BertEncoder {
     /// Loads the model in `dir` onto `device`. Inputs longer than `max_tokens` word pieces
     /// (special tokens included) are truncated, longest first.
     pub fn load(dir: &Path, device: &Device, max_tokens: usize) -> Result<Self> {
-        if !dir.is_dir() {
-            return Err(InferError::ModelMissing {
-                path: dir.to_path_buf(),
-            });
-        }
-        let config_path = required_file(dir, CONFIG_FILE)?;
-        let tokenizer_path = required_file(dir, TOKENIZER_FILE)?;
-        let weights_path = required_file(dir, WEIGHTS_FILE)?;
-
-        let config_bytes = read(&config_path)?;
-        let config: Config =
-            serde_json::from_slice(&config_bytes).map_err(|source| InferError::Json {
-                path: config_path.clone(),
-                source,
-            })?;
-        if max_tokens < 2 || max_tokens > config.max_position_embeddings {
-            return Err(InferError::InvalidSetting(format!(
-                "max_tokens must be between 2 and {} for {}, got {max_tokens}",
-                config.max_position_embeddings,
-                dir.display()
-            )));
-        }
-
+        let folder = ModelFolder::open(dir, max_tokens)?;
         let pooling = read_pooling(dir)?;
+        let counter = WordPieceCounter::new(folder.tokenizer.clone())
+            .map_err(|message| folder.tokenizer_error(message))?;
+        let tokenizer =
+            folder.truncating_tokenizer(max_tokens, TruncationStrategy::LongestFirst)?;
+        let model = BertModel::load(folder.weights(device)?, &folder.config)
+            .map_err(|source| folder.weights_error(source))?;
 
-        let tokenizer_bytes = read(&tokenizer_path)?;
-        let tokenizer_err = |message: String| InferError::Tokenizer {
-            path: tokenizer_path.clone(),
-            message,
-        };
-        let mut tokenizer =
-            Tokenizer::from_bytes(&tokenizer_bytes).map_err(|e| tokenizer_err(e.to_string()))?;
-        let counter = WordPieceCounter::new(tokenizer.clone()).map_err(tokenizer_err)?;
-        tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                direction: TruncationDirection::Right,
-                max_length: max_tokens,
-                strategy: TruncationStrategy::LongestFirst,
-                stride: 0,
-            }))
-            .map_err(|e| tokenizer_err(e.to_string()))?;
-
-        // SAFETY: the weights file is memory-mapped read-only; the model folder is not
-        // modified while cairn runs (installing models replaces whole folders).
-        let weights_err = |source| InferError::Weights {
-            path: weights_path.clone(),
-            source,
-        };
-        let vb = unsafe {
-            VarBuilder::from_mmaped_safetensors(&[&weights_path], DType::F32, device)
-                .map_err(weights_err)?
-        };
-        let model = BertModel::load(vb, &config).map_err(weights_err)?;
-
-        let model_id = model_id(dir, &config_bytes, &tokenizer_bytes, max_tokens, pooling);
+        let model_id = folder.model_id(max_tokens, pooling.as_str());
+        let config = &folder.config;
         tracing::info!(
             %model_id,
             dims = config.hidden_size,
@@ -221,7 +176,7 @@ impl BertEncoder {
             dims: config.hidden_size,
             max_tokens,
             pooling,
-            pad_id: u32::try_from(config.pad_token_id).unwrap_or(0),
+            pad_id: folder.pad_id(),
             batch_size: DEFAULT_BATCH_SIZE,
             model_id,
         })
@@ -333,6 +288,129 @@ impl BertEncoder {
     }
 }
 
+/// A BERT-family model folder with its files found, `config.json` parsed and `tokenizer.json`
+/// loaded as shipped; shared by every model this crate loads from such a folder.
+pub(crate) struct ModelFolder {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: Config,
+    pub(crate) config_path: PathBuf,
+    pub(crate) config_bytes: Vec<u8>,
+    /// The tokenizer with the padding and truncation `tokenizer.json` ships with.
+    pub(crate) tokenizer: Tokenizer,
+    pub(crate) tokenizer_path: PathBuf,
+    tokenizer_bytes: Vec<u8>,
+    pub(crate) weights_path: PathBuf,
+}
+
+impl ModelFolder {
+    /// Finds the three files of `dir` (a missing folder or file is [`InferError::ModelMissing`]
+    /// naming it), parses `config.json`, checks `max_tokens` against the model's positions and
+    /// loads `tokenizer.json`.
+    pub(crate) fn open(dir: &Path, max_tokens: usize) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(InferError::ModelMissing {
+                path: dir.to_path_buf(),
+            });
+        }
+        let config_path = required_file(dir, CONFIG_FILE)?;
+        let tokenizer_path = required_file(dir, TOKENIZER_FILE)?;
+        let weights_path = required_file(dir, WEIGHTS_FILE)?;
+
+        let config_bytes = read(&config_path)?;
+        let config: Config =
+            serde_json::from_slice(&config_bytes).map_err(|source| InferError::Json {
+                path: config_path.clone(),
+                source,
+            })?;
+        if max_tokens < 2 || max_tokens > config.max_position_embeddings {
+            return Err(InferError::InvalidSetting(format!(
+                "max_tokens must be between 2 and {} for {}, got {max_tokens}",
+                config.max_position_embeddings,
+                dir.display()
+            )));
+        }
+
+        let tokenizer_bytes = read(&tokenizer_path)?;
+        let tokenizer =
+            Tokenizer::from_bytes(&tokenizer_bytes).map_err(|e| InferError::Tokenizer {
+                path: tokenizer_path.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(ModelFolder {
+            dir: dir.to_path_buf(),
+            config,
+            config_path,
+            config_bytes,
+            tokenizer,
+            tokenizer_path,
+            tokenizer_bytes,
+            weights_path,
+        })
+    }
+
+    /// An [`InferError::Tokenizer`] about this folder's `tokenizer.json`.
+    pub(crate) fn tokenizer_error(&self, message: impl Into<String>) -> InferError {
+        InferError::Tokenizer {
+            path: self.tokenizer_path.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// A copy of the tokenizer that never pads and truncates to `max_tokens` word pieces
+    /// (special tokens included) with `strategy`, whatever `tokenizer.json` ships with.
+    pub(crate) fn truncating_tokenizer(
+        &self,
+        max_tokens: usize,
+        strategy: TruncationStrategy,
+    ) -> Result<Tokenizer> {
+        let mut tokenizer = self.tokenizer.clone();
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                direction: TruncationDirection::Right,
+                max_length: max_tokens,
+                strategy,
+                stride: 0,
+            }))
+            .map_err(|e| self.tokenizer_error(e.to_string()))?;
+        Ok(tokenizer)
+    }
+
+    /// Memory-maps `model.safetensors` onto `device`, read as f32.
+    pub(crate) fn weights(&self, device: &Device) -> Result<VarBuilder<'static>> {
+        // SAFETY: the weights file is memory-mapped read-only; the model folder is not
+        // modified while cairn runs (installing models replaces whole folders).
+        unsafe {
+            VarBuilder::from_mmaped_safetensors(&[&self.weights_path], DType::F32, device)
+                .map_err(|source| self.weights_error(source))
+        }
+    }
+
+    /// An [`InferError::Weights`] naming this folder's `model.safetensors`.
+    pub(crate) fn weights_error(&self, source: candle_core::Error) -> InferError {
+        InferError::Weights {
+            path: self.weights_path.clone(),
+            source,
+        }
+    }
+
+    /// The token id padding is filled with.
+    pub(crate) fn pad_id(&self) -> u32 {
+        u32::try_from(self.config.pad_token_id).unwrap_or(0)
+    }
+
+    /// See [`model_id`]; `variant` names what is computed from the model (pooling, head).
+    pub(crate) fn model_id(&self, max_tokens: usize, variant: &str) -> String {
+        model_id(
+            &self.dir,
+            &self.config_bytes,
+            &self.tokenizer_bytes,
+            max_tokens,
+            variant,
+        )
+    }
+}
+
 fn required_file(dir: &Path, name: &str) -> Result<PathBuf> {
     let path = dir.join(name);
     if path.is_file() {
@@ -363,12 +441,14 @@ fn read_pooling(dir: &Path) -> Result<Pooling> {
     config.pooling(&path)
 }
 
+/// `<folder name>@<8 hex digits>`, the digits hashing `config.json`, `tokenizer.json`,
+/// `max_tokens` and `variant` (for the sentence encoder, its pooling mode).
 fn model_id(
     dir: &Path,
     config: &[u8],
     tokenizer: &[u8],
     max_tokens: usize,
-    pooling: Pooling,
+    variant: &str,
 ) -> String {
     let name = dir
         .file_name()
@@ -385,7 +465,7 @@ fn model_id(
         hasher.update(part);
     }
     hasher.update((max_tokens as u64).to_le_bytes());
-    hasher.update(pooling.as_str().as_bytes());
+    hasher.update(variant.as_bytes());
     let digest = hasher.finalize();
     format!("{name}@{}", hex::encode(&digest[..4]))
 }
@@ -420,18 +500,33 @@ mod tests {
     #[test]
     fn model_id_changes_with_anything_that_changes_vectors() {
         let dir = Path::new("/models/minilm-l6");
-        let base = model_id(dir, b"{}", b"tok", 256, Pooling::Mean);
+        let base = model_id(dir, b"{}", b"tok", 256, Pooling::Mean.as_str());
         assert!(base.starts_with("minilm-l6@"), "{base}");
         assert_eq!(base.len(), "minilm-l6@".len() + 8);
-        assert_eq!(base, model_id(dir, b"{}", b"tok", 256, Pooling::Mean));
-        assert_ne!(base, model_id(dir, b"{ }", b"tok", 256, Pooling::Mean));
-        assert_ne!(base, model_id(dir, b"{}", b"tok2", 256, Pooling::Mean));
-        assert_ne!(base, model_id(dir, b"{}", b"tok", 128, Pooling::Mean));
-        assert_ne!(base, model_id(dir, b"{}", b"tok", 256, Pooling::Cls));
+        assert_eq!(
+            base,
+            model_id(dir, b"{}", b"tok", 256, Pooling::Mean.as_str())
+        );
+        assert_ne!(
+            base,
+            model_id(dir, b"{ }", b"tok", 256, Pooling::Mean.as_str())
+        );
+        assert_ne!(
+            base,
+            model_id(dir, b"{}", b"tok2", 256, Pooling::Mean.as_str())
+        );
+        assert_ne!(
+            base,
+            model_id(dir, b"{}", b"tok", 128, Pooling::Mean.as_str())
+        );
+        assert_ne!(
+            base,
+            model_id(dir, b"{}", b"tok", 256, Pooling::Cls.as_str())
+        );
         // The boundary between the files matters.
         assert_ne!(
-            model_id(dir, b"ab", b"c", 256, Pooling::Mean),
-            model_id(dir, b"a", b"bc", 256, Pooling::Mean)
+            model_id(dir, b"ab", b"c", 256, Pooling::Mean.as_str()),
+            model_id(dir, b"a", b"bc", 256, Pooling::Mean.as_str())
         );
     }
 

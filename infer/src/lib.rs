@@ -3,8 +3,10 @@
 //! ([`BertEncoder`]: `config.json`, `tokenizer.json`, `model.safetensors`, optional
 //! `1_Pooling/config.json`), and runs it on its own thread behind a bounded queue
 //! ([`EmbedWorker`], which implements [`cairn_core::Embedder`]).
+//! [`CrossEncoder`] scores (query, passage) pairs with a BERT sequence-classification reranker.
 //!
-//! This crate knows nothing about documents or queries: it turns texts into vectors.
+//! This crate knows nothing about documents: it turns texts into vectors and text pairs into
+//! scores.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -21,6 +23,7 @@
 //! ```
 
 mod bert;
+mod cross;
 mod device;
 mod error;
 mod worker;
@@ -31,6 +34,7 @@ use std::sync::Arc;
 use cairn_core::Embedder;
 
 pub use bert::{BertEncoder, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, Pooling, WordPieceCounter};
+pub use cross::CrossEncoder;
 pub use device::pick_device;
 pub use error::InferError;
 pub use worker::EmbedWorker;

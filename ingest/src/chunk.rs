@@ -1,24 +1,50 @@
-//! Chunking: packing a parsed document's blocks into passages that fit the embedder.
+//! Chunking: cutting a parsed document's blocks into passages that fit the embedder.
 //!
-//! Consecutive content blocks with the same heading path and page are packed into one
-//! chunk while its token count (counted by the embedder's [`TokenCounter`] over the exact
-//! chunk text) stays within `max_tokens`. A chunk never crosses a heading or a page
-//! boundary. A block too big on its own is cut into pieces at the finest boundary needed:
+//! Structure comes first: a chunk never crosses a heading or a page boundary, so every
+//! chunk has one heading path and one page. Inside such a section, one of two strategies:
+//!
+//! - **Pack** ([`chunk`]): consecutive blocks are packed into one chunk while its token
+//!   count (counted by the embedder's [`TokenCounter`] over the exact chunk text) stays
+//!   within `max_tokens`: fixed-size chunks.
+//! - **Semantic** ([`plan`], then [`cut`]): a section is split into sentences (tables,
+//!   lists and code blocks stay whole when they fit), the sentences are embedded, and a
+//!   chunk ends where the similarity of neighbouring sentences drops more than the
+//!   document's `percentile` of drops, once it has `min_tokens`; it never exceeds
+//!   `max_tokens`. Optionally the last sentences of a chunk are repeated at the start of
+//!   the next one (`overlap`).
+//!
+//! A block too big on its own is cut into pieces at the finest boundary needed:
 //! lines (code, lists, tables), then sentences (Unicode sentence boundaries plus the
 //! Chinese `。！？`), then whitespace, then Unicode word boundaries, then grapheme
-//! clusters, so every chunk fits unless a
-//! single grapheme cluster is already over the limit.
+//! clusters, so every chunk fits unless a single grapheme cluster is already over the
+//! limit.
 //!
-//! Invariant: `chunk.text == parsed.text[chunk.span]`; spans are non-empty, in order,
-//! non-overlapping, on char boundaries, and never whitespace-only (they start and end on
-//! non-whitespace).
+//! Invariant: `chunk.text == parsed.text[chunk.span]`; spans are non-empty, in order, on
+//! char boundaries, and never whitespace-only (they start and end on non-whitespace).
+//! Without overlap they do not overlap.
 
 use crate::parse::{Block, BlockKind, Parsed, trim_span};
+use cairn_core::config::{ChunkConfig, ChunkStrategy};
 use cairn_core::{Lang, Span, TokenCounter};
 use unicode_segmentation::UnicodeSegmentation;
 
-/// Identifies this chunking strategy; recorded with an index so that a change re-indexes.
-pub const CHUNKER_VERSION: &str = "pack-v1";
+/// Identifies the packing strategy; part of [`signature`].
+pub const PACK_VERSION: &str = "pack-v1";
+/// Identifies the semantic strategy; part of [`signature`].
+pub const SEMANTIC_VERSION: &str = "semantic-v1";
+
+/// The chunker and the settings that change its output, as recorded with each document:
+/// a document whose recorded signature differs is re-chunked by the next re-index.
+pub fn signature(config: &ChunkConfig) -> String {
+    let max = config.max_tokens;
+    match config.strategy {
+        ChunkStrategy::Pack => format!("{PACK_VERSION} max={max}"),
+        ChunkStrategy::Semantic => format!(
+            "{SEMANTIC_VERSION} max={max} min={} pct={} overlap={}",
+            config.min_tokens, config.percentile, config.overlap
+        ),
+    }
+}
 
 /// A chunk before it is embedded and stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,66 +58,299 @@ pub struct ChunkDraft {
     pub lang: Lang,
 }
 
-/// Cuts `parsed` into chunks of at most `max_tokens` tokens (at least 1 is used).
+/// Blocks sharing one heading path and page, cut into pieces that each fit.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub page: u32,
+    pub heading_path: Vec<String>,
+    /// Trimmed, in order, non-overlapping; each fits `max_tokens` (but for a single
+    /// grapheme cluster over it).
+    pub pieces: Vec<Span>,
+    /// Whether the semantic cut needs the pieces' embeddings: false when the section is
+    /// a single piece, or small enough that it is never cut.
+    pub needs_vectors: bool,
+}
+
+/// Cuts `parsed` into packed chunks of at most `max_tokens` tokens (at least 1 is used).
 pub fn chunk(parsed: &Parsed, counter: &dyn TokenCounter, max_tokens: usize) -> Vec<ChunkDraft> {
     let max = max_tokens.max(1);
+    let mut out = Vec::new();
+    for section in sections(parsed, counter, max, false, 0) {
+        let runs = pack(&parsed.text, &section.pieces, counter, max);
+        push_runs(parsed, &section, runs, &mut out);
+    }
+    out
+}
+
+/// The semantic chunker's first step: a document's sections, cut into sentences (and
+/// whole tables, lists and code blocks that fit). Embed [`Plan::texts`], then [`cut`].
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub sections: Vec<Section>,
+    max: usize,
+}
+
+impl Plan {
+    /// The texts to embed, in order: the pieces of every section that needs vectors.
+    pub fn texts(&self, parsed: &Parsed) -> Vec<String> {
+        self.sections
+            .iter()
+            .filter(|s| s.needs_vectors)
+            .flat_map(|s| s.pieces.iter())
+            .map(|p| parsed.text[p.start..p.end].to_string())
+            .collect()
+    }
+}
+
+/// Splits `parsed` into sections of sentence-level pieces for the semantic chunker.
+pub fn plan(parsed: &Parsed, counter: &dyn TokenCounter, config: &ChunkConfig) -> Plan {
+    let max = config.max_tokens.max(1);
+    Plan {
+        sections: sections(parsed, counter, max, true, config.min_tokens),
+        max,
+    }
+}
+
+/// The semantic chunker's second step: cuts each section where neighbouring pieces stop
+/// being similar. `vectors` are the embeddings of [`Plan::texts`], in order (L2-normalised).
+/// If their number does not match, the sections are packed instead (and a warning logged).
+pub fn cut(
+    parsed: &Parsed,
+    plan: &Plan,
+    vectors: &[Vec<f32>],
+    counter: &dyn TokenCounter,
+    config: &ChunkConfig,
+) -> Vec<ChunkDraft> {
+    let max = plan.max;
+    let min = config.min_tokens.min(max);
+    let wanted: usize = plan
+        .sections
+        .iter()
+        .filter(|s| s.needs_vectors)
+        .map(|s| s.pieces.len())
+        .sum();
+    let usable = vectors.len() == wanted;
+    if !usable {
+        tracing::warn!(
+            wanted,
+            got = vectors.len(),
+            "semantic chunker: embeddings do not match the sentences; packing instead"
+        );
+    }
+    // Distances between neighbouring pieces, per section (empty when not needed).
+    let mut next = 0;
+    let distances: Vec<Vec<f32>> = plan
+        .sections
+        .iter()
+        .map(|s| {
+            if !s.needs_vectors || !usable {
+                return Vec::new();
+            }
+            let vs = &vectors[next..next + s.pieces.len()];
+            next += s.pieces.len();
+            vs.windows(2).map(|w| 1.0 - dot(&w[0], &w[1])).collect()
+        })
+        .collect();
+    let all: Vec<f32> = distances.iter().flatten().copied().collect();
+    let threshold = percentile(&all, config.percentile);
+
+    let mut out = Vec::new();
+    for (section, dist) in plan.sections.iter().zip(&distances) {
+        let runs = if dist.is_empty() {
+            pack(&parsed.text, &section.pieces, counter, max)
+        } else {
+            let limits = Limits {
+                threshold,
+                min,
+                max,
+                overlap: config.overlap,
+            };
+            semantic_runs(&parsed.text, &section.pieces, dist, counter, limits)
+        };
+        push_runs(parsed, section, runs, &mut out);
+    }
+    out
+}
+
+/// Groups blocks into sections (same heading path and page, split at every heading) and
+/// cuts each block into pieces that fit. With `sentences`, paragraphs are always cut into
+/// sentences (the semantic chunker's units); tables, lists and code stay whole if they fit.
+fn sections(
+    parsed: &Parsed,
+    counter: &dyn TokenCounter,
+    max: usize,
+    sentences: bool,
+    min: usize,
+) -> Vec<Section> {
     let text = parsed.text.as_str();
     let mut out = Vec::new();
+    let mut finish = |group: &[&Block]| {
+        let Some(first) = group.first() else { return };
+        let mut pieces = Vec::new();
+        for block in group {
+            let Some(span) = trim_span(text, block.span.start, block.span.end) else {
+                continue;
+            };
+            let whole = !(sentences && block.kind == BlockKind::Paragraph)
+                && counter.count_tokens(&text[span.start..span.end]) <= max;
+            if whole {
+                pieces.push(span);
+            } else {
+                split(
+                    text,
+                    span,
+                    levels_for(block.kind),
+                    counter,
+                    max,
+                    &mut pieces,
+                );
+            }
+        }
+        let (Some(head), Some(tail)) = (pieces.first(), pieces.last()) else {
+            return;
+        };
+        let needs_vectors = sentences && pieces.len() > 1 && {
+            let all = counter.count_tokens(&text[head.start..tail.end]);
+            all > max || all >= 2 * min.max(1)
+        };
+        out.push(Section {
+            page: first.page,
+            heading_path: first.heading_path.clone(),
+            pieces,
+            needs_vectors,
+        });
+    };
     let mut group: Vec<&Block> = Vec::new();
     for block in &parsed.blocks {
         let same_section = group
             .first()
             .is_some_and(|g| g.page == block.page && g.heading_path == block.heading_path);
         if !same_section || block.kind == BlockKind::Heading {
-            flush(text, &group, counter, max, &mut out);
+            finish(&group);
             group.clear();
         }
         if block.kind != BlockKind::Heading {
             group.push(block);
         }
     }
-    flush(text, &group, counter, max, &mut out);
+    finish(&group);
     out
 }
 
-/// Packs one section (blocks sharing heading path and page) into chunks.
-fn flush(
-    text: &str,
-    group: &[&Block],
-    counter: &dyn TokenCounter,
-    max: usize,
+fn push_runs(
+    parsed: &Parsed,
+    section: &Section,
+    runs: Vec<(Span, usize)>,
     out: &mut Vec<ChunkDraft>,
 ) {
-    let Some(first) = group.first() else { return };
-    let mut pieces = Vec::new();
-    for block in group {
-        let Some(span) = trim_span(text, block.span.start, block.span.end) else {
-            continue;
-        };
-        if counter.count_tokens(&text[span.start..span.end]) <= max {
-            pieces.push(span);
-        } else {
-            split(
-                text,
-                span,
-                levels_for(block.kind),
-                counter,
-                max,
-                &mut pieces,
-            );
-        }
-    }
-    for (span, tokens) in pack(text, &pieces, counter, max) {
-        let chunk_text = &text[span.start..span.end];
+    for (span, tokens) in runs {
+        let chunk_text = &parsed.text[span.start..span.end];
         out.push(ChunkDraft {
             text: chunk_text.to_string(),
             span,
-            page: first.page,
-            heading_path: first.heading_path.clone(),
+            page: section.page,
+            heading_path: section.heading_path.clone(),
             token_count: u32::try_from(tokens).unwrap_or(u32::MAX),
             lang: Lang::detect(chunk_text),
         });
     }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The `p`th percentile (0-100, linear interpolation between closest ranks) of `values`;
+/// +inf when there are none, so that nothing counts as a topic shift.
+fn percentile(values: &[f32], p: f32) -> f32 {
+    if values.is_empty() {
+        return f32::INFINITY;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let rank = (p.clamp(0.0, 100.0) / 100.0) * (sorted.len() - 1) as f32;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f32)
+}
+
+/// The semantic cut's parameters for one document.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// A distance to the next piece larger than this is a topic shift (so when all
+    /// distances are equal, nothing is).
+    threshold: f32,
+    min: usize,
+    max: usize,
+    overlap: usize,
+}
+
+/// Cuts one section's pieces into runs: a run ends at the first topic shift once it has
+/// `min` tokens; a run that would exceed `max` ends at its largest shift past `min`
+/// instead (or as late as it fits). The last run of a section is split at a shift only
+/// when both parts have `min` tokens. With `overlap`, each run after the first also starts
+/// up to that many pieces earlier (never before the previous run's second piece), as far
+/// as `max` allows. Token counts are exact (counted over each run's text).
+fn semantic_runs(
+    text: &str,
+    pieces: &[Span],
+    dist: &[f32],
+    counter: &dyn TokenCounter,
+    limits: Limits,
+) -> Vec<(Span, usize)> {
+    let Limits {
+        threshold,
+        min,
+        max,
+        overlap,
+    } = limits;
+    let count =
+        |from: usize, to: usize| counter.count_tokens(&text[pieces[from].start..pieces[to].end]);
+    let n = pieces.len();
+    let mut cuts: Vec<(usize, usize)> = Vec::new(); // first and last piece of each run
+    let mut s = 0;
+    while s < n {
+        // tokens[j]: tokens of pieces s..=s+j, for every run length that fits.
+        let mut tokens = vec![count(s, s)];
+        while s + tokens.len() < n {
+            let t = count(s, s + tokens.len());
+            if t > max {
+                break;
+            }
+            tokens.push(t);
+        }
+        let e = s + tokens.len() - 1;
+        let shift = |b: usize| dist[b] > threshold && tokens[b - s] >= min;
+        let end = if e == n - 1 {
+            (s..e)
+                .find(|&b| shift(b) && count(b + 1, e) >= min)
+                .unwrap_or(e)
+        } else {
+            (s..e).find(|&b| shift(b)).unwrap_or_else(|| {
+                // No shift before the limit: cut at the largest drop past `min`.
+                (s..=e)
+                    .filter(|&b| tokens[b - s] >= min)
+                    .max_by(|&a, &b| dist[a].total_cmp(&dist[b]))
+                    .unwrap_or(e)
+            })
+        };
+        cuts.push((s, end));
+        s = end + 1;
+    }
+    let mut runs = Vec::with_capacity(cuts.len());
+    for (i, &(first, last)) in cuts.iter().enumerate() {
+        let mut from = first;
+        if i > 0 && overlap > 0 {
+            from = first.saturating_sub(overlap).max(cuts[i - 1].0 + 1);
+            while from < first && count(from, last) > max {
+                from += 1;
+            }
+        }
+        runs.push((
+            Span::new(pieces[from].start, pieces[last].end),
+            count(from, last),
+        ));
+    }
+    runs
 }
 
 /// Boundaries to cut an oversized block at, coarsest first.
@@ -407,6 +666,175 @@ mod tests {
         assert_eq!(texts, vec!["abcd", "efgh", "ij", "e\u{301}e\u{301}"]);
     }
 
+    /// Topic vectors for the semantic tests: a sentence's vector is the normalised count
+    /// of the topic words it contains, so sentences on one topic are similar (cos 1) and
+    /// sentences on different topics are not (cos 0).
+    fn topic_vectors(texts: &[String]) -> Vec<Vec<f32>> {
+        const TOPICS: [&str; 4] = ["cat", "rocket", "bread", "river"];
+        texts
+            .iter()
+            .map(|t| {
+                let mut v: Vec<f32> = TOPICS.iter().map(|w| t.matches(w).count() as f32).collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                if norm > 0.0 {
+                    v.iter_mut().for_each(|x| *x /= norm);
+                } else {
+                    v = vec![0.5; TOPICS.len()];
+                }
+                v
+            })
+            .collect()
+    }
+
+    fn semantic(src: &str, name: &str, config: &ChunkConfig) -> (Parsed, Vec<ChunkDraft>) {
+        let parsed = parse(src.as_bytes(), name).unwrap();
+        let plan = plan(&parsed, &Words, config);
+        let vectors = topic_vectors(&plan.texts(&parsed));
+        let chunks = cut(&parsed, &plan, &vectors, &Words, config);
+        (parsed, chunks)
+    }
+
+    fn semantic_config(min: usize, max: usize) -> ChunkConfig {
+        ChunkConfig {
+            strategy: ChunkStrategy::Semantic,
+            max_tokens: max,
+            min_tokens: min,
+            percentile: 50.0,
+            overlap: 0,
+        }
+    }
+
+    const TOPICS_TEXT: &str = "The cat sleeps all day. A cat likes warm spots. My cat purrs. \
+        The rocket lifts off. A rocket burns fuel fast. The rocket reaches orbit. \
+        Fresh bread smells good. Bake bread at dawn.";
+
+    #[test]
+    fn semantic_chunks_end_where_the_topic_changes() {
+        let config = semantic_config(4, 100);
+        let (parsed, chunks) = semantic(TOPICS_TEXT, "a.txt", &config);
+        check_invariants(&parsed, &chunks, 100);
+        let texts: Vec<_> = chunks.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "The cat sleeps all day. A cat likes warm spots. My cat purrs.",
+                "The rocket lifts off. A rocket burns fuel fast. The rocket reaches orbit.",
+                "Fresh bread smells good. Bake bread at dawn."
+            ]
+        );
+        // packing the same text at the same size ignores the topics
+        let packed = chunk(&parsed, &Words, 100);
+        assert_eq!(packed.len(), 1);
+    }
+
+    #[test]
+    fn semantic_chunks_respect_min_and_max_tokens() {
+        // min: no cut before 20 tokens, so the cat and rocket sentences stay together
+        let (parsed, chunks) = semantic(TOPICS_TEXT, "a.txt", &semantic_config(20, 100));
+        check_invariants(&parsed, &chunks, 100);
+        assert!(chunks[0].text.contains("cat") && chunks[0].text.contains("rocket"));
+        assert!(chunks.iter().rev().skip(1).all(|c| c.token_count >= 20));
+        // the last chunk is not cut into a part under min: "Fresh bread..." stays attached
+        assert_eq!(chunks.len(), 1, "{chunks:?}");
+
+        // max: 12 tokens cannot hold three cat sentences (17 tokens); the cut falls at the
+        // sentence boundary with the largest drop that fits, never above max
+        let (parsed, chunks) = semantic(TOPICS_TEXT, "a.txt", &semantic_config(2, 12));
+        check_invariants(&parsed, &chunks, 12);
+        assert!(chunks.iter().all(|c| c.token_count <= 12));
+        // no chunk mixes topics when the limits allow keeping them apart
+        for c in &chunks {
+            let topics = ["cat", "rocket", "bread"]
+                .iter()
+                .filter(|t| c.text.contains(*t))
+                .count();
+            assert_eq!(topics, 1, "{:?}", c.text);
+        }
+    }
+
+    #[test]
+    fn semantic_overlap_repeats_the_previous_sentence() {
+        let mut config = semantic_config(4, 100);
+        config.overlap = 1;
+        let (parsed, chunks) = semantic(TOPICS_TEXT, "a.txt", &config);
+        let texts: Vec<_> = chunks.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts.len(), 3);
+        assert!(texts[1].starts_with("My cat purrs. The rocket lifts off."));
+        assert!(texts[2].starts_with("The rocket reaches orbit. Fresh bread"));
+        for c in &chunks {
+            assert_eq!(c.text, &parsed.text[c.span.start..c.span.end]);
+            assert_eq!(c.token_count as usize, Words.count_tokens(&c.text));
+        }
+        // overlap never pushes a chunk over max: with max 17 only whole topics fit
+        config.max_tokens = 17;
+        let (_, chunks) = semantic(TOPICS_TEXT, "a.txt", &config);
+        assert!(chunks.iter().all(|c| c.token_count <= 17), "{chunks:?}");
+    }
+
+    #[test]
+    fn semantic_keeps_code_and_tables_whole_and_headings_apart() {
+        let md = "# Cats\n\nThe cat sleeps. The cat eats.\n\n```\nrocket = 1\nrocket = 2\n```\n\n\
+                  | cat | rocket |\n|---|---|\n| 1 | 2 |\n\n# Bread\n\nBake bread.\n";
+        let (parsed, chunks) = semantic(md, "a.md", &semantic_config(1, 100));
+        check_invariants(&parsed, &chunks, 100);
+        let code = chunks
+            .iter()
+            .find(|c| c.text.contains("rocket = 1"))
+            .unwrap();
+        assert!(code.text.contains("rocket = 2"), "code block was split");
+        let table = chunks.iter().find(|c| c.text.contains("| cat |")).unwrap();
+        assert!(table.text.contains("| 1 | 2 |"), "table was split");
+        let bread = chunks.iter().find(|c| c.text.contains("bread")).unwrap();
+        assert_eq!(bread.heading_path, ["Bread"]);
+        assert_eq!(bread.text, "Bake bread.");
+    }
+
+    #[test]
+    fn semantic_falls_back_to_packing_on_mismatched_vectors() {
+        let config = semantic_config(4, 100);
+        let parsed = parse(TOPICS_TEXT.as_bytes(), "a.txt").unwrap();
+        let plan = plan(&parsed, &Words, &config);
+        assert!(plan.sections[0].needs_vectors);
+        let chunks = cut(&parsed, &plan, &[vec![1.0]], &Words, &config);
+        assert_eq!(chunks, chunk(&parsed, &Words, 100));
+    }
+
+    #[test]
+    fn small_sections_need_no_embeddings() {
+        let config = semantic_config(50, 100);
+        let parsed = parse(b"# A\n\nOne. Two.\n\n# B\n\nSingle.\n", "a.md").unwrap();
+        let plan = plan(&parsed, &Words, &config);
+        assert!(plan.texts(&parsed).is_empty());
+        let chunks = cut(&parsed, &plan, &[], &Words, &config);
+        let texts: Vec<_> = chunks.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts, vec!["One. Two.", "Single."]);
+    }
+
+    #[test]
+    fn signatures_change_with_every_setting() {
+        let base = semantic_config(50, 200);
+        let sig = signature(&base);
+        assert_eq!(sig, "semantic-v1 max=200 min=50 pct=50 overlap=0");
+        let mut other = base.clone();
+        other.overlap = 1;
+        assert_ne!(signature(&other), sig);
+        other = base.clone();
+        other.max_tokens = 100;
+        assert_ne!(signature(&other), sig);
+        other = base.clone();
+        other.strategy = ChunkStrategy::Pack;
+        assert_eq!(signature(&other), "pack-v1 max=200");
+    }
+
+    #[test]
+    fn percentile_interpolates() {
+        assert_eq!(percentile(&[], 90.0), f32::INFINITY);
+        assert_eq!(percentile(&[3.0, 1.0, 2.0], 50.0), 2.0);
+        assert_eq!(percentile(&[1.0, 2.0], 50.0), 1.5);
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0, 5.0], 100.0), 5.0);
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.0), 1.0);
+    }
+
     /// A tiny deterministic generator (xorshift), so the property test needs no crate.
     struct Rng(u64);
     impl Rng {
@@ -477,6 +905,25 @@ mod tests {
             let max = 1 + (rng.next() % 40) as usize;
             let parsed = parse(src.as_bytes(), name).unwrap();
             let chunks = chunk(&parsed, &Words, max);
+            check_invariants(&parsed, &chunks, max);
+            // the semantic cut keeps the same invariants whatever the embeddings say
+            let config = ChunkConfig {
+                strategy: ChunkStrategy::Semantic,
+                max_tokens: max,
+                min_tokens: (rng.next() % 10) as usize,
+                percentile: (rng.next() % 101) as f32,
+                overlap: 0,
+            };
+            let plan = plan(&parsed, &Words, &config);
+            let vectors: Vec<Vec<f32>> = plan
+                .texts(&parsed)
+                .iter()
+                .map(|_| {
+                    let angle = (rng.next() % 1000) as f32 / 100.0;
+                    vec![angle.cos(), angle.sin()]
+                })
+                .collect();
+            let chunks = cut(&parsed, &plan, &vectors, &Words, &config);
             check_invariants(&parsed, &chunks, max);
             checked += 1;
         }

@@ -1,7 +1,8 @@
 //! `cairn-ingest`: from a file to stored, embedded chunks.
 //!
 //! [`parse()`] turns bytes into extracted text plus structural blocks (Markdown and plain
-//! text today), [`chunk()`] packs blocks into passages that fit the embedder, and
+//! text, HTML, DOCX, PDF), [`chunk()`] packs blocks into passages that fit the embedder
+//! (or [`chunk::plan`] and [`chunk::cut`] cut them where the topic shifts), and
 //! [`Ingestor`] runs the whole pipeline: content hash, change detection, parse and chunk
 //! on a blocking thread, one embedding call, and one write to the
 //! [`DocumentStore`](cairn_core::DocumentStore), which keeps the catalog and its indexes consistent.
@@ -28,10 +29,10 @@
 //! ```no_run
 //! # async fn run(embedder: std::sync::Arc<dyn cairn_core::Embedder>,
 //! #              store: std::sync::Arc<dyn cairn_core::DocumentStore>) -> cairn_core::Result<()> {
-//! use cairn_core::Acl;
+//! use cairn_core::{Acl, config::ChunkConfig};
 //! use cairn_ingest::Ingestor;
 //!
-//! let ingestor = Ingestor::new(embedder, store, 256);
+//! let ingestor = Ingestor::new(embedder, store, ChunkConfig::pack(256));
 //! let outcome = ingestor.ingest_path("docs/guide.md".as_ref(), &Acl::tenant_wide("acme")).await?;
 //! println!("{} {:?}: {} chunks", outcome.source, outcome.status, outcome.chunks);
 //! # Ok(()) }
@@ -45,7 +46,7 @@ pub mod pipeline;
 pub mod reindex;
 pub mod walk;
 
-pub use chunk::{CHUNKER_VERSION, ChunkDraft, chunk};
+pub use chunk::{ChunkDraft, chunk};
 pub use error::{IngestError, PanicMessage};
 pub use parse::{Block, BlockKind, Parsed, parse};
 pub use pipeline::{IngestOutcome, IngestStatus, Ingestor};

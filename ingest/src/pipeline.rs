@@ -1,17 +1,19 @@
 //! The ingest pipeline: one file in, one stored document version out.
 //!
 //! For each file: hash the bytes (sha256); if the store already holds this source for
-//! this tenant with the same hash and ACL, stop (`Unchanged`, nothing is written).
-//! Otherwise parse and chunk on a blocking thread under `catch_unwind` (a parser that
-//! panics fails this file only), embed every chunk text in one call (the embedder
-//! batches), and hand the document and its chunks to the [`DocumentStore`] in one write,
-//! which makes the new version visible atomically.
+//! this tenant with the same hash, ACL and chunker signature, stop (`Unchanged`, nothing
+//! is written). Otherwise parse and chunk on a blocking thread under `catch_unwind` (a
+//! parser that panics fails this file only; the semantic chunker embeds the sentences in
+//! between), embed every chunk text in one call (the embedder batches), and hand the
+//! document and its chunks to the [`DocumentStore`] in one write, which makes the new
+//! version visible atomically.
 
-use crate::chunk::{ChunkDraft, chunk};
+use crate::chunk::{self, ChunkDraft};
 use crate::error::{IngestError, PanicMessage};
 use crate::parse::parse_inner;
+use cairn_core::config::{ChunkConfig, ChunkStrategy};
 use cairn_core::{
-    Acl, DocId, DocumentStore, Embedder, NewChunk, NewDocument, Result, TokenCounter,
+    Acl, DocId, Document, DocumentStore, Embedder, NewChunk, NewDocument, Result, TokenCounter,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -63,7 +65,10 @@ pub struct IngestOutcome {
 pub struct Ingestor {
     embedder: Arc<dyn Embedder>,
     store: Arc<dyn DocumentStore>,
-    max_tokens: usize,
+    /// The chunking settings, `max_tokens` capped at the embedder's limit.
+    chunking: ChunkConfig,
+    /// [`chunk::signature`] of `chunking`, recorded with every document.
+    chunker: String,
 }
 
 /// What the blocking half of the pipeline hands back.
@@ -75,29 +80,41 @@ struct Prepared {
 }
 
 impl Ingestor {
-    /// `max_tokens` is the chunk size; it is capped at the embedder's own input limit
-    /// (when the embedder reports one) so that chunks are not cut when embedded.
+    /// `chunking.max_tokens` is the chunk size; it is capped at the embedder's own input
+    /// limit (when the embedder reports one) so that chunks are not cut when embedded.
     pub fn new(
         embedder: Arc<dyn Embedder>,
         store: Arc<dyn DocumentStore>,
-        max_tokens: usize,
+        mut chunking: ChunkConfig,
     ) -> Self {
         let model_limit = embedder.max_tokens();
-        let max_tokens = if model_limit > 0 {
-            max_tokens.min(model_limit)
-        } else {
-            max_tokens
-        };
+        if model_limit > 0 {
+            chunking.max_tokens = chunking.max_tokens.min(model_limit);
+        }
+        chunking.max_tokens = chunking.max_tokens.max(1);
+        let chunker = chunk::signature(&chunking);
         Ingestor {
             embedder,
             store,
-            max_tokens: max_tokens.max(1),
+            chunking,
+            chunker,
         }
     }
 
     /// The chunk size in tokens actually used.
     pub fn max_tokens(&self) -> usize {
-        self.max_tokens
+        self.chunking.max_tokens
+    }
+
+    /// The chunker signature recorded with each document this pipeline writes.
+    pub fn chunker(&self) -> &str {
+        &self.chunker
+    }
+
+    /// Whether `doc` is what ingesting content with this hash and ACL would store anyway:
+    /// same bytes, same ACL, cut by the same chunker.
+    pub fn is_current(&self, doc: &Document, content_hash: &str, acl: &Acl) -> bool {
+        doc.content_hash == content_hash && same_acl(&doc.acl, acl) && doc.chunker == self.chunker
     }
 
     /// The embedder this pipeline uses (to count tokens or measure its speed).
@@ -149,8 +166,7 @@ impl Ingestor {
         };
         let existing = self.store.find_by_source(&acl.tenant, source).await?;
         if let Some(doc) = &existing
-            && doc.content_hash == content_hash
-            && same_acl(&doc.acl, acl)
+            && self.is_current(doc, &content_hash, acl)
         {
             tracing::debug!(source, doc_id = %doc.id, "unchanged, skipped");
             return Ok(IngestOutcome {
@@ -205,6 +221,7 @@ impl Ingestor {
             source: source.to_string(),
             mime: prepared.mime.to_string(),
             content_hash,
+            chunker: self.chunker.clone(),
             acl: acl.clone(),
             pages: prepared.pages,
         };
@@ -228,51 +245,93 @@ impl Ingestor {
         })
     }
 
-    /// Parses and chunks on the blocking pool; a panic becomes this file's error.
+    /// Parses and chunks on the blocking pool; a panic becomes this file's error. The
+    /// semantic chunker embeds the sentences between its two blocking steps.
     async fn prepare(&self, bytes: Arc<[u8]>, file_name: String) -> Result<Prepared> {
         let embedder = Arc::clone(&self.embedder);
-        let max_tokens = self.max_tokens;
+        let config = self.chunking.clone();
         let name = file_name.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            std::panic::catch_unwind(AssertUnwindSafe(|| {
-                let parsed = parse_inner(&bytes, &name)?;
-                let counter: &dyn TokenCounter = &*embedder;
-                let drafts = chunk(&parsed, counter, max_tokens);
-                Ok::<_, IngestError>(Prepared {
-                    title: parsed.title,
-                    mime: parsed.mime,
-                    pages: parsed.pages,
-                    drafts,
-                })
-            }))
+        let (parsed, stage) = guarded(&file_name, move || {
+            let parsed = parse_inner(&bytes, &name)?;
+            let counter: &dyn TokenCounter = &*embedder;
+            let stage = match config.strategy {
+                ChunkStrategy::Pack => {
+                    Stage::Chunked(chunk::chunk(&parsed, counter, config.max_tokens))
+                }
+                ChunkStrategy::Semantic => Stage::Planned(chunk::plan(&parsed, counter, &config)),
+            };
+            Ok((parsed, stage))
         })
-        .await;
-        match joined {
-            Ok(Ok(prepared)) => Ok(prepared?),
-            Ok(Err(payload)) => {
-                let message = cairn_core::panic_message(payload.as_ref());
-                tracing::error!(file = %file_name, %message, "parser panicked");
-                Err(IngestError::Panicked {
-                    file: file_name,
-                    panic: PanicMessage(message),
-                }
-                .into())
+        .await?;
+        let (parsed, drafts) = match stage {
+            Stage::Chunked(drafts) => (parsed, drafts),
+            Stage::Planned(plan) => {
+                let texts = plan.texts(&parsed);
+                let vectors = if texts.is_empty() {
+                    Vec::new()
+                } else {
+                    self.embedder.embed(texts).await?.vectors
+                };
+                let embedder = Arc::clone(&self.embedder);
+                let config = self.chunking.clone();
+                guarded(&file_name, move || {
+                    let counter: &dyn TokenCounter = &*embedder;
+                    let drafts = chunk::cut(&parsed, &plan, &vectors, counter, &config);
+                    Ok((parsed, drafts))
+                })
+                .await?
             }
-            Err(e) if e.is_panic() => {
-                let message = cairn_core::panic_message(e.into_panic().as_ref());
-                Err(IngestError::Panicked {
-                    file: file_name,
-                    panic: PanicMessage(message),
-                }
-                .into())
+        };
+        Ok(Prepared {
+            title: parsed.title,
+            mime: parsed.mime,
+            pages: parsed.pages,
+            drafts,
+        })
+    }
+}
+
+/// Where chunking stands after the first blocking step.
+enum Stage {
+    /// Packed: done.
+    Chunked(Vec<ChunkDraft>),
+    /// Semantic: the sentences still need their embeddings.
+    Planned(chunk::Plan),
+}
+
+/// Runs `work` on the blocking pool under `catch_unwind`: a panic fails this file only.
+async fn guarded<T: Send + 'static>(
+    file_name: &str,
+    work: impl FnOnce() -> std::result::Result<T, IngestError> + Send + 'static,
+) -> Result<T> {
+    let joined =
+        tokio::task::spawn_blocking(move || std::panic::catch_unwind(AssertUnwindSafe(work))).await;
+    let file = file_name.to_string();
+    match joined {
+        Ok(Ok(done)) => Ok(done?),
+        Ok(Err(payload)) => {
+            let message = cairn_core::panic_message(payload.as_ref());
+            tracing::error!(file = %file, %message, "parser panicked");
+            Err(IngestError::Panicked {
+                file,
+                panic: PanicMessage(message),
             }
-            Err(_) => Err(IngestError::Cancelled { file: file_name }.into()),
+            .into())
         }
+        Err(e) if e.is_panic() => {
+            let message = cairn_core::panic_message(e.into_panic().as_ref());
+            Err(IngestError::Panicked {
+                file,
+                panic: PanicMessage(message),
+            }
+            .into())
+        }
+        Err(_) => Err(IngestError::Cancelled { file }.into()),
     }
 }
 
 /// Whether two ACLs grant the same access (group order and duplicates do not matter).
-pub(crate) fn same_acl(a: &Acl, b: &Acl) -> bool {
+fn same_acl(a: &Acl, b: &Acl) -> bool {
     a.tenant == b.tenant && group_set(a) == group_set(b)
 }
 
@@ -359,6 +418,7 @@ mod tests {
                 source: doc.source,
                 mime: doc.mime,
                 content_hash: doc.content_hash,
+                chunker: doc.chunker,
                 version,
                 acl: doc.acl,
                 pages: doc.pages,
@@ -381,7 +441,11 @@ mod tests {
             limit,
             calls: AtomicUsize::new(0),
         });
-        let ingestor = Ingestor::new(embedder.clone(), store.clone(), max_tokens);
+        let ingestor = Ingestor::new(
+            embedder.clone(),
+            store.clone(),
+            ChunkConfig::pack(max_tokens),
+        );
         (ingestor, store, embedder)
     }
 
@@ -503,16 +567,51 @@ mod tests {
             limit: 2,
             calls: AtomicUsize::new(0),
         });
+        let chunking = ChunkConfig::pack(10);
         let ing = Ingestor {
             embedder,
             store,
-            max_tokens: 10,
+            chunker: chunk::signature(&chunking),
+            chunking,
         };
         let out = ing
             .ingest_bytes(b"one two three\n\n\x0cfour", "t.txt", &acme())
             .await
             .unwrap();
         assert_eq!((out.chunks, out.truncated), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_new_chunker_setting_re_chunks_unchanged_files() {
+        let (ing, store, embedder) = setup(100, 100);
+        let text = b"First point here. Second point here. Third point here. Fourth one.\n";
+        let out = ing.ingest_bytes(text, "a.txt", &acme()).await.unwrap();
+        assert_eq!(out.status, IngestStatus::Added);
+        assert_eq!(store.docs.lock().unwrap()[0].0.chunker, "pack-v1 max=100");
+
+        // same bytes, semantic settings: a new version, cut by the semantic chunker,
+        // which embeds the sentences first (one call) and then the chunks (one call)
+        let semantic = ChunkConfig {
+            strategy: ChunkStrategy::Semantic,
+            min_tokens: 2,
+            ..ChunkConfig::pack(100)
+        };
+        let ing2 = Ingestor::new(embedder.clone(), store.clone(), semantic);
+        let before = embedder.calls.load(Ordering::SeqCst);
+        let out2 = ing2.ingest_bytes(text, "a.txt", &acme()).await.unwrap();
+        assert_eq!((out2.status, out2.version), (IngestStatus::Updated, 2));
+        assert_eq!(embedder.calls.load(Ordering::SeqCst) - before, 2);
+        let (doc, chunks) = store.docs.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(doc.chunker, "semantic-v1 max=100 min=2 pct=90 overlap=0");
+        for c in &chunks {
+            assert_eq!(
+                c.text,
+                &std::str::from_utf8(text).unwrap()[c.span.start..c.span.end]
+            );
+        }
+        // and with the same settings it is unchanged again
+        let out3 = ing2.ingest_bytes(text, "a.txt", &acme()).await.unwrap();
+        assert_eq!(out3.status, IngestStatus::Unchanged);
     }
 
     #[tokio::test]

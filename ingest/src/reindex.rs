@@ -20,7 +20,7 @@
 //! the catalog (no parsing, no embedding) and the report lists what would change, with a
 //! time [`Estimate`] from the embedder's speed measured on a few sample texts.
 
-use crate::pipeline::{IngestOutcome, IngestStatus, Ingestor, same_acl};
+use crate::pipeline::{IngestOutcome, IngestStatus, Ingestor};
 use crate::walk::{DEFAULT_EXTENSIONS, Walker};
 use cairn_core::{Acl, Catalog, DocId, DocQuery, Document, DocumentStore, Embedder};
 use cairn_core::{Error, ErrorKind, Result};
@@ -379,7 +379,7 @@ async fn dry_run(
             .find_by_source(&opts.acl.tenant, &looked.source)
             .await?;
         let action = match &existing {
-            Some(doc) if doc.content_hash == looked.hash && same_acl(&doc.acl, &opts.acl) => {
+            Some(doc) if ingestor.is_current(doc, &looked.hash, &opts.acl) => {
                 report.unchanged += 1;
                 progress(Progress::Unchanged(path));
                 continue;
@@ -522,6 +522,7 @@ async fn measure_embedding(embedder: &dyn Embedder) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_core::config::ChunkConfig;
     use cairn_core::{Chunk, ChunkId, Embedded, NewChunk, NewDocument, Op, Seq, TokenCounter};
     use std::sync::Mutex;
 
@@ -611,6 +612,7 @@ mod tests {
                 source: doc.source,
                 mime: doc.mime,
                 content_hash: doc.content_hash,
+                chunker: doc.chunker,
                 version: old.as_ref().map_or(1, |d| d.version + 1),
                 acl: doc.acl,
                 pages: doc.pages,
@@ -691,7 +693,7 @@ mod tests {
         std::fs::write(root.join("b.txt"), "Bravo text here.\n").unwrap();
         std::fs::write(root.join("sub/c.md"), "# C\n\nCharlie text.\n").unwrap();
         let mem = Arc::new(Mem::default());
-        let ingestor = Ingestor::new(Arc::new(Words), mem.clone(), 64);
+        let ingestor = Ingestor::new(Arc::new(Words), mem.clone(), ChunkConfig::pack(64));
         Fixture {
             _tmp: tmp,
             root,
@@ -797,6 +799,7 @@ mod tests {
                     source: source.clone(),
                     mime: "text/markdown".into(),
                     content_hash: "h".into(),
+                    chunker: "c".into(),
                     acl: Acl::tenant_wide(tenant),
                     pages: 1,
                 },

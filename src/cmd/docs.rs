@@ -100,13 +100,18 @@ impl Render for DocShow {
         let d = &self.document;
         writeln!(
             out,
-            "{}\n  id       {}\n  source   {}\n  version  {}\n  pages    {}\n  chunks   {}\n  sha256   {}\n  acl      tenant={} groups=[{}]",
+            "{}\n  id       {}\n  source   {}\n  version  {}\n  pages    {}\n  chunks   {}\n  chunker  {}\n  sha256   {}\n  acl      tenant={} groups=[{}]",
             d.title,
             d.id,
             d.source,
             d.version,
             d.pages,
             d.chunk_count,
+            if d.chunker.is_empty() {
+                "(not recorded: re-index to re-chunk)"
+            } else {
+                &d.chunker
+            },
             d.content_hash,
             d.acl.tenant,
             d.acl.groups.join(",")

@@ -4,6 +4,7 @@
 mod acl;
 mod cli;
 mod crash;
+mod eval;
 mod models;
 mod pdf;
 mod reindex;

@@ -18,8 +18,13 @@ pub struct App {
 
 /// Where the embedding model's folder is: a path as given, or a name under `models_dir`.
 pub fn model_dir(config: &Config) -> PathBuf {
-    let m = PathBuf::from(&config.embed.model);
-    if m.is_absolute() || config.embed.model.contains('/') {
+    model_path(config, &config.embed.model)
+}
+
+/// A model given by name (a folder under `models_dir`) or by path.
+fn model_path(config: &Config, model: &str) -> PathBuf {
+    let m = PathBuf::from(model);
+    if m.is_absolute() || model.contains('/') {
         m
     } else {
         config.models_dir.join(m)
@@ -68,6 +73,32 @@ impl App {
             retriever,
             ingestor,
         })
+    }
+
+    /// Loads the configured reranker and lets searches use it. When its model is not
+    /// installed: an error if `required`, otherwise a note in the log (searches that ask
+    /// for reranking then get a clear error).
+    pub fn load_reranker(&mut self, required: bool) -> Result<()> {
+        let name = self.config.rerank.model.clone();
+        let dir = model_path(&self.config, &name);
+        if !dir.exists() && !required {
+            tracing::info!(path = %dir.display(), "no reranker installed; reranking is off");
+            return Ok(());
+        }
+        let device = cairn_infer::pick_device()?;
+        let reranker = cairn_infer::load_reranker(
+            &dir,
+            &device,
+            self.config.rerank.batch_size,
+            self.config.rerank.max_passage_tokens,
+        )
+        .with_context(|| format!("loading the reranker from {}", dir.display()))?;
+        tracing::info!(model = reranker.model_id(), "reranker loaded");
+        self.retriever =
+            self.retriever
+                .clone()
+                .with_reranker(name, Some(reranker), self.config.rerank.clone());
+        Ok(())
     }
 
     pub fn principal(&self, groups: &[String]) -> Principal {

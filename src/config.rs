@@ -14,6 +14,7 @@ const KEYS: &[&str] = &[
     "embed",
     "chunk",
     "retrieve",
+    "rerank",
     "server",
     "tenant",
 ];

@@ -15,6 +15,7 @@ pub struct Config {
     pub embed: EmbedConfig,
     pub chunk: ChunkConfig,
     pub retrieve: RetrieveConfig,
+    pub rerank: RerankConfig,
     pub server: ServerConfig,
     /// Tenant used by the CLI and by the server until API keys are configured.
     pub tenant: String,
@@ -28,6 +29,7 @@ impl Default for Config {
             embed: EmbedConfig::default(),
             chunk: ChunkConfig::default(),
             retrieve: RetrieveConfig::default(),
+            rerank: RerankConfig::default(),
             server: ServerConfig::default(),
             tenant: DEFAULT_TENANT.to_string(),
         }
@@ -106,6 +108,43 @@ impl Default for ChunkConfig {
             min_tokens: 50,
             percentile: 90.0,
             overlap: 0,
+        }
+    }
+}
+
+/// Reranking the fused candidates with a model that reads query and passage together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RerankConfig {
+    /// Rerank searches that do not say (a request's `rerank` overrides it).
+    pub enabled: bool,
+    /// The reranker: a model folder name under `models_dir` or a path. A folder with a
+    /// `.gguf` file is an LLM reranker (P("yes") to "does the passage answer the query?");
+    /// a BERT sequence-classification folder is a cross-encoder.
+    pub model: String,
+    /// How many fused candidates are reranked.
+    pub candidates: usize,
+    /// Drop reranked hits scoring below this (none by default).
+    pub min_score: Option<f32>,
+    /// Maximal marginal relevance: 1.0 is pure relevance, lower values trade relevance for
+    /// passages that differ from those already picked. Off by default.
+    pub mmr_lambda: Option<f32>,
+    /// Pairs per forward pass.
+    pub batch_size: usize,
+    /// Longest passage the reranker reads, in its tokens (longer ones are cut).
+    pub max_passage_tokens: usize,
+}
+
+impl Default for RerankConfig {
+    fn default() -> Self {
+        RerankConfig {
+            enabled: false,
+            model: "smollm2-135m".into(),
+            candidates: 50,
+            min_score: None,
+            mmr_lambda: None,
+            batch_size: 8,
+            max_passage_tokens: 256,
         }
     }
 }

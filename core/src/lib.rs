@@ -27,7 +27,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use ids::{ChunkId, DocId, Seq};
 pub use seams::{
     Candidate, Catalog, DerivedIndex, DocQuery, DocumentStore, Embedded, Embedder, IndexBatch,
-    IndexedChunk, LexicalIndex, Op, OpKind, Scope, TokenCounter, VectorStore,
+    IndexedChunk, LexicalIndex, Op, OpKind, Reranker, Scope, TokenCounter, VectorStore,
 };
 pub use search::{
     Fusion, Hit, RetrieverScore, SearchFilter, SearchMode, SearchRequest, SearchResponse,

@@ -17,6 +17,16 @@ pub trait TokenCounter: Send + Sync {
     fn count_tokens(&self, text: &str) -> usize;
 }
 
+/// Scores how well passages answer a query: a cross-encoder, or an LLM judging relevance.
+#[async_trait]
+pub trait Reranker: Send + Sync {
+    /// Identifies the model and its settings (shown in logs and eval reports).
+    fn model_id(&self) -> &str;
+    /// One score per passage, in input order; higher is more relevant. Scores of one call
+    /// are comparable with each other (and, for a given model, across calls).
+    async fn score(&self, query: &str, passages: Vec<String>) -> Result<Vec<f32>>;
+}
+
 /// Vectors for a batch of texts, in input order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embedded {

@@ -57,6 +57,26 @@ pub struct SearchRequest {
     pub mode: SearchMode,
     #[serde(default)]
     pub filter: SearchFilter,
+    /// Rerank the fused candidates with the reranker; `None`: the configured default.
+    #[serde(default)]
+    pub rerank: Option<bool>,
+    /// Which reranker (its configured name); `None`: the default one.
+    #[serde(default)]
+    pub reranker: Option<String>,
+}
+
+impl SearchRequest {
+    /// A request for `query` with every option at its default.
+    pub fn new(query: impl Into<String>) -> Self {
+        SearchRequest {
+            query: query.into(),
+            top_k: None,
+            mode: SearchMode::default(),
+            filter: SearchFilter::default(),
+            rerank: None,
+            reranker: None,
+        }
+    }
 }
 
 /// One retriever's view of a hit.
@@ -82,6 +102,9 @@ pub struct Hit {
     pub score: f32,
     pub bm25: Option<RetrieverScore>,
     pub dense: Option<RetrieverScore>,
+    /// The reranker's view, when the results were reranked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<RetrieverScore>,
 }
 
 /// Milliseconds spent per stage.
@@ -92,6 +115,8 @@ pub struct StageTimes {
     pub dense: f64,
     pub fuse: f64,
     pub hydrate: f64,
+    /// Scoring the candidates with the reranker (0 when not reranked).
+    pub rerank: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -63,6 +63,23 @@ pub enum InferError {
     /// The worker thread panicked or returned a malformed answer while embedding a batch.
     #[error("the embedding worker failed: {0}")]
     WorkerFailed(String),
+
+    /// The GGUF file of a decoder LM, or the folder that should hold one, is not there.
+    #[error("GGUF model {} not found: run scripts/install-models (or point at a .gguf file or a folder holding exactly one)", path.display())]
+    GgufMissing { path: PathBuf },
+
+    /// A GGUF file's metadata lacks a key the model needs or holds a value of the wrong type.
+    #[error("GGUF model {}: {message}", path.display())]
+    Gguf { path: PathBuf, message: String },
+
+    /// A chat template failed to parse or to render.
+    #[error("chat template: {0}")]
+    ChatTemplate(String),
+
+    /// Input to a forward pass is malformed: ragged lengths, unknown token ids, a sequence
+    /// longer than the model's context.
+    #[error("invalid model input: {0}")]
+    BadInput(String),
 }
 
 /// Results inside this crate.
@@ -77,7 +94,11 @@ impl InferError {
             | InferError::Tokenizer { .. }
             | InferError::Unsupported { .. }
             | InferError::Weights { .. }
-            | InferError::InvalidSetting(_) => ErrorKind::User,
+            | InferError::InvalidSetting(_)
+            | InferError::GgufMissing { .. }
+            | InferError::Gguf { .. }
+            | InferError::ChatTemplate(_)
+            | InferError::BadInput(_) => ErrorKind::User,
             InferError::Encode(_) => ErrorKind::User,
             InferError::Io { .. }
             | InferError::Candle(_)

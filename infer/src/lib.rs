@@ -4,6 +4,8 @@
 //! `1_Pooling/config.json`), and runs it on its own thread behind a bounded queue
 //! ([`EmbedWorker`], which implements [`cairn_core::Embedder`]).
 //! [`CrossEncoder`] scores (query, passage) pairs with a BERT sequence-classification reranker.
+//! [`llm`] loads a GGUF decoder LM (llama, qwen2) with its tokenizer and chat template and
+//! scores prompts by P("yes") of the next token (LLM reranking).
 //!
 //! This crate knows nothing about documents: it turns texts into vectors and text pairs into
 //! scores.
@@ -26,6 +28,8 @@ mod bert;
 mod cross;
 mod device;
 mod error;
+pub mod llm;
+mod rerank;
 mod worker;
 
 use std::path::Path;
@@ -37,6 +41,7 @@ pub use bert::{BertEncoder, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, Pooling, Wor
 pub use cross::CrossEncoder;
 pub use device::pick_device;
 pub use error::InferError;
+pub use rerank::{LlmReranker, PairScorer, RerankWorker, load_reranker};
 pub use worker::EmbedWorker;
 
 /// Loads the sentence encoder in `dir` on the [`pick_device`] device and starts its worker.

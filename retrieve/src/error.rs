@@ -12,6 +12,12 @@ pub enum RetrieveError {
     BadTopK { got: usize, max: usize },
     #[error("the query embedding has {got} dimensions, the vector index expects {want}")]
     Dims { got: usize, want: usize },
+    #[error(
+        "reranking was asked for but no reranker is configured (set [rerank] model and install it with scripts/install-models)"
+    )]
+    NoReranker,
+    #[error("unknown reranker {name:?}: the configured one is {configured:?}")]
+    UnknownReranker { name: String, configured: String },
 }
 
 impl From<RetrieveError> for Error {
@@ -19,7 +25,9 @@ impl From<RetrieveError> for Error {
         let kind = match e {
             RetrieveError::EmptyQuery
             | RetrieveError::QueryTooLong { .. }
-            | RetrieveError::BadTopK { .. } => ErrorKind::User,
+            | RetrieveError::BadTopK { .. }
+            | RetrieveError::NoReranker
+            | RetrieveError::UnknownReranker { .. } => ErrorKind::User,
             RetrieveError::Dims { .. } => ErrorKind::Internal,
         };
         Error::new(kind, e.to_string())

@@ -1,13 +1,13 @@
 //! `cairn-retrieve`: the query plan. A question becomes candidates from BM25 and from the
 //! dense index (in parallel), scoped to what the caller may read *inside* each index, then
-//! fused and read back from the catalog as [`Hit`]s that cite document, page and span.
+//! fused, read back from the catalog as [`Hit`]s that cite document, page and span, and
+//! (when asked) reranked by a model that reads query and passage together.
 //! It names no concrete backend: it works over the seam traits of `cairn-core`.
 //!
 //! ```no_run
 //! # async fn demo(r: cairn_retrieve::Retriever) -> cairn_core::Result<()> {
 //! use cairn_core::{Principal, SearchRequest, SearchMode, SearchFilter};
-//! let req = SearchRequest { query: "how do I rotate the VPN key?".into(), top_k: Some(5),
-//!                           mode: SearchMode::Hybrid, filter: SearchFilter::default() };
+//! let req = SearchRequest { top_k: Some(5), ..SearchRequest::new("how do I rotate the VPN key?") };
 //! let resp = r.search(&req, &Principal::default()).await?;
 //! for hit in resp.results { println!("{} p.{} {:?}", hit.title, hit.page, hit.span); }
 //! # Ok(()) }
@@ -19,9 +19,10 @@ pub mod fuse;
 pub use error::RetrieveError;
 
 use cairn_core::{
-    Candidate, Catalog, DocId, DocQuery, Embedder, Fusion, Hit, LexicalIndex, Principal, Result,
-    RetrieverScore, Scope, SearchMode, SearchRequest, SearchResponse, StageTimes, VectorStore,
-    config::RetrieveConfig,
+    Candidate, Catalog, DocId, DocQuery, Embedder, Fusion, Hit, LexicalIndex, Principal, Reranker,
+    Result, RetrieverScore, Scope, SearchMode, SearchRequest, SearchResponse, StageTimes,
+    VectorStore,
+    config::{RerankConfig, RetrieveConfig},
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,6 +52,9 @@ pub struct Retriever {
     embedder: Arc<dyn Embedder>,
     config: RetrieveConfig,
     max_query_chars: usize,
+    /// The configured reranker (by its configured name) and the reranking policy.
+    reranker: Option<(String, Arc<dyn Reranker>)>,
+    rerank: RerankConfig,
 }
 
 fn ms(since: Instant) -> f64 {
@@ -73,6 +77,42 @@ impl Retriever {
             embedder,
             config,
             max_query_chars,
+            reranker: None,
+            rerank: RerankConfig::default(),
+        }
+    }
+
+    /// Adds a reranker, known by `name` (its configured model name), and the policy that
+    /// uses it; `config.enabled` reranks requests that do not say.
+    pub fn with_reranker(
+        mut self,
+        name: String,
+        reranker: Option<Arc<dyn Reranker>>,
+        config: RerankConfig,
+    ) -> Self {
+        self.reranker = reranker.map(|r| (name, r));
+        self.rerank = config;
+        self
+    }
+
+    /// The reranker a request asks for, if it asks for one (or the default says so).
+    fn reranker_for(&self, req: &SearchRequest) -> Result<Option<&Arc<dyn Reranker>>> {
+        let wanted = req
+            .rerank
+            .unwrap_or(self.rerank.enabled || req.reranker.is_some());
+        if !wanted {
+            return Ok(None);
+        }
+        let Some((configured, reranker)) = &self.reranker else {
+            return Err(RetrieveError::NoReranker.into());
+        };
+        match &req.reranker {
+            Some(name) if name != configured => Err(RetrieveError::UnknownReranker {
+                name: name.clone(),
+                configured: configured.clone(),
+            }
+            .into()),
+            _ => Ok(Some(reranker)),
         }
     }
 
@@ -143,6 +183,7 @@ impl Retriever {
     ) -> Result<SearchResponse> {
         let started = Instant::now();
         let top_k = self.validate(req)?;
+        let reranker = self.reranker_for(req)?;
         let query = req.query.trim();
         let mut stages = StageTimes::default();
         let doc_ids = self.resolve_doc_ids(req, principal).await?;
@@ -158,7 +199,12 @@ impl Retriever {
             doc_ids,
             max_seq: self.visible_seq(),
         };
-        let depth = self.config.candidates.max(top_k);
+        // Reranking reads more fused candidates than it returns.
+        let keep = match reranker {
+            Some(_) => self.rerank.candidates.max(top_k),
+            None => top_k,
+        };
+        let depth = self.config.candidates.max(keep);
         let want_bm25 = req.mode != SearchMode::Dense;
         let want_dense = req.mode != SearchMode::Bm25;
 
@@ -219,12 +265,27 @@ impl Retriever {
                 })
                 .collect(),
         };
-        fused.truncate(top_k);
+        fused.truncate(keep);
         stages.fuse = ms(t);
 
         let t = Instant::now();
-        let results = self.hydrate(fused, principal).await?;
+        let mut results = self.hydrate(fused, principal).await?;
         stages.hydrate = ms(t);
+
+        if let Some(reranker) = reranker {
+            let t = Instant::now();
+            let policy = cairn_rerank::Policy {
+                min_score: self.rerank.min_score,
+                mmr_lambda: self.rerank.mmr_lambda,
+            };
+            // The first `candidates` are reranked; any further ones (top_k above it) follow
+            // in fused order.
+            let rest = results.split_off(self.rerank.candidates.min(results.len()));
+            results = cairn_rerank::rerank(&**reranker, query, results, top_k, &policy).await?;
+            let room = top_k.saturating_sub(results.len());
+            results.extend(rest.into_iter().take(room));
+            stages.rerank = ms(t);
+        }
         Ok(SearchResponse {
             results,
             took_ms: ms(started),
@@ -278,6 +339,7 @@ impl Retriever {
                     score: f.score,
                     bm25: score(f.sources[0]),
                     dense: score(f.sources[1]),
+                    rerank: None,
                 })
             })
             .collect())

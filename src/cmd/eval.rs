@@ -24,7 +24,7 @@ pub struct Args {
     /// Questions of this split only ("all" for every question)
     #[arg(long, default_value = "test")]
     split: String,
-    /// Modes to run, comma-separated
+    /// Modes to run, comma-separated (hybrid+rerank uses the [rerank] model)
     #[arg(long, value_delimiter = ',', default_value = "bm25,dense,hybrid")]
     modes: Vec<Mode>,
     /// Index into this data dir and keep it (re-runs only index what changed); default: a
@@ -44,6 +44,8 @@ enum Mode {
     Bm25,
     Dense,
     Hybrid,
+    #[value(name = "hybrid+rerank")]
+    HybridRerank,
 }
 
 impl Mode {
@@ -52,6 +54,7 @@ impl Mode {
             Mode::Bm25 => "bm25",
             Mode::Dense => "dense",
             Mode::Hybrid => "hybrid",
+            Mode::HybridRerank => "hybrid+rerank",
         }
     }
 
@@ -59,7 +62,7 @@ impl Mode {
         match self {
             Mode::Bm25 => SearchMode::Bm25,
             Mode::Dense => SearchMode::Dense,
-            Mode::Hybrid => SearchMode::Hybrid,
+            Mode::Hybrid | Mode::HybridRerank => SearchMode::Hybrid,
         }
     }
 }
@@ -146,7 +149,10 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
             Some(tmp)
         }
     };
-    let app = App::open(config).await?;
+    let mut app = App::open(config).await?;
+    if args.modes.contains(&Mode::HybridRerank) {
+        app.load_reranker(true)?;
+    }
     let index = index_corpus(&app, &set, args.json).await?;
 
     let mut runs: BTreeMap<Mode, Vec<(QueryRun, Vec<f64>)>> = BTreeMap::new();
@@ -160,10 +166,10 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
         let mut mode_runs = Vec::with_capacity(questions.len());
         for q in &questions {
             let req = SearchRequest {
-                query: q.text.clone(),
                 top_k: Some(DEPTH),
                 mode: mode.search_mode(),
-                filter: Default::default(),
+                rerank: Some(mode == Mode::HybridRerank),
+                ..SearchRequest::new(q.text.clone())
             };
             let started = Instant::now();
             let resp = app

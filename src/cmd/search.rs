@@ -22,6 +22,9 @@ pub struct Args {
     /// Only documents whose source starts with this
     #[arg(long, value_name = "PREFIX")]
     source_prefix: Option<String>,
+    /// Rerank the candidates with the configured reranker ([rerank] model)
+    #[arg(long)]
+    rerank: bool,
     /// Print JSON (the same shape as POST /v1/search)
     #[arg(long)]
     json: bool,
@@ -62,6 +65,9 @@ impl Render for SearchResponse {
             if let Some(d) = h.dense {
                 why.push(format!("dense #{}", d.rank));
             }
+            if let Some(r) = h.rerank {
+                why.push(format!("rerank #{}", r.rank));
+            }
             writeln!(
                 out,
                 "{:>2}. {} — p.{}{}  [score {:.4}; {}]",
@@ -89,15 +95,20 @@ impl Render for SearchResponse {
 }
 
 pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Result<ExitCode> {
-    let app = App::open(config).await?;
+    let mut app = App::open(config).await?;
+    let rerank = args.rerank || app.config.rerank.enabled;
+    if rerank {
+        app.load_reranker(true)?;
+    }
     let req = SearchRequest {
-        query: args.query,
         top_k: Some(args.top_k),
         mode: args.mode.into(),
         filter: SearchFilter {
             doc_ids: (!args.docs.is_empty()).then(|| args.docs.into_iter().map(DocId).collect()),
             source_prefix: args.source_prefix,
         },
+        rerank: Some(rerank),
+        ..SearchRequest::new(args.query)
     };
     let resp = app.retriever.search(&req, &app.principal(groups)).await?;
     Printer::new(args.json).print(&resp)?;

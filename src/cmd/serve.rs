@@ -39,7 +39,11 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
         config.server.addr = addr;
     }
     let addr = config.server.addr.clone();
-    let app = App::open(config).await?;
+    let mut app = App::open(config).await?;
+    // Requests may ask for reranking when a reranker is installed; `[rerank] enabled`
+    // makes it the default and requires it.
+    let required = app.config.rerank.enabled;
+    app.load_reranker(required)?;
     let catalog: Arc<dyn Catalog> = app.store.catalog();
     let store: Arc<dyn DocumentStore> = app.store.clone();
     let state = AppState {

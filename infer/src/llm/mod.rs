@@ -1,0 +1,45 @@
+//! Decoder language models read from one GGUF file: llama-family weights (llama, qwen2), the
+//! tokenizer and chat template stored in the file's metadata, a batched forward pass, and
+//! yes/no scoring for LLM reranking.
+//!
+//! The parts, each usable alone:
+//! - [`GgufFile`]: opens the file and reads its metadata;
+//! - [`LlmConfig`]: the hyper-parameters;
+//! - [`DecoderModel`]: the weights (kept quantized or dequantized, see [`WeightFormat`]) and
+//!   the forward pass over a right-padded [`Batch`] whose sequences each have their own
+//!   length and start position (ready for per-sequence KV caches);
+//! - [`GgufTokenizer`]: the byte-level BPE tokenizer, special tokens included;
+//! - [`ChatTemplate`]: the model's Jinja chat template;
+//! - [`LlmScorer`]: all of the above, scoring prompts by P("yes") of the next token.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use cairn_infer::llm::{LlmScorer, RerankPrompt, WeightFormat};
+//!
+//! # fn demo() -> Result<(), cairn_infer::InferError> {
+//! let device = cairn_infer::pick_device()?;
+//! let dir = Path::new("models/smollm2-135m");
+//! let scorer = LlmScorer::load(dir, &device, WeightFormat::Quantized)?;
+//! let passages = ["Paris is the capital of France.", "Bananas are rich in potassium."];
+//! let scores = scorer.rerank("What is the capital of France?", &passages, &RerankPrompt::default(), 8)?;
+//! assert_eq!(scores.len(), 2); // each P("yes"), in the passages' order
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod gguf;
+mod model;
+mod score;
+mod template;
+mod tokenizer;
+
+pub use config::{Architecture, LlmConfig, RopeStyle};
+pub use gguf::{GgufFile, GgufReader};
+pub use model::{Batch, DecoderModel, WeightFormat};
+pub use score::{
+    DEFAULT_MAX_PASSAGE_TOKENS, DEFAULT_MAX_QUERY_TOKENS, DEFAULT_RERANK_INSTRUCTION, LlmScorer,
+    RerankPrompt,
+};
+pub use template::{ChatMessage, ChatTemplate, Role};
+pub use tokenizer::{GgufTokenizer, PreTokenizerKind, SpecialToken};

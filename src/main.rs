@@ -4,6 +4,7 @@
 mod app;
 mod cmd;
 mod config;
+mod handoff;
 mod output;
 
 use clap::{Parser, Subcommand};

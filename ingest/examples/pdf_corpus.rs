@@ -13,7 +13,8 @@
 //! ```
 
 use cairn_ingest::isolate::{
-    self, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_TIMEOUT, Extractor, Isolation, PdfFailure, PdfPages,
+    self, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_TIMEOUT, DEFAULT_PER_PAGE, DEFAULT_TIMEOUT,
+    Extractor, Isolation, PdfFailure, PdfPages,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -154,6 +155,8 @@ fn main() {
         exe: o.worker.clone(),
         args: vec!["parse-worker".to_string()],
         timeout: o.timeout,
+        per_page: DEFAULT_PER_PAGE,
+        max_timeout: DEFAULT_MAX_TIMEOUT,
         max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
     };
     if isolate::set_isolation(iso).is_err() {

@@ -476,13 +476,13 @@ fn pack(text: &str, pieces: &[Span], counter: &dyn TokenCounter, max: usize) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::parse::parse;
 
     /// Whitespace-separated words, plus one token per CJK ideograph and per punctuation
     /// mark: close enough to a word-piece tokenizer for boundaries to matter.
-    struct Words;
+    pub(crate) struct Words;
     impl TokenCounter for Words {
         fn count_tokens(&self, text: &str) -> usize {
             text.split_whitespace()

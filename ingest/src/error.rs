@@ -61,6 +61,13 @@ pub enum IngestError {
         source: std::io::Error,
     },
 
+    /// The file kept changing while it was read (it is still being written or copied).
+    #[error(
+        "{path}: the file changed while it was being read (still being written?); \
+         left as it was, try again once it is complete"
+    )]
+    Changing { path: String },
+
     /// A path that cairn cannot use as a document source.
     #[error("{path}: {reason}")]
     BadPath { path: String, reason: &'static str },
@@ -91,6 +98,7 @@ impl IngestError {
             | IngestError::Empty { .. }
             | IngestError::Pdf { .. }
             | IngestError::NoChunks { .. }
+            | IngestError::Changing { .. }
             | IngestError::BadPath { .. } => ErrorKind::User,
             IngestError::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => ErrorKind::NotFound,

@@ -23,14 +23,24 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use crate::parse::pdf::{
     Extractor, FailureKind, PdfFailure, PdfPages, extract_pdf, extract_pdf_with,
 };
 
-/// Default time one parse may take before it is killed.
+/// Default time one parse may take before it is killed, plus [`DEFAULT_PER_PAGE`] for
+/// each page once the child has said how many there are.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default extra time per page (a release build reads a typical page in well under
+/// 50 ms; this leaves room for slow pages and a busy machine).
+pub const DEFAULT_PER_PAGE: Duration = Duration::from_millis(500);
+/// Default ceiling on one parse, however many pages it has.
+pub const DEFAULT_MAX_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// What a worker writes on its standard error, followed by a number and a newline, when
+/// it knows how many pages (units of work) the file has.
+pub const PAGES_MARKER: &str = "cairn-parse-pages ";
 /// Default address-space limit of a parser process (2 GiB).
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 2 << 30;
 
@@ -41,8 +51,14 @@ pub struct Isolation {
     pub exe: PathBuf,
     /// Arguments that select the worker command, before the format (`["parse-worker"]`).
     pub args: Vec<String>,
-    /// Wall-clock limit of one parse; the child is killed after it.
+    /// Wall-clock limit of one parse before the child says how many pages it has; the
+    /// child is killed after it.
     pub timeout: Duration,
+    /// Time added to `timeout` per page, once the child has announced its page count
+    /// (see [`PAGES_MARKER`]).
+    pub per_page: Duration,
+    /// The limit never grows past this.
+    pub max_timeout: Duration,
     /// Address-space limit (`RLIMIT_AS`) the child sets on itself before parsing.
     pub max_memory_bytes: u64,
 }
@@ -55,8 +71,20 @@ impl Isolation {
             exe: std::env::current_exe()?,
             args: vec!["parse-worker".to_string()],
             timeout: DEFAULT_TIMEOUT,
+            per_page: DEFAULT_PER_PAGE,
+            max_timeout: DEFAULT_MAX_TIMEOUT,
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
         })
+    }
+
+    /// The time limit of a parse of a file with `pages` pages (0: not known yet).
+    pub fn limit(&self, pages: u64) -> Duration {
+        let extra = self
+            .per_page
+            .saturating_mul(u32::try_from(pages).unwrap_or(u32::MAX));
+        self.timeout
+            .saturating_add(extra)
+            .min(self.max_timeout.max(self.timeout))
     }
 }
 
@@ -83,15 +111,17 @@ pub enum ChildOutcome {
         /// The last bytes it wrote to standard error, for the failure reason.
         stderr_tail: String,
     },
-    /// It ran past the time limit and was killed.
-    TimedOut,
+    /// It ran past its time limit (given) and was killed.
+    TimedOut { after: Duration },
 }
 
 /// Bytes of a child's standard error kept for the failure reason.
 const STDERR_TAIL: usize = 2000;
 
 /// Runs `iso.exe iso.args... extra...` with `input` on its standard input, waiting at
-/// most `iso.timeout`. Fails only when the process cannot be started or waited for.
+/// most [`Isolation::limit`] for the page count the child announces on its standard
+/// error (none: `iso.timeout`). Fails only when the process cannot be started or waited
+/// for.
 pub fn run_child(iso: &Isolation, extra: &[String], input: &[u8]) -> std::io::Result<ChildOutcome> {
     use std::os::unix::process::CommandExt;
     // Its own process group, so that a kill reaches anything it started too (whose open
@@ -105,6 +135,7 @@ pub fn run_child(iso: &Isolation, extra: &[String], input: &[u8]) -> std::io::Re
         .stderr(Stdio::piped())
         .spawn()?;
     let started = Instant::now();
+    let pages = AtomicU64::new(0);
     let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -122,25 +153,22 @@ pub fn run_child(iso: &Isolation, extra: &[String], input: &[u8]) -> std::io::Re
             let _ = stdout.read_to_end(&mut buf);
             buf
         });
-        let err = s.spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stderr.read_to_end(&mut buf);
-            let from = buf.len().saturating_sub(STDERR_TAIL);
-            String::from_utf8_lossy(&buf[from..]).into_owned()
-        });
+        let pages = &pages;
+        let err = s.spawn(move || read_stderr(&mut stderr, pages));
         let mut pause = Duration::from_millis(2);
         let status = loop {
             if let Some(status) = child.try_wait()? {
-                break Some(status);
+                break Ok(status);
             }
-            if started.elapsed() >= iso.timeout {
+            let limit = iso.limit(pages.load(Ordering::Relaxed));
+            if started.elapsed() >= limit {
                 if let Ok(pid) = libc::pid_t::try_from(child.id()) {
                     // SAFETY: kill(2) on the process group we created; no memory involved.
                     unsafe { libc::kill(-pid, libc::SIGKILL) };
                 }
                 let _ = child.kill();
                 let _ = child.wait();
-                break None;
+                break Err(limit);
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
@@ -148,14 +176,51 @@ pub fn run_child(iso: &Isolation, extra: &[String], input: &[u8]) -> std::io::Re
         let stdout = out.join().unwrap_or_default();
         let stderr_tail = err.join().unwrap_or_default();
         Ok(match status {
-            Some(status) => ChildOutcome::Exited {
+            Ok(status) => ChildOutcome::Exited {
                 status,
                 stdout,
                 stderr_tail,
             },
-            None => ChildOutcome::TimedOut,
+            Err(after) => ChildOutcome::TimedOut { after },
         })
     })
+}
+
+/// Reads a child's standard error to its end: page announcements go to `pages`, the
+/// last [`STDERR_TAIL`] bytes of everything else are returned.
+fn read_stderr(stderr: &mut impl Read, pages: &AtomicU64) -> String {
+    let mut kept = Vec::new();
+    let mut line = Vec::new();
+    let mut buf = [0u8; 4096];
+    let take = |line: &mut Vec<u8>, kept: &mut Vec<u8>| {
+        let announced = std::str::from_utf8(line)
+            .ok()
+            .and_then(|l| l.trim_end().strip_prefix(PAGES_MARKER))
+            .and_then(|n| n.parse::<u64>().ok());
+        match announced {
+            Some(n) => pages.store(n, Ordering::Relaxed),
+            None => {
+                kept.extend_from_slice(line);
+                let from = kept.len().saturating_sub(STDERR_TAIL);
+                kept.drain(..from);
+            }
+        }
+        line.clear();
+    };
+    loop {
+        let n = match stderr.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            line.push(b);
+            if b == b'\n' || line.len() >= STDERR_TAIL {
+                take(&mut line, &mut kept);
+            }
+        }
+    }
+    take(&mut line, &mut kept);
+    String::from_utf8_lossy(&kept).into_owned()
 }
 
 /// Words for how a child that did not exit cleanly ended.
@@ -269,7 +334,9 @@ pub fn run_worker(
         eprintln!("parse-worker: cannot read the input: {e}");
         return 1;
     }
-    let reply = crate::parse::pdf::worker_reply(&bytes, extractor);
+    let reply = crate::parse::pdf::worker_reply(&bytes, extractor, &mut |n| {
+        eprintln!("{PAGES_MARKER}{n}");
+    });
     match output
         .write_all(reply.as_bytes())
         .and_then(|()| output.flush())
@@ -309,6 +376,8 @@ mod tests {
             exe: "/bin/sh".into(),
             args: vec!["-c".into(), script.into()],
             timeout,
+            per_page: Duration::ZERO,
+            max_timeout: DEFAULT_MAX_TIMEOUT,
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
         }
     }
@@ -321,7 +390,7 @@ mod tests {
                 assert!(status.success());
                 assert_eq!(stdout, b"HELLO");
             }
-            ChildOutcome::TimedOut => panic!("timed out"),
+            ChildOutcome::TimedOut { .. } => panic!("timed out"),
         }
     }
 
@@ -331,9 +400,40 @@ mod tests {
         let started = Instant::now();
         assert!(matches!(
             run_child(&iso, &[], b"").unwrap(),
-            ChildOutcome::TimedOut
+            ChildOutcome::TimedOut { after } if after == Duration::from_millis(200)
         ));
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn announced_pages_extend_the_limit_up_to_the_ceiling() {
+        // Announces 8 pages, then works for 1 s: over the 300 ms base limit, within the
+        // 300 ms + 8 x 200 ms the pages earn. The announcement stays out of the tail.
+        let mut iso = shell(
+            "echo 'cairn-parse-pages 8' >&2; echo warming >&2; sleep 1; echo done",
+            Duration::from_millis(300),
+        );
+        iso.per_page = Duration::from_millis(200);
+        match run_child(&iso, &[], b"").unwrap() {
+            ChildOutcome::Exited {
+                status,
+                stdout,
+                stderr_tail,
+            } => {
+                assert!(status.success());
+                assert_eq!(stdout, b"done\n");
+                assert_eq!(stderr_tail, "warming\n");
+            }
+            ChildOutcome::TimedOut { after } => panic!("timed out after {after:?}"),
+        }
+        // The same work with a ceiling below it is cut off at the ceiling.
+        iso.max_timeout = Duration::from_millis(500);
+        assert_eq!(iso.limit(8), Duration::from_millis(500));
+        assert!(matches!(
+            run_child(&iso, &[], b"").unwrap(),
+            ChildOutcome::TimedOut { after } if after == Duration::from_millis(500)
+        ));
+        assert_eq!(iso.limit(0), Duration::from_millis(300));
     }
 
     #[test]

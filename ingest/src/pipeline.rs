@@ -138,12 +138,10 @@ impl Ingestor {
                 reason: "the path is not valid UTF-8",
             })?
             .to_string();
-        let bytes = tokio::fs::read(&canonical)
+        // Read on the blocking pool, retried while the file is still being written.
+        let bytes = tokio::task::spawn_blocking(move || crate::walk::read_settled(&canonical))
             .await
-            .map_err(|source| IngestError::Io {
-                path: shown,
-                source,
-            })?;
+            .map_err(|_| IngestError::Cancelled { file: shown })??;
         self.ingest_bytes(&bytes, &source, acl).await
     }
 

@@ -24,7 +24,7 @@ use crate::pipeline::{IngestOutcome, IngestStatus, Ingestor};
 use crate::walk::{DEFAULT_EXTENSIONS, Walker};
 use cairn_core::{Acl, Catalog, DocId, DocQuery, Document, DocumentStore, Embedder};
 use cairn_core::{Error, ErrorKind, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -44,7 +44,7 @@ pub struct ReindexOptions {
 }
 
 /// What happened (or, in a dry run, would happen) to one document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Added,
@@ -63,7 +63,7 @@ impl Action {
 }
 
 /// One change to the catalog.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub action: Action,
     pub source: String,
@@ -75,14 +75,14 @@ pub struct Change {
 }
 
 /// A file that could not be indexed, or a folder that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailedFile {
     pub path: String,
     pub error: String,
 }
 
 /// A dry run's estimate of the work a real run would do.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     /// Bytes of the files to add or update.
     pub bytes: u64,
@@ -97,7 +97,7 @@ pub struct Estimate {
 }
 
 /// The outcome of a run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReindexReport {
     pub added: usize,
     pub updated: usize,
@@ -438,7 +438,7 @@ async fn look(embedder: Arc<dyn Embedder>, path: PathBuf) -> Result<Looked> {
         };
         let canonical = std::fs::canonicalize(&path).map_err(io)?;
         let source = path_str(&canonical)?.to_string();
-        let bytes = std::fs::read(&canonical).map_err(io)?;
+        let bytes = crate::walk::read_settled(&canonical)?;
         let hash = hex::encode(Sha256::digest(&bytes));
         let text_like = canonical
             .extension()

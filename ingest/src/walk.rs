@@ -10,9 +10,74 @@
 //! entered. A sub-folder that cannot be read is reported in [`Walked::unreadable`] rather
 //! than failing the whole walk, so callers can refuse to treat its files as vanished.
 
+use crate::error::IngestError;
 use cairn_core::{Error, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How often [`read_settled`] tries before it gives up on a file that keeps changing.
+const READ_ATTEMPTS: u32 = 3;
+
+/// Reads a whole file and makes sure it did not change while it was read, so a document
+/// is never indexed from a torn read (half old, half new, or cut short by a copy still
+/// running). The file's size, modification and change times, device and inode are taken
+/// from the open file before reading and from the path after: any difference, or a read
+/// that does not match the size, means it changed (or was replaced), and the read is
+/// tried again after a short pause, up to three times. A file still changing after that
+/// is [`IngestError::Changing`]: reported, and nothing is written.
+///
+/// The check is only as fine as the file system's timestamps: a rewrite that keeps the
+/// size within one timestamp tick (a few milliseconds on Linux) can go unseen; the
+/// content hash then still describes exactly the bytes that were indexed.
+pub fn read_settled(path: &Path) -> std::result::Result<Vec<u8>, IngestError> {
+    read_settled_with(path, &mut |_| {})
+}
+
+/// [`read_settled`], calling `after_read(attempt)` between reading and the second look at
+/// the file (the tests change the file there).
+fn read_settled_with(
+    path: &Path,
+    after_read: &mut dyn FnMut(u32),
+) -> std::result::Result<Vec<u8>, IngestError> {
+    let io = |source| IngestError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let stamp = |m: &std::fs::Metadata| {
+        (
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+            m.dev(),
+            m.ino(),
+        )
+    };
+    for attempt in 0..READ_ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(50 << attempt));
+        }
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let before = file.metadata().map_err(io)?;
+        if before.is_dir() {
+            return Err(io(std::io::Error::from(std::io::ErrorKind::IsADirectory)));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(before.len()).unwrap_or(0));
+        file.read_to_end(&mut bytes).map_err(io)?;
+        after_read(attempt);
+        let after = std::fs::metadata(path).map_err(io)?;
+        if stamp(&before) == stamp(&after) && bytes.len() as u64 == before.len() {
+            return Ok(bytes);
+        }
+    }
+    Err(IngestError::Changing {
+        path: path.display().to_string(),
+    })
+}
 
 /// File extensions (lower case, no dot) taken from a folder when no include glob is given.
 /// The one list of what a folder walk picks up by default.
@@ -167,6 +232,108 @@ fn read_error(path: &Path, e: &std::io::Error) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
+    #[test]
+    fn a_settled_file_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "steady text").unwrap();
+        assert_eq!(read_settled(&path).unwrap(), b"steady text");
+        let missing = read_settled(&dir.path().join("nope.txt")).unwrap_err();
+        assert_eq!(missing.kind(), cairn_core::ErrorKind::NotFound);
+        let folder = read_settled(dir.path()).unwrap_err();
+        assert_eq!(folder.kind(), cairn_core::ErrorKind::User, "{folder}");
+    }
+
+    #[test]
+    fn a_file_changed_during_the_read_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "first half").unwrap();
+        // Appended to while the first read is under way: the second read gets it all.
+        let bytes = read_settled_with(&path, &mut |attempt| {
+            if attempt == 0 {
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .unwrap();
+                f.write_all(b" and the rest").unwrap();
+            }
+        })
+        .unwrap();
+        assert_eq!(bytes, b"first half and the rest");
+        // Replaced (renamed over, same size) during the read: the new file is read.
+        let bytes = read_settled_with(&path, &mut |attempt| {
+            if attempt == 0 {
+                let tmp = dir.path().join("b.tmp");
+                std::fs::write(&tmp, "FIRST HALF AND THE REST").unwrap();
+                std::fs::rename(&tmp, &path).unwrap();
+            }
+        })
+        .unwrap();
+        assert_eq!(bytes, b"FIRST HALF AND THE REST");
+    }
+
+    #[test]
+    fn a_file_that_keeps_changing_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.log");
+        std::fs::write(&path, "line\n").unwrap();
+        let mut reads = 0;
+        let e = read_settled_with(&path, &mut |_| {
+            reads += 1;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            f.write_all(b"line\n").unwrap();
+        })
+        .unwrap_err();
+        assert_eq!(reads, READ_ATTEMPTS);
+        assert!(matches!(e, IngestError::Changing { .. }));
+        assert_eq!(e.kind(), cairn_core::ErrorKind::User);
+        assert!(
+            e.to_string().contains("changed while it was being read"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_file_rewritten_by_another_thread_is_never_read_torn() {
+        // Another thread rewrites the file (truncate, then write) between two contents as
+        // fast as it can. A plain read can mix the two (old bytes before the truncation,
+        // new ones after); each settled read gives one state the file really had (one
+        // content, or a prefix of it while a write was paused) or reports it as changing.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("busy.txt");
+        let a = vec![b'a'; 1 << 20];
+        let b = vec![b'b'; (1 << 20) + 4096];
+        std::fs::write(&path, &a).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut i = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let content = if i.is_multiple_of(2) { &b } else { &a };
+                    std::fs::write(&path, content).unwrap();
+                    i += 1;
+                }
+            });
+            for _ in 0..20 {
+                match read_settled(&path) {
+                    Ok(bytes) => assert!(
+                        bytes.iter().all(|&c| c == bytes[0]) && bytes.len() <= b.len(),
+                        "torn read of {} bytes",
+                        bytes.len()
+                    ),
+                    Err(e) => assert!(matches!(e, IngestError::Changing { .. }), "{e}"),
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+
     use super::*;
     use cairn_core::ErrorKind;
 

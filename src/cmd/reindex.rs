@@ -3,13 +3,18 @@
 //! The logic is `cairn_ingest::reindex`; this command wires it, shows progress on a
 //! terminal, and prints a line per change and a summary (or one JSON summary).
 //!
+//! When `cairn serve` holds the data dir, the run is handed to it (`POST
+//! /v1/admin/reindex`, see [`handoff`]) and the server's report is printed the same way.
+//!
 //! Exit codes: 0 done, 1 some file failed (the rest went in), 2 bad arguments,
-//! 3 another cairn process holds the data dir, 4 a source does not exist.
+//! 3 another cairn process (not a server) holds the data dir, or another re-index is
+//! running, 4 a source does not exist.
 
 use crate::app::App;
+use crate::handoff::{self, ServeInfo};
 use crate::output::{Printer, Render};
-use cairn_core::{Acl, Catalog, Config, DocumentStore};
-use cairn_ingest::reindex::{Action, Progress, ReindexOptions, ReindexReport, reindex};
+use cairn_core::{Acl, Catalog, Config, DocumentStore, ErrorKind};
+use cairn_ingest::reindex::{Action, Change, Progress, ReindexOptions, ReindexReport, reindex};
 use cairn_ingest::walk::Walker;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -93,9 +98,18 @@ impl Render for Summary {
 
 pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Result<ExitCode> {
     let walker = Walker::new(&args.include, &args.exclude)?;
-    // Fail at once, before loading the model, when another process holds the data dir
-    // (App::open takes the lock for the run itself).
-    drop(cairn_index::DataDirLock::acquire(&config.data_dir)?);
+    // Before loading the model: when another process holds the data dir, hand the run to
+    // it if it is a server, else fail at once (App::open takes the lock for the run).
+    match cairn_index::DataDirLock::acquire(&config.data_dir) {
+        Ok(lock) => drop(lock),
+        Err(e) if e.kind == ErrorKind::Conflict => {
+            let Some(server) = handoff::find(&config.data_dir) else {
+                return Err(e.into());
+            };
+            return in_server(&server, groups, args).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
     let app = App::open(config).await?;
     let opts = ReindexOptions {
         sources: args.sources,
@@ -116,29 +130,14 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
     let lines = !args.json;
     let dry = args.dry_run;
     let mut on_progress = |p: Progress<'_>| match p {
+        Progress::Changed(c) if lines => {
+            bar.suspend(|| print_change(c, dry));
+            bar.inc(1);
+        }
+        Progress::Changed(_) => bar.inc(1),
         Progress::Planned { files, deletes } => bar.set_length((files + deletes) as u64),
         Progress::Working(path) => bar.set_message(path.display().to_string()),
         Progress::Unchanged(_) => bar.inc(1),
-        Progress::Changed(c) => {
-            if lines {
-                let verb = match (dry, c.action) {
-                    (false, a) => a.as_str(),
-                    (true, Action::Added) => "would add",
-                    (true, Action::Updated) => "would update",
-                    (true, Action::Deleted) => "would delete",
-                };
-                let id = c
-                    .doc_id
-                    .as_ref()
-                    .map_or_else(|| "-".to_string(), |d| d.to_string());
-                let about = if dry { "~" } else { "" };
-                bar.suspend(|| {
-                    println!("{verb:<12} {id}  {about}{} chunks  {}", c.chunks, c.source);
-                    let _ = io::stdout().flush();
-                });
-            }
-            bar.inc(1);
-        }
         Progress::Failed(f) => {
             bar.suspend(|| eprintln!("failed       {}: {}", f.path, f.error));
             bar.inc(1);
@@ -150,11 +149,84 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
     bar.finish_and_clear();
     let report = result?;
     app.store.flush().await?;
+    finish(report, args.json)
+}
+
+/// One line for a change: verb, document id, chunks, source.
+fn print_change(c: &Change, dry: bool) {
+    let verb = match (dry, c.action) {
+        (false, a) => a.as_str(),
+        (true, Action::Added) => "would add",
+        (true, Action::Updated) => "would update",
+        (true, Action::Deleted) => "would delete",
+    };
+    let id = c
+        .doc_id
+        .as_ref()
+        .map_or_else(|| "-".to_string(), |d| d.to_string());
+    let about = if dry { "~" } else { "" };
+    println!("{verb:<12} {id}  {about}{} chunks  {}", c.chunks, c.source);
+    let _ = io::stdout().flush();
+}
+
+/// Prints the summary; exit code 1 when a file failed.
+fn finish(report: ReindexReport, json: bool) -> anyhow::Result<ExitCode> {
     let failed = !report.failed.is_empty();
-    Printer::new(args.json).print(&Summary(report))?;
+    Printer::new(json).print(&Summary(report))?;
     Ok(if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The body of `POST /v1/admin/reindex`.
+#[derive(Serialize)]
+struct RemoteRun {
+    sources: Vec<PathBuf>,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    dry_run: bool,
+    groups: Vec<String>,
+}
+
+/// Runs the re-index inside the server that holds the data dir and prints its report.
+async fn in_server(server: &ServeInfo, groups: &[String], args: Args) -> anyhow::Result<ExitCode> {
+    // The server reads the paths: make them absolute (a missing one is exit 4 here).
+    let mut sources = Vec::with_capacity(args.sources.len());
+    for s in &args.sources {
+        let abs = std::fs::canonicalize(s).map_err(|e| {
+            let msg = format!("{}: {e}", s.display());
+            if e.kind() == io::ErrorKind::NotFound {
+                cairn_core::Error::not_found(msg)
+            } else {
+                cairn_core::Error::user(msg)
+            }
+        })?;
+        sources.push(abs);
+    }
+    eprintln!(
+        "cairn serve (pid {}) holds the data dir; the re-index runs inside it ({})",
+        server.pid, server.url
+    );
+    let body = RemoteRun {
+        sources,
+        include: args.include,
+        exclude: args.exclude,
+        dry_run: args.dry_run,
+        groups: groups.to_vec(),
+    };
+    let server = server.clone();
+    let report: ReindexReport =
+        tokio::task::spawn_blocking(move || handoff::post(&server, "/v1/admin/reindex", &body))
+            .await??;
+    if !args.json {
+        for c in &report.changes {
+            print_change(c, report.dry_run);
+        }
+        for f in &report.failed {
+            eprintln!("failed       {}: {}", f.path, f.error);
+        }
+    }
+    finish(report, args.json)
 }

@@ -1,10 +1,12 @@
 //! `cairn serve`: the HTTP server. It opens the data dir, prints the address it listens on,
+//! publishes itself in the data dir for commands that need it (see [`handoff`]), and
 //! flushes the vector index in the background and on shutdown (Ctrl-C or SIGTERM).
 
 use crate::app::App;
+use crate::handoff;
 use anyhow::Context;
 use cairn_core::{Catalog, Config, DocumentStore};
-use cairn_web::AppState;
+use cairn_web::{Admin, AppState};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,11 +55,24 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
         store,
         principal: app.principal(&[]),
         max_body_bytes: app.config.server.max_body_bytes,
+        admin: None,
     };
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    // Commands that find the data dir held (`cairn reindex` from cron) hand their work to
+    // this server through serve.json and its admin token.
+    let info = handoff::ServeInfo {
+        url: handoff::local_url(local),
+        token: handoff::new_token()?,
+        pid: std::process::id(),
+    };
+    handoff::publish(&app.config.data_dir, &info)?;
+    let state = AppState {
+        admin: Some(Admin::new(info.token.as_str())),
+        ..state
+    };
     tracing::info!(data_dir = %app.config.data_dir.display(), "serving");
     tracing::info!(
         "generation is not configured yet: /v1/search answers with cited passages; see README for models"
@@ -83,6 +98,7 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
         .await
         .context("server error")?;
     flusher.abort();
+    handoff::withdraw(&app.config.data_dir, &info);
     app.store.flush().await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

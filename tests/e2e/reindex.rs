@@ -1,7 +1,8 @@
 //! `cairn reindex`, the cron job: add, change and delete across runs; a second run changes
 //! nothing; a bad file fails alone (exit 1); a dry run lists changes and writes nothing;
 //! killed with SIGKILL midway, the next run finishes the job without loss or duplicates;
-//! a second run started while one holds the data dir exits 3 at once.
+//! a second run started while another process holds the data dir exits 3 at once; while
+//! `cairn serve` holds it, the run is handed to the server.
 
 use crate::support::*;
 use serde_json::Value;
@@ -331,14 +332,14 @@ fn reindex_killed_midway_is_finished_by_the_next_run() {
 }
 
 #[test]
-fn a_second_run_while_one_holds_the_data_dir_exits_3_at_once() {
+fn a_second_run_while_another_process_holds_the_data_dir_exits_3_at_once() {
     let tmp = tempfile::tempdir().unwrap();
     let (data, docs) = (tmp.path().join("data"), tmp.path().join("docs"));
     write_notes(&docs, 5);
-    // A running server owns the data dir for as long as it lives.
-    let server = Server::start(&data, &[]);
+    // This test process holds the data dir, as a running `cairn reindex` would.
+    let lock = cairn_index::DataDirLock::acquire(&data).unwrap();
     let (code, _, out) = reindex(&data, &[docs.to_str().unwrap()]);
-    drop(server);
+    drop(lock);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code, 3, "{stderr}");
     assert!(
@@ -349,4 +350,97 @@ fn a_second_run_while_one_holds_the_data_dir_exits_3_at_once() {
     let (code, summary, _) = reindex(&data, &[docs.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert_eq!(summary["added"], 5, "{summary}");
+}
+
+#[test]
+fn while_cairn_serve_holds_the_data_dir_the_run_happens_inside_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, docs) = (tmp.path().join("data"), tmp.path().join("docs"));
+    write_notes(&docs, 4);
+    let server = Server::start(&data, &[]);
+    let docs_arg = docs.to_str().unwrap();
+
+    let (code, s, out) = reindex(&data, &["--dry-run", docs_arg]);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        (s["dry_run"].as_bool(), s["added"].as_u64()),
+        (Some(true), Some(4)),
+        "{s}"
+    );
+    let (code, s, out) = reindex(&data, &[docs_arg]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("runs inside it"), "{stderr}");
+    assert_eq!(counts(&s), [4, 0, 0, 0, 0], "{s}");
+    // The server answers from what it just indexed.
+    let (status, body) = send(
+        http()
+            .post(server.url("/v1/search"))
+            .send_json(serde_json::json!({"query": "rxnote002", "mode": "bm25", "top_k": 1})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        file_name(body["results"][0]["source"].as_str().unwrap_or_default()),
+        "note-002.md",
+        "{body}"
+    );
+    // A change, a delete, and a relative path (the command makes it absolute).
+    std::fs::write(
+        docs.join("note-000.md"),
+        "# Note 0\n\nRewritten: rxnewword.\n",
+    )
+    .unwrap();
+    std::fs::remove_file(docs.join("note-003.md")).unwrap();
+    let out = cairn(&data)
+        .current_dir(tmp.path())
+        .args(["reindex", "--json", "docs"])
+        .output()
+        .unwrap();
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(counts(&s), [0, 1, 1, 2, 0], "{s}");
+
+    // The admin route wants the token from the data dir, and absolute paths.
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(data.join("serve.json")).unwrap()).unwrap();
+    let token = info["token"].as_str().unwrap();
+    let route = server.url("/v1/admin/reindex");
+    let body = serde_json::json!({"sources": [docs_arg]});
+    let (status, err) = send(
+        http()
+            .post(&route)
+            .header("authorization", "Bearer not-the-token")
+            .send_json(&body),
+    );
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, err) = send(http().post(&route).send_json(&body));
+    assert_eq!(status, 401, "{err}");
+    let (status, err) = send(
+        http()
+            .post(&route)
+            .header("authorization", &format!("Bearer {token}"))
+            .send_json(serde_json::json!({"sources": ["docs"]})),
+    );
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("absolute"),
+        "{err}"
+    );
+    let (status, report) = send(
+        http()
+            .post(&route)
+            .header("authorization", &format!("Bearer {token}"))
+            .send_json(&body),
+    );
+    assert_eq!(
+        (status, counts(&report)),
+        (200, [0, 0, 0, 3, 0]),
+        "{report}"
+    );
+    drop(server);
 }

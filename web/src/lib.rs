@@ -10,6 +10,7 @@
 //! | GET | `/v1/documents` | the caller's documents |
 //! | GET | `/v1/documents/{id}` | one document with its chunks |
 //! | DELETE | `/v1/documents/{id}` | removes it from the catalog and every index |
+//! | POST | `/v1/admin/reindex` | `{sources, include?, exclude?, dry_run?, groups?}` → the re-index report; needs the data dir's admin token |
 
 mod error;
 
@@ -23,7 +24,7 @@ use axum::{Json, Router, body::Bytes, extract::rejection::BytesRejection};
 use cairn_core::{Acl, Catalog, DocQuery, DocumentStore, Error, Principal, SearchRequest};
 use cairn_ingest::Ingestor;
 use cairn_retrieve::Retriever;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -37,6 +38,26 @@ pub struct AppState {
     /// The principal of every request until API keys exist.
     pub principal: Principal,
     pub max_body_bytes: usize,
+    /// Administration (server-side re-index); absent: those routes answer 404.
+    pub admin: Option<Admin>,
+}
+
+/// What the administrative routes need: the token a caller must show (`Authorization:
+/// Bearer ...`), which `cairn serve` writes into the data dir so that only someone who can
+/// read the data dir can use them, and the guard that keeps re-index runs from overlapping.
+#[derive(Clone)]
+pub struct Admin {
+    pub token: Arc<str>,
+    pub reindexing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Admin {
+    pub fn new(token: impl Into<Arc<str>>) -> Admin {
+        Admin {
+            token: token.into(),
+            reindexing: Arc::default(),
+        }
+    }
 }
 
 /// The router with all routes and layers.
@@ -50,6 +71,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/documents/{id}",
             get(get_document).delete(delete_document),
         )
+        .route("/v1/admin/reindex", post(admin_reindex))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
@@ -236,4 +258,82 @@ async fn delete_document(
     let doc = cairn_retrieve::visible_document(s.catalog.as_ref(), &id, &s.principal).await?;
     let seq = s.store.delete_document(&doc.id).await?;
     Ok(Json(json!({ "deleted": doc.id, "seq": seq })))
+}
+
+/// The body of `POST /v1/admin/reindex`: what `cairn reindex` takes on its command line.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReindexRequest {
+    /// Absolute paths on the server's machine.
+    sources: Vec<std::path::PathBuf>,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default)]
+    dry_run: bool,
+    /// ACL groups of the documents added or updated.
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+/// Runs `cairn reindex` inside the server (which holds the data dir), for the command
+/// when `cairn serve` is running. One run at a time: a second gets 409.
+async fn admin_reindex(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Some(admin) = &s.admin else {
+        return Err(not_found().await);
+    };
+    let shown = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !same_secret(shown.as_bytes(), admin.token.as_bytes()) {
+        let body = json!({ "error": {
+            "code": "unauthorized",
+            "message": "this route needs the admin token that cairn serve writes into its data dir (serve.json)",
+        }});
+        return Ok((StatusCode::UNAUTHORIZED, Json(body)).into_response());
+    }
+    let req: ReindexRequest = parse_json(body)?;
+    if let Some(p) = req.sources.iter().find(|p| !p.is_absolute()) {
+        return Err(ApiError::user(format!(
+            "source {} is not an absolute path (paths are read on the server's machine)",
+            p.display()
+        )));
+    }
+    let walker = cairn_ingest::walk::Walker::new(&req.include, &req.exclude)?;
+    let Ok(_running) = admin.reindexing.try_lock() else {
+        return Err(ApiError(Error::new(
+            cairn_core::ErrorKind::Conflict,
+            "a re-index is already running in this server; try again when it has finished",
+        )));
+    };
+    let opts = cairn_ingest::reindex::ReindexOptions {
+        sources: req.sources,
+        walker,
+        acl: Acl {
+            tenant: s.principal.tenant.clone(),
+            groups: req.groups,
+        },
+        dry_run: req.dry_run,
+    };
+    let report = cairn_ingest::reindex::reindex(
+        &s.ingestor,
+        Arc::clone(&s.catalog),
+        Arc::clone(&s.store),
+        &opts,
+        &mut |_| {},
+    )
+    .await?;
+    Ok(Json(report).into_response())
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -15,6 +15,7 @@ mod decode;
 mod docx;
 mod html;
 mod markdown;
+pub mod outline;
 pub(crate) mod pdf;
 mod text;
 

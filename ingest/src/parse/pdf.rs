@@ -16,6 +16,7 @@
 //! [`PAGE_SEPARATOR`], one paragraph block per run of text between blank lines, each with
 //! its page; the title from the document info, else the first line, else the file name.
 
+use super::outline::{self, OutlineEntry, Sections};
 use super::{Block, BlockKind, Parsed, clip_title, trim_span};
 use crate::error::IngestError;
 use crate::isolate::{self, ChildOutcome, Isolation, WatchdogError};
@@ -67,6 +68,9 @@ pub struct PdfPages {
     pub fallback_pages: u32,
     /// Pages no extractor could read (kept as empty pages).
     pub failed_pages: u32,
+    /// The document's outline (bookmarks), empty when it has none.
+    #[serde(default)]
+    pub outline: Vec<OutlineEntry>,
 }
 
 /// Why a PDF gave no text.
@@ -198,7 +202,7 @@ fn in_child(iso: &Isolation, bytes: &[u8], extractor: Extractor) -> Result<PdfPa
         |why: String| PdfFailure::new(FailureKind::Crashed, format!("PDF parser crashed ({why})"));
     match isolate::run_child(iso, &args, bytes) {
         Err(e) => Err(crashed(format!("cannot start {}: {e}", iso.exe.display()))),
-        Ok(ChildOutcome::TimedOut) => Err(timed_out(iso.timeout)),
+        Ok(ChildOutcome::TimedOut { after }) => Err(timed_out(after)),
         Ok(ChildOutcome::Exited {
             status,
             stdout,
@@ -229,17 +233,24 @@ enum Reply {
 }
 
 /// The worker's JSON reply for `bytes` (see [`isolate::run_worker`]).
-pub(crate) fn worker_reply(bytes: &[u8], extractor: Extractor) -> String {
-    let result = catch_unwind(AssertUnwindSafe(|| extract_in_process(bytes, extractor)))
-        .unwrap_or_else(|p| {
-            Err(PdfFailure::new(
-                FailureKind::Crashed,
-                format!(
-                    "PDF parser crashed (panic: {})",
-                    cairn_core::panic_message(p.as_ref())
-                ),
-            ))
-        });
+/// `pages_known` hears the page count as soon as it is known.
+pub(crate) fn worker_reply(
+    bytes: &[u8],
+    extractor: Extractor,
+    pages_known: &mut dyn FnMut(usize),
+) -> String {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        extract_announcing(bytes, extractor, pages_known)
+    }))
+    .unwrap_or_else(|p| {
+        Err(PdfFailure::new(
+            FailureKind::Crashed,
+            format!(
+                "PDF parser crashed (panic: {})",
+                cairn_core::panic_message(p.as_ref())
+            ),
+        ))
+    });
     let reply = match result {
         Ok(pages) => Reply::Pages(pages),
         Err(error) => Reply::Error { error },
@@ -252,6 +263,16 @@ pub(crate) fn worker_reply(bytes: &[u8], extractor: Extractor) -> String {
 /// Extracts the text of every page in this process (panics inside one page's extraction
 /// are caught; loops and memory blow-ups are not: see [`extract_pdf`]).
 pub fn extract_in_process(bytes: &[u8], extractor: Extractor) -> Result<PdfPages, PdfFailure> {
+    extract_announcing(bytes, extractor, &mut |_| {})
+}
+
+/// [`extract_in_process`], calling `pages_known` with the page count as soon as the
+/// document has loaded (before the slow part, reading the pages).
+fn extract_announcing(
+    bytes: &[u8],
+    extractor: Extractor,
+    pages_known: &mut dyn FnMut(usize),
+) -> Result<PdfPages, PdfFailure> {
     if bytes.is_empty() {
         return Err(PdfFailure::new(FailureKind::Empty, "empty file (0 bytes)"));
     }
@@ -291,6 +312,7 @@ pub fn extract_in_process(bytes: &[u8], extractor: Extractor) -> Result<PdfPages
     if numbers.is_empty() {
         return Err(PdfFailure::new(FailureKind::Malformed, "PDF has no pages"));
     }
+    pages_known(numbers.len());
     let mut pages = Vec::with_capacity(numbers.len());
     let (mut primary, mut fallback, mut failed) = (0u32, 0u32, 0u32);
     let mut first_error = None;
@@ -345,6 +367,7 @@ pub fn extract_in_process(bytes: &[u8], extractor: Extractor) -> Result<PdfPages
         extractor: extractor.to_string(),
         fallback_pages: fallback,
         failed_pages: failed,
+        outline: catch_unwind(AssertUnwindSafe(|| outline::read(&doc))).unwrap_or_default(),
     })
 }
 
@@ -427,10 +450,13 @@ fn starts_lowercase(line: &str) -> bool {
         .is_some_and(char::is_lowercase)
 }
 
-/// Builds the [`Parsed`] document from extracted pages.
+/// Builds the [`Parsed`] document from extracted pages. Outline entries become heading
+/// blocks where their titles are found in the page text, and set the heading path of what
+/// follows them.
 fn build(pdf: &PdfPages, stem: &str) -> Parsed {
     let mut text = String::new();
     let mut blocks = Vec::new();
+    let mut sections = Sections::new(&pdf.outline);
     for (i, page) in pdf.pages.iter().enumerate() {
         if i > 0 {
             text.push_str(PAGE_SEPARATOR);
@@ -438,19 +464,53 @@ fn build(pdf: &PdfPages, stem: &str) -> Parsed {
         let base = text.len();
         text.push_str(page);
         let page_no = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let mut path = sections.path().to_vec();
+        // The openings as (start, end, path) in page bytes, in text order: a found title
+        // spans its words; one not found opens (empty) where the previous one ended.
+        let mut cursor = 0;
+        let openings: Vec<(usize, usize, Vec<String>)> = sections
+            .openings(page_no, page)
+            .into_iter()
+            .map(|o| {
+                let (s, e) = o.at.unwrap_or((cursor, cursor));
+                cursor = e;
+                (s, e, o.path)
+            })
+            .collect();
+        let mut openings = openings.into_iter().peekable();
+        let mut push = |from: usize, to: usize, kind, path: &[String]| {
+            if let Some(span) = trim_span(&text, base + from, base + to) {
+                blocks.push(Block {
+                    span,
+                    page: page_no,
+                    heading_path: path.to_vec(),
+                    kind,
+                });
+            }
+        };
+        // Paragraphs run between blank lines; an opening inside one splits it.
+        let mut done = 0; // page bytes already placed in a block
         let mut start = 0;
         for (at, _) in page.match_indices("\n\n").chain([(page.len(), "")]) {
             if at < start {
                 continue;
             }
-            if let Some(span) = trim_span(&text, base + start, base + at) {
-                blocks.push(Block {
-                    span,
-                    page: page_no,
-                    heading_path: Vec::new(),
-                    kind: BlockKind::Paragraph,
-                });
+            while let Some((s, e, new_path)) = openings.next_if(|o| o.0 < at || at == page.len()) {
+                let from = start.max(done);
+                if s > from {
+                    push(from, s, BlockKind::Paragraph, &path);
+                }
+                if e > s {
+                    push(s.max(done), e, BlockKind::Heading, &new_path);
+                }
+                done = done.max(e);
+                path = new_path;
             }
+            let from = start.max(done);
+            if at > from {
+                push(from, at, BlockKind::Paragraph, &path);
+            }
+            done = done.max(at);
             start = at + 2;
         }
     }
@@ -477,26 +537,14 @@ fn build(pdf: &PdfPages, stem: &str) -> Parsed {
     }
 }
 
-/// The document info's `Title`, decoded (UTF-16 with BOM, UTF-8 with BOM, else
-/// PDFDocEncoding read as Latin-1), whitespace collapsed.
+/// The document info's `Title`, decoded like any PDF text string
+/// ([`outline::decode_text`]).
 fn info_title(doc: &Document) -> Option<String> {
     let info = doc.trailer.get(b"Info").ok()?;
     let (_, info) = doc.dereference(info).ok()?;
     let title = info.as_dict().ok()?.get(b"Title").ok()?;
     let (_, title) = doc.dereference(title).ok()?;
-    let raw = title.as_str().ok()?;
-    let decoded = if let Some(rest) = raw.strip_prefix(&[0xFE, 0xFF]) {
-        let units: Vec<u16> = rest
-            .chunks_exact(2)
-            .map(|c| u16::from_be_bytes([c[0], c[1]]))
-            .collect();
-        String::from_utf16_lossy(&units)
-    } else if let Some(rest) = raw.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        String::from_utf8_lossy(rest).into_owned()
-    } else {
-        raw.iter().map(|&b| char::from(b)).collect()
-    };
-    let collapsed = decoded.split_whitespace().collect::<Vec<_>>().join(" ");
+    let collapsed = outline::decode_text(title.as_str().ok()?);
     (!collapsed.is_empty()).then_some(collapsed)
 }
 
@@ -518,12 +566,23 @@ fn sensible_title(t: &str) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::parse::test_blocks;
     use lopdf::content::{Content, Operation};
     use lopdf::{Object, Stream, dictionary};
 
     /// A PDF whose pages hold `pages[i]` as lines of Helvetica text; a page with no lines
     /// draws a rectangle only.
     pub(crate) fn make_pdf(pages: &[&[&str]], title: Option<&str>) -> Vec<u8> {
+        make_outlined_pdf(pages, title, &[])
+    }
+
+    /// [`make_pdf`] with an outline of `(level, title, page, named)` entries, in order;
+    /// a `named` entry points at its page through a named destination.
+    pub(crate) fn make_outlined_pdf(
+        pages: &[&[&str]],
+        title: Option<&str>,
+        outline: &[(u32, &str, usize, bool)],
+    ) -> Vec<u8> {
         let mut doc = lopdf::Document::with_version("1.5");
         let pages_id = doc.new_object_id();
         let font_id = doc.add_object(dictionary! {
@@ -569,16 +628,73 @@ pub(crate) mod tests {
             pages_id,
             Object::Dictionary(dictionary! {
                 "Type" => "Pages",
-                "Kids" => kids,
+                "Kids" => kids.clone(),
                 "Count" => count,
                 "Resources" => resources_id,
                 "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
             }),
         );
-        let catalog_id = doc.add_object(dictionary! {
+        let mut catalog = dictionary! {
             "Type" => "Catalog",
             "Pages" => pages_id,
-        });
+        };
+        if !outline.is_empty() {
+            let root = doc.new_object_id();
+            let ids: Vec<_> = outline.iter().map(|_| doc.new_object_id()).collect();
+            let mut dests = lopdf::Dictionary::new();
+            // Each entry's parent: the nearest earlier entry one level up, else the root.
+            let parent = |i: usize| {
+                (0..i)
+                    .rev()
+                    .find(|&j| outline[j].0 < outline[i].0)
+                    .map_or(root, |j| ids[j])
+            };
+            for (i, &(_, title, page, named)) in outline.iter().enumerate() {
+                let siblings: Vec<usize> = (0..outline.len())
+                    .filter(|&j| parent(j) == parent(i))
+                    .collect();
+                let at = siblings.iter().position(|&j| j == i).unwrap();
+                let children: Vec<usize> = (0..outline.len())
+                    .filter(|&j| parent(j) == ids[i])
+                    .collect();
+                let target = Object::Array(vec![kids[page - 1].clone(), "Fit".into()]);
+                let mut item = dictionary! {
+                    "Title" => Object::string_literal(title),
+                    "Parent" => parent(i),
+                };
+                if named {
+                    let name = format!("dest{i}");
+                    dests.set(name.clone(), target);
+                    item.set("Dest", Object::Name(name.into_bytes()));
+                } else {
+                    item.set("Dest", target);
+                }
+                if at > 0 {
+                    item.set("Prev", ids[siblings[at - 1]]);
+                }
+                if let Some(&next) = siblings.get(at + 1) {
+                    item.set("Next", ids[next]);
+                }
+                if let (Some(&f), Some(&l)) = (children.first(), children.last()) {
+                    item.set("First", ids[f]);
+                    item.set("Last", ids[l]);
+                }
+                doc.objects.insert(ids[i], Object::Dictionary(item));
+            }
+            let top: Vec<usize> = (0..outline.len()).filter(|&j| parent(j) == root).collect();
+            doc.objects.insert(
+                root,
+                Object::Dictionary(dictionary! {
+                    "Type" => "Outlines",
+                    "First" => ids[top[0]],
+                    "Last" => ids[*top.last().unwrap()],
+                }),
+            );
+            catalog.set("Outlines", root);
+            let dests_id = doc.add_object(Object::Dictionary(dests));
+            catalog.set("Dests", dests_id);
+        }
+        let catalog_id = doc.add_object(catalog);
         doc.trailer.set("Root", catalog_id);
         if let Some(t) = title {
             let info_id = doc.add_object(dictionary! { "Title" => Object::string_literal(t) });
@@ -662,6 +778,97 @@ pub(crate) mod tests {
         );
         let pdf = make_pdf(&[&["Body line"]], Some("report.dvi"));
         assert_eq!(parse(&pdf, "a.pdf", "a").unwrap().title, "Body line");
+    }
+
+    #[test]
+    fn outline_entries_become_heading_paths() {
+        let pdf = make_outlined_pdf(
+            &[
+                &["Installing the system", "", "Boot from the USB stick."],
+                &[
+                    "Back up before partitioning.",
+                    "",
+                    "Disk layout",
+                    "",
+                    "Use one partition per disk.",
+                ],
+                &["Zebra notes without a title line."],
+            ],
+            None,
+            &[
+                (1, "Installing the system", 1, false),
+                (2, "Disk layout", 2, false),
+                (1, "Appendix", 3, true),
+            ],
+        );
+        let pages = extract_in_process(&pdf, Extractor::Auto).unwrap();
+        assert_eq!(pages.outline.len(), 3, "{:?}", pages.outline);
+        assert_eq!(pages.outline[2].page, 3, "named destination resolved");
+        let p = parse(&pdf, "o.pdf", "o").unwrap();
+        let install = vec!["Installing the system"];
+        let layout = vec!["Installing the system", "Disk layout"];
+        assert_eq!(
+            test_blocks(&p),
+            vec![
+                (BlockKind::Heading, "Installing the system", install.clone()),
+                (
+                    BlockKind::Paragraph,
+                    "Boot from the USB stick.",
+                    install.clone()
+                ),
+                (
+                    BlockKind::Paragraph,
+                    "Back up before partitioning.",
+                    install
+                ),
+                (BlockKind::Heading, "Disk layout", layout.clone()),
+                (BlockKind::Paragraph, "Use one partition per disk.", layout),
+                (
+                    BlockKind::Paragraph,
+                    "Zebra notes without a title line.",
+                    vec!["Appendix"]
+                ),
+            ]
+        );
+        // The chunker keeps sections (and pages) apart and each chunk keeps its path.
+        let chunks = crate::chunk(&p, &crate::chunk::tests::Words, 1000);
+        let paths: Vec<String> = chunks.iter().map(|c| c.heading_path.join(" > ")).collect();
+        assert_eq!(
+            paths,
+            [
+                "Installing the system",
+                "Installing the system",
+                "Installing the system > Disk layout",
+                "Appendix"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_outline_with_a_cycle_is_read_once() {
+        let pdf = make_outlined_pdf(
+            &[&["Alpha text."], &["Beta text."]],
+            None,
+            &[(1, "Alpha", 1, false), (1, "Beta", 2, false)],
+        );
+        let mut doc = lopdf::Document::load_mem(&pdf).unwrap();
+        // Point the last entry's Next back at the first.
+        let ids: Vec<_> = doc
+            .objects
+            .iter()
+            .filter(|(_, o)| {
+                o.as_dict()
+                    .is_ok_and(|d| d.has(b"Title") && d.has(b"Parent"))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let (first, last) = (ids[0], ids[1]);
+        doc.get_dictionary_mut(last).unwrap().set("Next", first);
+        doc.get_dictionary_mut(first).unwrap().set("Next", last);
+        let mut bytes = Vec::new();
+        doc.save_to(&mut bytes).unwrap();
+        let pages = extract_in_process(&bytes, Extractor::Auto).unwrap();
+        assert_eq!(pages.outline.len(), 2, "{:?}", pages.outline);
     }
 
     #[test]
@@ -766,12 +973,12 @@ pub(crate) mod tests {
 
     #[test]
     fn worker_replies_round_trip() {
-        let reply = worker_reply(&three_pages(), Extractor::Auto);
+        let reply = worker_reply(&three_pages(), Extractor::Auto, &mut |_| {});
         let Reply::Pages(p) = serde_json::from_str(&reply).unwrap() else {
             panic!("{reply}")
         };
         assert_eq!(p.pages.len(), 3);
-        let reply = worker_reply(b"", Extractor::Auto);
+        let reply = worker_reply(b"", Extractor::Auto, &mut |_| {});
         let Reply::Error { error } = serde_json::from_str(&reply).unwrap() else {
             panic!("{reply}")
         };

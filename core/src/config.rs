@@ -3,6 +3,7 @@
 
 use crate::{DEFAULT_TENANT, Fusion};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,8 +156,12 @@ pub struct RetrieveConfig {
     pub fusion: Fusion,
     /// The k of reciprocal rank fusion.
     pub rrf_k: f32,
-    /// Weight of BM25 in weighted fusion (dense gets 1 - this).
+    /// Weight of BM25 in fusion, 0..=1 (dense gets 1 - this). In RRF the lists count
+    /// `2 * weight` each, so 0.5 is plain RRF.
     pub bm25_weight: f32,
+    /// `bm25_weight` for queries in a given language (`en`, `zh`), which wins over the
+    /// general one. The default embedder is English-first, so Chinese queries lean on BM25.
+    pub lang_bm25_weight: BTreeMap<String, f32>,
     /// Candidates each retriever returns before fusion.
     pub candidates: usize,
     pub default_top_k: usize,
@@ -167,8 +172,12 @@ impl Default for RetrieveConfig {
     fn default() -> Self {
         RetrieveConfig {
             fusion: Fusion::Rrf,
-            rrf_k: 60.0,
+            // Tuned on the tune split of eval/debian (eval/debian/RESULTS.md): a small k
+            // lets a retriever's first hits count, and Chinese queries, which the default
+            // English-first embedder reads poorly, lean on BM25.
+            rrf_k: 10.0,
             bm25_weight: 0.5,
+            lang_bm25_weight: BTreeMap::from([("zh".to_string(), 0.9)]),
             candidates: 50,
             default_top_k: 10,
             max_top_k: 100,

@@ -73,12 +73,22 @@ fn finish(
 
 /// Reciprocal rank fusion: `score = Σ 1 / (k + rank)` over the lists that hold the chunk.
 pub fn rrf(lists: &[&[Candidate]], k: f32) -> Vec<Fused> {
+    rrf_weighted(lists, k, &vec![1.0; lists.len()])
+}
+
+/// Weighted reciprocal rank fusion: `score = Σ weights[i] / (k + rank_i)`; equal weights of
+/// 1 are plain [`rrf`]. A list with weight 0 still lends its ranks to
+/// [`Fused::sources`] but moves nothing.
+pub fn rrf_weighted(lists: &[&[Candidate]], k: f32, weights: &[f32]) -> Vec<Fused> {
     let (order, seen) = collect(lists);
     finish(order, seen, |sources| {
         sources
             .iter()
-            .flatten()
-            .map(|&(rank, _)| 1.0 / (k + rank as f32))
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let (rank, _) = (*s)?;
+                Some(weights.get(i).copied().unwrap_or(0.0) / (k + rank as f32))
+            })
             .sum()
     })
 }
@@ -123,6 +133,24 @@ mod tests {
             chunk_id: ChunkId(id),
             score,
         }
+    }
+
+    #[test]
+    fn weighted_rrf_scales_each_list() {
+        let bm25 = [c(1, 9.0), c(2, 5.0)];
+        let dense = [c(2, 0.9), c(1, 0.8)];
+        let plain = rrf(&[&bm25, &dense], 60.0);
+        let even = rrf_weighted(&[&bm25, &dense], 60.0, &[1.0, 1.0]);
+        assert_eq!(plain, even);
+        // BM25 counted 1.6x, dense 0.4x: chunk 1 (bm25 #1, dense #2) wins.
+        let fused = rrf_weighted(&[&bm25, &dense], 60.0, &[1.6, 0.4]);
+        assert_eq!(fused[0].chunk_id, ChunkId(1));
+        let want = 1.6 / 61.0 + 0.4 / 62.0;
+        assert!((fused[0].score - want).abs() < 1e-7, "{}", fused[0].score);
+        // Dense only: its order, with bm25's ranks still recorded.
+        let fused = rrf_weighted(&[&bm25, &dense], 60.0, &[0.0, 2.0]);
+        assert_eq!(fused[0].chunk_id, ChunkId(2));
+        assert_eq!(fused[0].sources[0], Some((2, 5.0)));
     }
 
     #[test]

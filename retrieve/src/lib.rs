@@ -176,6 +176,18 @@ impl Retriever {
         Ok(ids)
     }
 
+    /// The weight of BM25 in the fusion of `query`: the one set for its language, else the
+    /// general one, clamped to 0..=1.
+    fn bm25_weight(&self, query: &str) -> f32 {
+        let lang = cairn_core::Lang::detect(query);
+        self.config
+            .lang_bm25_weight
+            .get(lang.as_str())
+            .copied()
+            .unwrap_or(self.config.bm25_weight)
+            .clamp(0.0, 1.0)
+    }
+
     pub async fn search(
         &self,
         req: &SearchRequest,
@@ -244,12 +256,12 @@ impl Retriever {
 
         let t = Instant::now();
         let lists: [&[Candidate]; 2] = [&bm25, &dense];
+        let w = self.bm25_weight(query);
         let mut fused = match (req.mode, self.config.fusion) {
-            (SearchMode::Hybrid, Fusion::Weighted) => {
-                let w = self.config.bm25_weight.clamp(0.0, 1.0);
-                fuse::weighted(&lists, &[w, 1.0 - w])
+            (SearchMode::Hybrid, Fusion::Weighted) => fuse::weighted(&lists, &[w, 1.0 - w]),
+            (SearchMode::Hybrid, Fusion::Rrf) => {
+                fuse::rrf_weighted(&lists, self.config.rrf_k, &[2.0 * w, 2.0 * (1.0 - w)])
             }
-            (SearchMode::Hybrid, Fusion::Rrf) => fuse::rrf(&lists, self.config.rrf_k),
             // One retriever: keep its own order and scores.
             _ => fuse::rrf(&lists, self.config.rrf_k)
                 .into_iter()

@@ -15,6 +15,7 @@ const KEYS: &[&str] = &[
     "chunk",
     "retrieve",
     "rerank",
+    "answer",
     "server",
     "tenant",
 ];

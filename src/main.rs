@@ -47,6 +47,8 @@ enum Command {
     Reindex(cmd::reindex::Args),
     /// Search the indexed documents
     Search(cmd::search::Args),
+    /// Answer a question from the documents, citing the passages
+    Ask(cmd::ask::Args),
     /// Score retrieval on a judged question set (nDCG, recall, MRR, latency per mode)
     Eval(cmd::eval::Args),
     /// List, show, delete or verify documents
@@ -149,6 +151,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => cmd::ingest::run(config, &groups, args).await,
         Command::Reindex(args) => cmd::reindex::run(config, &groups, args).await,
         Command::Search(args) => cmd::search::run(config, &groups, args).await,
+        Command::Ask(args) => cmd::ask::run(config, &groups, args).await,
         Command::Eval(args) => cmd::eval::run(config, args).await,
         Command::Docs { command } => cmd::docs::run(config, &groups, command).await,
         Command::ParseWorker(args) => Ok(cmd::parse_worker::run(&args)),

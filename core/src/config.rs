@@ -17,6 +17,7 @@ pub struct Config {
     pub chunk: ChunkConfig,
     pub retrieve: RetrieveConfig,
     pub rerank: RerankConfig,
+    pub answer: AnswerConfig,
     pub server: ServerConfig,
     /// Tenant used by the CLI and by the server until API keys are configured.
     pub tenant: String,
@@ -31,6 +32,7 @@ impl Default for Config {
             chunk: ChunkConfig::default(),
             retrieve: RetrieveConfig::default(),
             rerank: RerankConfig::default(),
+            answer: AnswerConfig::default(),
             server: ServerConfig::default(),
             tenant: DEFAULT_TENANT.to_string(),
         }
@@ -201,6 +203,35 @@ impl Default for ServerConfig {
             addr: "127.0.0.1:7700".into(),
             max_body_bytes: 32 * 1024 * 1024,
             max_query_chars: 2000,
+        }
+    }
+}
+
+/// How answers are made from the retrieved passages (`[answer]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnswerConfig {
+    /// Passages read, best first.
+    pub max_passages: usize,
+    /// Sentences quoted at most (extractive answers).
+    pub max_sentences: usize,
+    /// When even the best sentence matches the question less than this (0..=1: 0.75 *
+    /// embedding cosine + 0.25 * share of the question's terms), the answer abstains.
+    pub min_score: f32,
+    /// Sentences scoring within this of the best one are quoted too.
+    pub margin: f32,
+    /// Passages shown with an abstention.
+    pub closest: usize,
+}
+
+impl Default for AnswerConfig {
+    fn default() -> Self {
+        AnswerConfig {
+            max_passages: 5,
+            max_sentences: 3,
+            min_score: 0.35,
+            margin: 0.08,
+            closest: 3,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! ```
 
 mod acl;
+mod answer;
 pub mod config;
 mod document;
 mod error;
@@ -21,6 +22,7 @@ mod seams;
 mod search;
 
 pub use acl::{Acl, DEFAULT_TENANT, PUBLIC_GROUP, Principal};
+pub use answer::{Answer, AnswerMode, AnswerSentence, AskRequest, Citation};
 pub use config::Config;
 pub use document::{Chunk, Document, Lang, NewChunk, NewDocument, Span};
 pub use error::{Error, ErrorKind, Result};

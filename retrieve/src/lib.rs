@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+mod ask;
 mod error;
 pub mod fuse;
 

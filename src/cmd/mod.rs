@@ -1,5 +1,6 @@
 //! One module per command: each builds its inputs, calls library crates, and prints.
 
+pub mod ask;
 pub mod docs;
 pub mod eval;
 pub mod ingest;

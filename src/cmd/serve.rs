@@ -55,6 +55,7 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
         store,
         principal: app.principal(&[]),
         max_body_bytes: app.config.server.max_body_bytes,
+        answer: app.config.answer.clone(),
         admin: None,
     };
     let listener = tokio::net::TcpListener::bind(&addr)

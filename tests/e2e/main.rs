@@ -2,6 +2,7 @@
 //! storage, over the small corpus the project ships in `tests/fixtures/corpus`.
 
 mod acl;
+mod ask;
 mod cli;
 mod crash;
 mod eval;

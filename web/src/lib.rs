@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | GET | `/healthz` | liveness, with document count and the catalog write every index reflects |
 //! | POST | `/v1/search` | `{query, top_k?, mode?, filter?}` → `{results, took_ms, stages}` |
+//! | POST | `/v1/ask` | `{question, top_k?, rerank?, filter?}` → an answer with citations, or an abstention |
 //! | POST | `/v1/documents` | multipart upload of one or more files → 201 `{documents, failed}` |
 //! | GET | `/v1/documents` | the caller's documents |
 //! | GET | `/v1/documents/{id}` | one document with its chunks |
@@ -38,6 +39,8 @@ pub struct AppState {
     /// The principal of every request until API keys exist.
     pub principal: Principal,
     pub max_body_bytes: usize,
+    /// How answers are made (`[answer]`).
+    pub answer: cairn_core::config::AnswerConfig,
     /// Administration (server-side re-index); absent: those routes answer 404.
     pub admin: Option<Admin>,
 }
@@ -66,6 +69,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/search", post(search))
+        .route("/v1/ask", post(ask))
         .route("/v1/documents", post(upload).get(list_documents))
         .route(
             "/v1/documents/{id}",
@@ -139,6 +143,15 @@ async fn search(
     let req: SearchRequest = parse_json(body)?;
     let resp = s.retriever.search(&req, &s.principal).await?;
     Ok(Json(resp).into_response())
+}
+
+async fn ask(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: cairn_core::AskRequest = parse_json(body)?;
+    let answer = s.retriever.ask(&req, &s.principal, &s.answer).await?;
+    Ok(Json(answer).into_response())
 }
 
 #[derive(Serialize)]

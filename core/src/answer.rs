@@ -1,0 +1,78 @@
+//! The shapes of an answer: what `POST /v1/ask` and `cairn ask` take and give back. Every
+//! sentence of an answer names the passages behind it, and every citation names the exact
+//! passage: document, page and byte span, with the quoted text.
+
+use crate::{ChunkId, DocId, Hit, SearchFilter, Span};
+use serde::{Deserialize, Serialize};
+
+/// A question as the API and CLI take it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AskRequest {
+    pub question: String,
+    /// Passages retrieved to answer from; `None`: the configured default.
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    /// Rerank the retrieved passages first; `None`: the configured default.
+    #[serde(default)]
+    pub rerank: Option<bool>,
+    #[serde(default)]
+    pub filter: SearchFilter,
+}
+
+/// One passage an answer cites: `[n]` in the answer text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Citation {
+    /// The marker number, 1-based.
+    pub n: usize,
+    pub chunk_id: ChunkId,
+    pub doc_id: DocId,
+    pub title: String,
+    pub source: String,
+    pub page: u32,
+    /// Byte range of `quote` in the document's extracted text.
+    pub span: Span,
+    /// The cited words, exactly as they stand in the document.
+    pub quote: String,
+}
+
+/// One sentence of an answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerSentence {
+    pub text: String,
+    /// The `n` of each citation behind it.
+    pub citations: Vec<usize>,
+    /// How well its citations support it, 0..=1 (1 for a verbatim quote).
+    pub support: f32,
+    /// How well it matches the question, 0..=1.
+    pub relevance: f32,
+}
+
+/// How an answer was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerMode {
+    /// The best sentences of the passages, quoted (no language model).
+    Extractive,
+}
+
+/// An answer with its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    /// The answer text with `[n]` markers, or the statement that the documents do not
+    /// answer the question.
+    pub answer: String,
+    pub sentences: Vec<AnswerSentence>,
+    pub citations: Vec<Citation>,
+    /// The support of the answer as a whole, 0..=1 (0 when abstained).
+    pub grounding: f32,
+    /// How well the best passage sentence matches the question, 0..=1; the answer
+    /// abstains below `[answer] min_score`.
+    pub confidence: f32,
+    /// The documents do not answer the question; `passages` holds the closest ones.
+    pub abstained: bool,
+    /// The passages the answer was drawn from (when abstained: the closest ones).
+    pub passages: Vec<Hit>,
+    pub mode: AnswerMode,
+    pub took_ms: f64,
+}

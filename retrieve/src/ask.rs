@@ -1,0 +1,37 @@
+//! Answering a question: retrieve the passages (the caller's scope, optional rerank), then
+//! answer from them with citations ([`cairn_generate`]). One function for the CLI and the
+//! REST API.
+
+use crate::Retriever;
+use cairn_core::config::AnswerConfig;
+use cairn_core::{Answer, AskRequest, Principal, Result, SearchRequest};
+use cairn_generate::extractive;
+
+impl Retriever {
+    /// Retrieves passages for `req.question` as `principal` and answers from them. The
+    /// question is validated like a search query.
+    pub async fn ask(
+        &self,
+        req: &AskRequest,
+        principal: &Principal,
+        cfg: &AnswerConfig,
+    ) -> Result<Answer> {
+        let started = std::time::Instant::now();
+        let search = SearchRequest {
+            top_k: req.top_k,
+            rerank: req.rerank,
+            filter: req.filter.clone(),
+            ..SearchRequest::new(req.question.clone())
+        };
+        let found = self.search(&search, principal).await?;
+        let mut answer = extractive(
+            search.query.trim(),
+            found.results,
+            self.embedder.as_ref(),
+            cfg,
+        )
+        .await?;
+        answer.took_ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(answer)
+    }
+}

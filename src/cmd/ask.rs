@@ -1,0 +1,87 @@
+//! `cairn ask`: a question answered from the documents, every sentence citing the passage
+//! (document, page, byte span) it quotes, or an honest "the documents do not answer" with
+//! the closest passages. Without a language model configured, answers are extractive.
+
+use crate::app::App;
+use crate::output::{Printer, Render, snippet};
+use cairn_core::{Answer, AskRequest, Config, DocId, SearchFilter};
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The question
+    question: String,
+    /// Passages retrieved to answer from
+    #[arg(short = 'k', long, default_value_t = 10)]
+    top_k: usize,
+    /// Only these documents (repeatable)
+    #[arg(long = "doc", value_name = "DOC_ID")]
+    docs: Vec<String>,
+    /// Only documents whose source starts with this
+    #[arg(long, value_name = "PREFIX")]
+    source_prefix: Option<String>,
+    /// Rerank the passages with the configured reranker ([rerank] model) first
+    #[arg(long)]
+    rerank: bool,
+    /// Print JSON (the same shape as POST /v1/ask)
+    #[arg(long)]
+    json: bool,
+}
+
+impl Render for Answer {
+    fn human(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out, "{}", self.answer)?;
+        if self.abstained {
+            for (i, h) in self.passages.iter().enumerate() {
+                writeln!(out)?;
+                writeln!(
+                    out,
+                    "  {}. {} — p.{}  ({})",
+                    i + 1,
+                    h.title,
+                    h.page,
+                    h.source
+                )?;
+                writeln!(out, "     {}", snippet(&h.text, 200))?;
+            }
+        } else {
+            writeln!(out)?;
+            for c in &self.citations {
+                writeln!(
+                    out,
+                    "[{}] {} — p.{}  {}  bytes {}..{}",
+                    c.n, c.title, c.page, c.source, c.span.start, c.span.end
+                )?;
+            }
+        }
+        writeln!(
+            out,
+            "(confidence {:.2}; {:.0} ms)",
+            self.confidence, self.took_ms
+        )
+    }
+}
+
+pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Result<ExitCode> {
+    let mut app = App::open(config).await?;
+    let rerank = args.rerank || app.config.rerank.enabled;
+    if rerank {
+        app.load_reranker(true)?;
+    }
+    let req = AskRequest {
+        question: args.question,
+        top_k: Some(args.top_k),
+        rerank: Some(rerank),
+        filter: SearchFilter {
+            doc_ids: (!args.docs.is_empty()).then(|| args.docs.into_iter().map(DocId).collect()),
+            source_prefix: args.source_prefix,
+        },
+    };
+    let answer = app
+        .retriever
+        .ask(&req, &app.principal(groups), &app.config.answer)
+        .await?;
+    Printer::new(args.json).print(&answer)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,92 @@
+//! Answers with citations (`cairn ask`, `POST /v1/ask`) on the shipped corpus: an answer
+//! quotes the passage behind it with a span that slices back to the quote in the
+//! document, and a question the documents do not answer is answered as such, with the
+//! closest passages.
+
+use crate::support::*;
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// Checks that each citation's span holds its quote in the document's extracted text
+/// (for text files, the file itself).
+fn assert_quotes_slice_back(answer: &Value, corpus: &Path) {
+    for c in answer["citations"].as_array().expect("citations") {
+        let file = corpus.join(file_name(c["source"].as_str().unwrap()));
+        let text = std::fs::read_to_string(&file).unwrap();
+        let (a, b) = (
+            c["span"]["start"].as_u64().unwrap() as usize,
+            c["span"]["end"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(&text[a..b], c["quote"].as_str().unwrap(), "{c}");
+    }
+}
+
+#[test]
+fn answers_cite_their_passage_and_unanswerable_questions_abstain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, corpus) = (tmp.path().join("data"), tmp.path().join("corpus"));
+    copy_corpus(&corpus);
+    ok(cairn(&data).arg("ingest").arg(&corpus));
+
+    // The CLI: the error code's meaning, quoted from page 2 of the printer guide.
+    let a = json(&ok(cairn(&data).args([
+        "ask",
+        "what does error E1147 mean",
+        "--json",
+    ])));
+    assert_eq!(a["abstained"], false, "{a}");
+    assert_eq!(a["mode"], "extractive");
+    let first = &a["citations"][0];
+    assert_eq!(
+        file_name(first["source"].as_str().unwrap()),
+        "printer-jams.txt",
+        "{a}"
+    );
+    assert_eq!(first["page"], 2, "{a}");
+    assert!(first["quote"].as_str().unwrap().contains("E1147"), "{a}");
+    assert!(a["answer"].as_str().unwrap().contains("[1]"), "{a}");
+    assert_eq!(a["sentences"][0]["citations"], json!([1]));
+    assert_quotes_slice_back(&a, &corpus);
+    let human =
+        String::from_utf8(ok(cairn(&data).args(["ask", "what does error E1147 mean"])).stdout)
+            .unwrap();
+    assert!(human.contains("[1] Clearing Paper Jams"), "{human}");
+
+    // The REST API, the same shapes; and an abstention with the closest passages.
+    let server = Server::start(&data, &[]);
+    let (status, a) = send(
+        http()
+            .post(&server.url("/v1/ask"))
+            .send_json(json!({"question": "what does error E1147 mean", "top_k": 5})),
+    );
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["abstained"], false, "{a}");
+    assert_quotes_slice_back(&a, &corpus);
+    let (status, none) = send(
+        http()
+            .post(&server.url("/v1/ask"))
+            .send_json(json!({"question": "what is the airspeed velocity of an unladen swallow"})),
+    );
+    assert_eq!(status, 200, "{none}");
+    assert_eq!(none["abstained"], true, "{none}");
+    assert!(
+        none["answer"].as_str().unwrap().contains("do not answer"),
+        "{none}"
+    );
+    assert_eq!(none["citations"], json!([]));
+    assert_eq!(none["passages"].as_array().unwrap().len(), 3, "{none}");
+    assert_eq!(none["grounding"], 0.0);
+    // Bad input: a clear error.
+    let (status, err) = send(
+        http()
+            .post(&server.url("/v1/ask"))
+            .send_json(json!({"question": "   "})),
+    );
+    assert_eq!(status, 400, "{err}");
+    let (status, err) = send(
+        http()
+            .post(&server.url("/v1/ask"))
+            .send_json(json!({"query": "wrong field"})),
+    );
+    assert_eq!(status, 400, "{err}");
+}

@@ -76,6 +76,21 @@ fn answers_cite_their_passage_and_unanswerable_questions_abstain() {
     assert_eq!(none["citations"], json!([]));
     assert_eq!(none["passages"].as_array().unwrap().len(), 3, "{none}");
     assert_eq!(none["grounding"], 0.0);
+    // The upload-and-ask page and its assets come from the binary itself.
+    for (path, mime, needle) in [
+        ("/", "text/html", "id=\"ask-form\""),
+        ("/assets/app.js", "text/javascript", "/v1/ask"),
+        ("/assets/app.css", "text/css", "#panel"),
+    ] {
+        let mut resp = http().get(&server.url(path)).call().unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with(mime), "{path}: {ct}");
+        let body = resp.body_mut().read_to_string().unwrap();
+        assert!(body.contains(needle), "{path}");
+    }
+    let (status, _) = send(http().get(&server.url("/assets/missing.js")).call());
+    assert_eq!(status, 404);
     // Bad input: a clear error.
     let (status, err) = send(
         http()

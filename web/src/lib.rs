@@ -4,6 +4,7 @@
 //!
 //! | method | path | does |
 //! |---|---|---|
+//! | GET | `/` | the upload-and-ask page (its assets under `/assets/`, built into the binary) |
 //! | GET | `/healthz` | liveness, with document count and the catalog write every index reflects |
 //! | POST | `/v1/search` | `{query, top_k?, mode?, filter?}` → `{results, took_ms, stages}` |
 //! | POST | `/v1/ask` | `{question, top_k?, rerank?, filter?}` → an answer with citations, or an abstention |
@@ -67,6 +68,8 @@ impl Admin {
 pub fn router(state: AppState) -> Router {
     let limit = state.max_body_bytes;
     Router::new()
+        .route("/", get(page))
+        .route("/assets/{name}", get(asset))
         .route("/healthz", get(healthz))
         .route("/v1/search", post(search))
         .route("/v1/ask", post(ask))
@@ -114,11 +117,53 @@ async fn not_found() -> ApiError {
     ))
 }
 
+/// The page's files, compiled into the binary: no CDN, nothing fetched at run time.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/app.js"),
+    ),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../assets/app.css"),
+    ),
+];
+
+async fn page() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../assets/index.html"),
+    )
+        .into_response()
+}
+
+async fn asset(Path(name): Path<String>) -> Result<Response, ApiError> {
+    let Some((_, mime, body)) = ASSETS.iter().find(|(n, _, _)| *n == name) else {
+        return Err(ApiError(Error::not_found(format!("no asset {name}"))));
+    };
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, *mime),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        *body,
+    )
+        .into_response())
+}
+
 async fn healthz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let docs = s.catalog.list_documents(&DocQuery::default()).await?.len();
-    Ok(Json(
-        json!({ "status": "ok", "documents": docs, "visible_seq": s.retriever.visible_seq() }),
-    ))
+    Ok(Json(json!({
+        "status": "ok",
+        "documents": docs,
+        "visible_seq": s.retriever.visible_seq(),
+        "max_upload_bytes": s.max_body_bytes,
+    })))
 }
 
 /// Reads a JSON body with errors in words: too large → 413, malformed → 400.

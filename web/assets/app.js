@@ -1,0 +1,286 @@
+// cairn's upload-and-ask page: plain JavaScript over the REST API (/v1/...), no build step.
+const $ = (id) => document.getElementById(id);
+const KEY = "cairn.apiKey";
+
+/// Headers for the API: the key from this tab's session, when one was given.
+function headers(extra = {}) {
+  const key = sessionStorage.getItem(KEY);
+  return key ? { ...extra, authorization: `Bearer ${key}` } : extra;
+}
+
+/// The error message of a failed answer, in words.
+async function problem(resp) {
+  try {
+    const body = await resp.json();
+    if (body && body.error && body.error.message) return body.error.message;
+  } catch (_) { /* not JSON */ }
+  return `the server answered ${resp.status} ${resp.statusText}`;
+}
+
+async function api(path, init = {}) {
+  let resp;
+  try {
+    resp = await fetch(path, { ...init, headers: headers(init.headers || {}) });
+  } catch (e) {
+    throw new Error("cannot reach the cairn server; is it running?");
+  }
+  if (!resp.ok) throw new Error(await problem(resp));
+  return resp.json();
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+// ---- the passage panel -------------------------------------------------------------
+
+const bytes = new TextEncoder();
+const text = new TextDecoder();
+
+/// Opens the side panel on `hit` (a passage), highlighting the byte range `span` of the
+/// document (which lies inside the passage's own span).
+function showPassage(hit, span, title) {
+  $("panel-title").textContent = title || hit.title;
+  const section = hit.heading_path && hit.heading_path.length ? ` · ${hit.heading_path.join(" › ")}` : "";
+  $("panel-where").textContent = `page ${hit.page}${section} · ${hit.source}`;
+  const body = $("panel-text");
+  body.replaceChildren();
+  const raw = bytes.encode(hit.text);
+  const from = span ? Math.max(0, span.start - hit.span.start) : 0;
+  const to = span ? Math.min(raw.length, span.end - hit.span.start) : 0;
+  if (span && to > from) {
+    body.append(text.decode(raw.slice(0, from)), el("mark", {}, text.decode(raw.slice(from, to))), text.decode(raw.slice(to)));
+  } else {
+    body.append(hit.text);
+  }
+  $("panel").hidden = false;
+  $("panel-close").focus();
+}
+
+$("panel-close").addEventListener("click", () => { $("panel").hidden = true; });
+document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("panel").hidden = true; });
+
+// ---- ask and search ----------------------------------------------------------------
+
+function showAnswer(a) {
+  const box = $("answer");
+  box.replaceChildren();
+  box.className = a.abstained ? "abstained" : "";
+  const passageOf = (c) => a.passages.find((h) => h.chunk_id === c.chunk_id);
+  if (a.abstained) {
+    box.append(el("p", {}, a.answer));
+    const list = el("ol");
+    for (const h of a.passages) {
+      list.append(el("li", {}, el("button", { class: "plain", type: "button", onclick: () => showPassage(h) },
+        `${h.title} — p.${h.page}`)));
+    }
+    box.append(list);
+  } else {
+    const p = el("p");
+    for (const s of a.sentences) {
+      const span = el("span", s.support < 0.5 ? { class: "unsupported", title: "not supported by the cited passage" } : {}, s.text);
+      p.append(span);
+      for (const n of s.citations) {
+        const c = a.citations.find((x) => x.n === n);
+        if (!c) continue;
+        p.append(el("button", {
+          class: "cite", type: "button",
+          "aria-label": `citation ${n}: ${c.title}, page ${c.page}`,
+          onclick: () => showPassage(passageOf(c) || { ...c, text: c.quote, heading_path: [] }, c.span, c.title),
+        }, `[${n}]`));
+      }
+      p.append(" ");
+    }
+    box.append(p);
+    const sources = el("ol", { class: "meta" });
+    for (const c of a.citations) sources.append(el("li", { value: c.n }, `${c.title} — p.${c.page}`));
+    box.append(sources);
+  }
+  box.hidden = false;
+}
+
+function showResults(r) {
+  const list = $("results");
+  list.replaceChildren();
+  if (!r.results.length) list.append(el("li", {}, "No passages match."));
+  for (const h of r.results) {
+    const why = [h.bm25 && `bm25 #${h.bm25.rank}`, h.dense && `dense #${h.dense.rank}`, h.rerank && `rerank #${h.rerank.rank}`].filter(Boolean).join(", ");
+    list.append(el("li", {},
+      el("button", { class: "plain", type: "button", onclick: () => showPassage(h) }, `${h.title} — p.${h.page}`),
+      el("div", { class: "meta" }, `score ${h.score.toFixed(4)} (${why})`),
+      el("div", {}, h.text.length > 300 ? h.text.slice(0, 300) + "…" : h.text)));
+  }
+  list.hidden = false;
+}
+
+$("ask-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const question = $("question").value.trim();
+  if (!question) return;
+  const status = $("ask-status");
+  status.className = "";
+  status.textContent = "Searching…";
+  $("answer").hidden = true;
+  $("results").hidden = true;
+  try {
+    if ($("search-only").checked) {
+      const r = await api("/v1/search", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query: question, top_k: 10 }) });
+      showResults(r);
+      status.textContent = `${r.results.length} passages in ${Math.round(r.took_ms)} ms`;
+    } else {
+      const a = await api("/v1/ask", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ question }) });
+      showAnswer(a);
+      status.textContent = a.abstained ? "The documents do not answer this." : `Answered in ${Math.round(a.took_ms)} ms`;
+    }
+  } catch (err) {
+    status.className = "error";
+    status.textContent = err.message;
+  }
+});
+
+// ---- upload --------------------------------------------------------------------------
+
+/// Uploads one file with its own progress bar and state line.
+function upload(file) {
+  const bar = el("progress", { max: "100", value: "0", "aria-label": `upload of ${file.name}` });
+  const state = el("span", { class: "state" }, "queued");
+  $("uploads").append(el("li", {}, el("span", {}, file.name), bar, state));
+  const set = (s, cls = "") => { state.textContent = s; state.className = `state ${cls}`; };
+  return new Promise((resolve) => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/v1/documents");
+    for (const [k, v] of Object.entries(headers())) xhr.setRequestHeader(k, v);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) { bar.value = (100 * e.loaded) / e.total; set("uploading"); } };
+    xhr.upload.onload = () => { bar.value = 100; set("parsing and indexing"); };
+    xhr.onload = () => {
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+      if (xhr.status === 201 && body) {
+        const failed = (body.failed || [])[0];
+        if (failed) set(`failed: ${failed.error.message}`, "state-failed");
+        else set("ready", "state-ready");
+      } else {
+        const why = body && body.failed && body.failed[0] ? body.failed[0].error.message
+          : body && body.error ? body.error.message : `the server answered ${xhr.status}`;
+        set(`failed: ${why}`, "state-failed");
+      }
+      resolve();
+    };
+    xhr.onerror = () => { set("failed: cannot reach the cairn server", "state-failed"); resolve(); };
+    xhr.send(form);
+  });
+}
+
+async function uploadAll(files) {
+  for (const f of files) await upload(f);
+  await loadLibrary();
+
+// A link can carry a question: /?q=...&search=1
+const params = new URLSearchParams(location.search);
+if (params.get("q")) {
+  $("question").value = params.get("q");
+  $("search-only").checked = params.get("search") === "1";
+  $("ask-form").requestSubmit();
+}
+}
+
+const drop = $("drop");
+$("files").addEventListener("change", (e) => uploadAll([...e.target.files]));
+drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("files").click(); } });
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); uploadAll([...e.dataTransfer.files]); });
+
+// ---- library -------------------------------------------------------------------------
+
+let documents = [];
+
+function kind(mime) {
+  return { "application/pdf": "PDF", "text/markdown": "Markdown", "text/plain": "Text", "text/html": "HTML",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "Word" }[mime] || mime;
+}
+
+function renderLibrary() {
+  const q = $("filter").value.trim().toLowerCase();
+  const rows = documents.filter((d) => !q || d.title.toLowerCase().includes(q) || d.source.toLowerCase().includes(q));
+  const body = $("docs");
+  body.replaceChildren();
+  for (const d of rows) {
+    const when = new Date(d.updated_at).toLocaleString();
+    const del = el("button", { class: "plain", type: "button", "aria-label": `delete ${d.title}`, onclick: () => remove(d) }, "Delete");
+    body.append(el("tr", {}, el("td", {}, d.title), el("td", {}, kind(d.mime)), el("td", {}, String(d.pages)),
+      el("td", {}, String(d.chunk_count)), el("td", {}, when), el("td", { class: "state-ready" }, "ready"), el("td", {}, del)));
+  }
+  $("library-status").textContent = `${rows.length} of ${documents.length} documents`;
+}
+
+async function loadLibrary() {
+  try {
+    documents = (await api("/v1/documents")).documents;
+    renderLibrary();
+  } catch (err) {
+    $("library-status").className = "error";
+    $("library-status").textContent = err.message;
+  }
+}
+
+async function remove(d) {
+  if (!confirm(`Delete "${d.title}"? It disappears from search and answers.`)) return;
+  try {
+    await api(`/v1/documents/${encodeURIComponent(d.id)}`, { method: "DELETE" });
+    await loadLibrary();
+
+// A link can carry a question: /?q=...&search=1
+const params = new URLSearchParams(location.search);
+if (params.get("q")) {
+  $("question").value = params.get("q");
+  $("search-only").checked = params.get("search") === "1";
+  $("ask-form").requestSubmit();
+}
+  } catch (err) {
+    $("library-status").className = "error";
+    $("library-status").textContent = err.message;
+  }
+}
+
+$("filter").addEventListener("input", renderLibrary);
+
+// ---- start ---------------------------------------------------------------------------
+
+$("api-key").value = sessionStorage.getItem(KEY) || "";
+$("api-key").addEventListener("change", (e) => {
+  const v = e.target.value.trim();
+  if (v) sessionStorage.setItem(KEY, v); else sessionStorage.removeItem(KEY);
+  loadLibrary();
+
+// A link can carry a question: /?q=...&search=1
+const params = new URLSearchParams(location.search);
+if (params.get("q")) {
+  $("question").value = params.get("q");
+  $("search-only").checked = params.get("search") === "1";
+  $("ask-form").requestSubmit();
+}
+});
+$("key-form").addEventListener("submit", (e) => e.preventDefault());
+
+api("/healthz").then((h) => {
+  if (h.max_upload_bytes) $("limit").textContent = `${Math.round(h.max_upload_bytes / (1024 * 1024))} MB`;
+}).catch(() => {});
+loadLibrary();
+
+// A link can carry a question: /?q=...&search=1
+const params = new URLSearchParams(location.search);
+if (params.get("q")) {
+  $("question").value = params.get("q");
+  $("search-only").checked = params.get("search") === "1";
+  $("ask-form").requestSubmit();
+}

@@ -1,0 +1,129 @@
+// The upload-and-ask page in a real headless Chromium, driven by playwright-core:
+// a `cairn serve` on a free loopback port with a scratch data dir; upload a PDF and a
+// Markdown file through the page and wait for "ready"; ask a question whose answer is on
+// page 3 of the PDF and click its citation; delete a document and see it gone; upload a
+// broken file and see its reason. Screenshots of each step go to $ARTIFACTS
+// (default tests/browser/artifacts).
+//
+//   node tests/browser/page.test.mjs PATH/TO/cairn      (CAIRN_MODELS_DIR set)
+
+import { chromium } from "playwright-core";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../..");
+const cairn = process.argv[2];
+if (!cairn || !existsSync(cairn)) {
+  console.error("usage: node page.test.mjs PATH/TO/cairn");
+  process.exit(2);
+}
+const artifacts = process.env.ARTIFACTS || join(here, "artifacts");
+mkdirSync(artifacts, { recursive: true });
+const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
+
+const scratch = mkdtempSync(join(tmpdir(), "cairn-browser-"));
+const files = join(scratch, "upload");
+mkdirSync(files);
+const pdf = join(root, "tests/fixtures/pdf/field-guide.pdf");
+const md = join(files, "ferry-timetable.md");
+writeFileSync(md, "# Ferry timetable\n\nThe zanderboat ferry leaves the north pier at 07:40 on weekdays.\n");
+const broken = join(files, "broken.pdf");
+writeFileSync(broken, "%PDF-1.4\nthis is not really a PDF\n");
+
+/// Starts `cairn serve` and resolves with its base URL.
+function serve() {
+  const child = spawn(cairn, ["--data-dir", join(scratch, "data"), "serve", "--addr", "127.0.0.1:0"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error("cairn serve did not start in 120 s")), 120_000);
+    let buf = "";
+    child.stdout.on("data", (d) => {
+      buf += d;
+      const m = buf.match(/cairn listening on (http:\/\/\S+)/);
+      if (m) { clearTimeout(timer); ok({ child, base: m[1] }); }
+    });
+    child.once("exit", (code) => fail(new Error(`cairn serve exited with ${code}`)));
+  });
+}
+
+let step = 0;
+async function shot(page, name) {
+  step += 1;
+  await page.screenshot({ path: join(artifacts, `${String(step).padStart(2, "0")}-${name}.png`), fullPage: true });
+}
+
+const { child, base } = await serve();
+const browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox"] });
+let failed = false;
+try {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  page.on("dialog", (d) => d.accept());
+  await page.goto(base + "/");
+  await page.getByRole("heading", { name: "Ask" }).waitFor();
+  await shot(page, "empty");
+
+  // Upload a PDF and a Markdown file through the picker; both become ready.
+  await page.setInputFiles("#files", [pdf, md]);
+  const rows = page.locator("#uploads li");
+  await rows.filter({ hasText: "field-guide.pdf" }).locator(".state-ready").waitFor({ timeout: 120_000 });
+  await rows.filter({ hasText: "ferry-timetable.md" }).locator(".state-ready").waitFor({ timeout: 120_000 });
+  await page.locator("#docs tr", { hasText: "Cairn field guide" }).waitFor();
+  await shot(page, "uploaded");
+
+  // Ask: the answer cites page 3 of the PDF; the citation opens the passage.
+  await page.getByLabel("Question").fill("what guides the ptarmigan expedition home?");
+  await page.getByRole("button", { name: "Ask", exact: true }).click();
+  await page.locator("#answer").waitFor({ state: "visible", timeout: 60_000 });
+  const answer = await page.locator("#answer").innerText();
+  assert.match(answer, /ptarmigan expedition/);
+  assert.match(answer, /\[1\]/);
+  await shot(page, "answer");
+  await page.locator("#answer .cite").first().click();
+  await page.locator("#panel").waitFor({ state: "visible" });
+  assert.match(await page.locator("#panel-where").innerText(), /page 3/);
+  assert.match(await page.locator("#panel-text mark").innerText(), /ptarmigan expedition home/);
+  await shot(page, "citation");
+  await page.keyboard.press("Escape");
+  await page.locator("#panel").waitFor({ state: "hidden" });
+
+  // Search only: the Markdown file's unique word finds it; after deleting it, nothing does.
+  const searchFor = async (q) => {
+    await page.getByLabel("Search only").check();
+    await page.getByLabel("Question").fill(q);
+    await page.getByRole("button", { name: "Ask", exact: true }).click();
+    await page.locator("#results").waitFor({ state: "visible" });
+    return page.locator("#results").innerText();
+  };
+  assert.match(await searchFor("zanderboat"), /Ferry timetable/);
+  await shot(page, "search");
+  await page.getByRole("button", { name: "delete Ferry timetable" }).click();
+  await page.locator("#docs tr", { hasText: "Ferry timetable" }).waitFor({ state: "detached" });
+  assert.doesNotMatch(await searchFor("zanderboat"), /Ferry timetable/);
+  await shot(page, "deleted");
+
+  // A broken file fails with its reason, and nothing else changes.
+  await page.setInputFiles("#files", [broken]);
+  const bad = rows.filter({ hasText: "broken.pdf" }).locator(".state-failed");
+  await bad.waitFor({ timeout: 60_000 });
+  assert.match(await bad.innerText(), /failed: .*broken\.pdf/);
+  assert.equal(await page.locator("#docs tr").count(), 1);
+  await shot(page, "failed-upload");
+  console.log(`browser tests passed; screenshots in ${artifacts}`);
+} catch (e) {
+  failed = true;
+  console.error("browser test failed:", e);
+} finally {
+  await browser.close();
+  // Let the server shut down (it flushes its indexes) before its data dir goes.
+  const exited = new Promise((ok) => child.once("exit", ok));
+  child.kill("SIGTERM");
+  await exited;
+  rmSync(scratch, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);

@@ -18,6 +18,10 @@ pub struct AskRequest {
     pub rerank: Option<bool>,
     #[serde(default)]
     pub filter: SearchFilter,
+    /// Answer as Server-Sent Events (`retrieval`, `token`, `citation`, `done`, `error`)
+    /// instead of one JSON body.
+    #[serde(default)]
+    pub stream: bool,
 }
 
 /// One passage an answer cites: `[n]` in the answer text.

@@ -4,7 +4,14 @@
 
 use crate::Retriever;
 use cairn_core::config::AnswerConfig;
-use cairn_core::{Answer, AskRequest, Principal, Result, SearchRequest};
+use cairn_core::{Answer, AskRequest, Hit, Principal, Result, SearchRequest};
+
+/// What [`Retriever::ask_with`] reports as it goes.
+#[derive(Debug)]
+pub enum AskEvent<'a> {
+    /// The passages the answer will be drawn from, best first.
+    Retrieved(&'a [Hit]),
+}
 use cairn_generate::extractive;
 
 impl Retriever {
@@ -16,6 +23,18 @@ impl Retriever {
         principal: &Principal,
         cfg: &AnswerConfig,
     ) -> Result<Answer> {
+        self.ask_with(req, principal, cfg, &mut |_| {}).await
+    }
+
+    /// [`Retriever::ask`], telling `on_event` about each step as it completes (for
+    /// streaming).
+    pub async fn ask_with(
+        &self,
+        req: &AskRequest,
+        principal: &Principal,
+        cfg: &AnswerConfig,
+        on_event: &mut (dyn FnMut(AskEvent<'_>) + Send),
+    ) -> Result<Answer> {
         let started = std::time::Instant::now();
         let search = SearchRequest {
             top_k: req.top_k,
@@ -24,6 +43,7 @@ impl Retriever {
             ..SearchRequest::new(req.question.clone())
         };
         let found = self.search(&search, principal).await?;
+        on_event(AskEvent::Retrieved(&found.results));
         let mut answer = extractive(
             search.query.trim(),
             found.results,

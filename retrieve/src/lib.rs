@@ -14,6 +14,7 @@
 //! ```
 
 mod ask;
+pub use ask::AskEvent;
 mod error;
 pub mod fuse;
 

@@ -77,6 +77,7 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
             doc_ids: (!args.docs.is_empty()).then(|| args.docs.into_iter().map(DocId).collect()),
             source_prefix: args.source_prefix,
         },
+        stream: false,
     };
     let answer = app
         .retriever

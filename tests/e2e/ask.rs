@@ -76,6 +76,40 @@ fn answers_cite_their_passage_and_unanswerable_questions_abstain() {
     assert_eq!(none["citations"], json!([]));
     assert_eq!(none["passages"].as_array().unwrap().len(), 3, "{none}");
     assert_eq!(none["grounding"], 0.0);
+    // Streaming: Server-Sent Events in order, `done` carrying the same answer.
+    let mut resp = http()
+        .post(&server.url("/v1/ask"))
+        .send_json(json!({"question": "what does error E1147 mean", "top_k": 5, "stream": true}))
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("text/event-stream"), "{ct}");
+    let body = resp.body_mut().read_to_string().unwrap();
+    let events: Vec<(String, Value)> = body
+        .split("\n\n")
+        .filter_map(|block| {
+            let name = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name.to_string(), serde_json::from_str(data).unwrap()))
+        })
+        .collect();
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"retrieval"), "{body}");
+    assert_eq!(names.last(), Some(&"done"), "{body}");
+    assert!(
+        names.contains(&"token") && names.contains(&"citation"),
+        "{names:?}"
+    );
+    let done = &events.last().unwrap().1;
+    assert_eq!(done["answer"], a["answer"], "{done}");
+    assert_eq!(done["citations"], a["citations"]);
+    let streamed: String = events
+        .iter()
+        .filter(|(n, _)| n == "token")
+        .map(|(_, v)| v["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed.trim(), a["answer"].as_str().unwrap());
+
     // The upload-and-ask page and its assets come from the binary itself.
     for (path, mime, needle) in [
         ("/", "text/html", "id=\"ask-form\""),

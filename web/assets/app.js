@@ -120,6 +120,53 @@ function showResults(r) {
   list.hidden = false;
 }
 
+/// Asks with `stream: true` and reads the Server-Sent Events as they come: the passages
+/// found, then the answer's text piece by piece (shown as it arrives), then the whole
+/// answer (`done`), which is returned.
+async function askStreaming(question, status) {
+  let resp;
+  try {
+    resp = await fetch("/v1/ask", {
+      method: "POST",
+      headers: headers({ "content-type": "application/json" }),
+      body: JSON.stringify({ question, stream: true }),
+    });
+  } catch (_) {
+    throw new Error("cannot reach the cairn server; is it running?");
+  }
+  if (!resp.ok) throw new Error(await problem(resp));
+  const box = $("answer");
+  const live = el("p", { class: "live" });
+  box.replaceChildren(live);
+  box.className = "";
+  box.hidden = false;
+  const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    let cut;
+    while ((cut = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, cut);
+      buf = buf.slice(cut + 2);
+      let name = "message";
+      let data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data += line.slice(5).trim();
+      }
+      if (!data) continue;
+      const body = JSON.parse(data);
+      if (name === "retrieval") status.textContent = `Found ${body.passages.length} passages; answering…`;
+      else if (name === "token") live.append(body.text);
+      else if (name === "done") return body;
+      else if (name === "error") throw new Error(body.error.message);
+    }
+  }
+  throw new Error("the answer stopped before it was complete");
+}
+
 $("ask-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const question = $("question").value.trim();
@@ -135,7 +182,7 @@ $("ask-form").addEventListener("submit", async (e) => {
       showResults(r);
       status.textContent = `${r.results.length} passages in ${Math.round(r.took_ms)} ms`;
     } else {
-      const a = await api("/v1/ask", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ question }) });
+      const a = await askStreaming(question, status);
       showAnswer(a);
       status.textContent = a.abstained ? "The documents do not answer this." : `Answered in ${Math.round(a.took_ms)} ms`;
     }

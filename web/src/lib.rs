@@ -195,8 +195,79 @@ async fn ask(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: cairn_core::AskRequest = parse_json(body)?;
+    if req.stream {
+        return Ok(ask_stream(s, req).into_response());
+    }
     let answer = s.retriever.ask(&req, &s.principal, &s.answer).await?;
     Ok(Json(answer).into_response())
+}
+
+/// `POST /v1/ask` with `stream: true`: Server-Sent Events. `retrieval` carries the
+/// passages as soon as they are found; then one `token` per piece of answer text (for
+/// extractive answers, each quoted sentence with its `[n]` markers), one `citation` per
+/// citation, and `done` with the whole answer (the JSON body of the non-streaming call);
+/// or `error` with `{"error": {code, message}}`.
+fn ask_stream(
+    s: AppState,
+    req: cairn_core::AskRequest,
+) -> axum::response::sse::Sse<
+    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
+    tokio::spawn(async move {
+        let event = |name: &str, data: &serde_json::Value| {
+            Event::default()
+                .event(name)
+                .json_data(data)
+                .unwrap_or_else(|_| Event::default().event(name))
+        };
+        let retrieved = tx.clone();
+        let result = s
+            .retriever
+            .ask_with(&req, &s.principal, &s.answer, &mut |e| match e {
+                cairn_retrieve::AskEvent::Retrieved(hits) => {
+                    let _ = retrieved.try_send(event("retrieval", &json!({ "passages": hits })));
+                }
+            })
+            .await;
+        let mut events = Vec::new();
+        match result {
+            Ok(answer) => {
+                for sentence in &answer.sentences {
+                    let marks: String = sentence
+                        .citations
+                        .iter()
+                        .map(|n| format!(" [{n}]"))
+                        .collect();
+                    events.push(event(
+                        "token",
+                        &json!({ "text": format!("{}{marks} ", sentence.text) }),
+                    ));
+                }
+                if answer.abstained {
+                    events.push(event("token", &json!({ "text": answer.answer })));
+                }
+                for c in &answer.citations {
+                    events.push(event("citation", &json!(c)));
+                }
+                events.push(event("done", &json!(answer)));
+            }
+            Err(e) => events.push(event("error", &error_body(&e))),
+        }
+        for e in events {
+            // The client went away: stop.
+            if tx.send(e).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+        );
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 #[derive(Serialize)]

@@ -36,6 +36,9 @@ impl Retriever {
         on_event: &mut (dyn FnMut(AskEvent<'_>) + Send),
     ) -> Result<Answer> {
         let started = std::time::Instant::now();
+        if req.question.trim().is_empty() {
+            return Err(cairn_core::Error::user("the question is empty"));
+        }
         let search = SearchRequest {
             top_k: req.top_k,
             rerank: req.rerank,

@@ -132,6 +132,7 @@ fn answers_cite_their_passage_and_unanswerable_questions_abstain() {
             .send_json(json!({"question": "   "})),
     );
     assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["message"], "the question is empty", "{err}");
     let (status, err) = send(
         http()
             .post(&server.url("/v1/ask"))

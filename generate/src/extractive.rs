@@ -11,9 +11,9 @@
 //! document and its support is 1.
 
 use crate::sentences::sentences;
+use crate::terms::{is_cjk, overlap, terms};
 use cairn_core::config::AnswerConfig;
 use cairn_core::{Answer, AnswerMode, AnswerSentence, Citation, Embedder, Hit, Result, Span};
-use std::collections::HashSet;
 
 /// The text of an abstention.
 pub const ABSTAIN_TEXT: &str =
@@ -147,90 +147,12 @@ fn abstain(
     }
 }
 
-fn is_cjk(s: &str) -> bool {
-    s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
-}
-
-/// Words that carry no topic.
-const STOPWORDS: &[&str] = &[
-    "the", "and", "for", "are", "but", "not", "you", "all", "any", "can", "had", "her", "was",
-    "one", "our", "out", "has", "have", "how", "what", "when", "where", "which", "who", "why",
-    "does", "did", "with", "this", "that", "from", "into", "about", "there", "their", "them",
-    "then", "than", "its", "his", "she", "they", "will", "would", "should", "could", "may", "get",
-    "use", "using", "way",
-];
-
-/// The question's content terms: lower-case words of 3+ letters that are not stop words,
-/// and each Chinese character.
-fn terms(text: &str) -> HashSet<String> {
-    let mut out = HashSet::new();
-    for word in text.split(|c: char| !c.is_alphanumeric()) {
-        if is_cjk(word) {
-            out.extend(
-                word.chars()
-                    .filter(|c| is_cjk(&c.to_string()))
-                    .map(String::from),
-            );
-            continue;
-        }
-        let w = word.to_lowercase();
-        if w.chars().count() >= 3 && !STOPWORDS.contains(&w.as_str()) {
-            out.insert(w);
-        }
-    }
-    out
-}
-
-/// The share of `terms` that `sentence` contains (0 when there are none).
-fn overlap(terms: &HashSet<String>, sentence: &str) -> f32 {
-    if terms.is_empty() {
-        return 0.0;
-    }
-    let have = self::terms(sentence);
-    terms.iter().filter(|t| have.contains(*t)).count() as f32 / terms.len() as f32
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_core::{ChunkId, DocId, Embedded, TokenCounter};
+    use cairn_core::{ChunkId, DocId};
 
-    /// Embeds a text as counts of a few topic words, normalised: texts on the same topic
-    /// point the same way.
-    struct Topics;
-    const TOPICS: [&str; 4] = ["coffee", "printer", "holiday", "badge"];
-    impl TokenCounter for Topics {
-        fn count_tokens(&self, text: &str) -> usize {
-            text.split_whitespace().count()
-        }
-    }
-    #[async_trait::async_trait]
-    impl Embedder for Topics {
-        fn model_id(&self) -> &str {
-            "topics"
-        }
-        fn dims(&self) -> usize {
-            TOPICS.len()
-        }
-        fn max_tokens(&self) -> usize {
-            512
-        }
-        async fn embed(&self, texts: Vec<String>) -> Result<Embedded> {
-            let vectors: Vec<Vec<f32>> = texts
-                .iter()
-                .map(|t| {
-                    let t = t.to_lowercase();
-                    let v: Vec<f32> = TOPICS.iter().map(|w| t.matches(w).count() as f32).collect();
-                    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
-                    v.into_iter().map(|x| x / n).collect()
-                })
-                .collect();
-            Ok(Embedded {
-                truncated: vec![false; vectors.len()],
-                vectors,
-            })
-        }
-    }
+    const TOPICS: crate::BagOfWords = crate::BagOfWords(&["coffee", "printer", "holiday", "badge"]);
 
     fn hit(id: i64, offset: usize, text: &str) -> Hit {
         Hit {
@@ -265,7 +187,7 @@ mod tests {
         let a = extractive(
             "how do I clear a printer jam",
             hits,
-            &Topics,
+            &TOPICS,
             &AnswerConfig::default(),
         )
         .await
@@ -305,7 +227,7 @@ mod tests {
         let a = extractive(
             "what is the airspeed of a swallow",
             hits,
-            &Topics,
+            &TOPICS,
             &AnswerConfig::default(),
         )
         .await
@@ -315,19 +237,9 @@ mod tests {
         assert!(a.citations.is_empty());
         assert_eq!(a.grounding, 0.0);
         assert_eq!(a.passages.len(), 3, "the closest passages are shown");
-        let none = extractive("anything", Vec::new(), &Topics, &AnswerConfig::default())
+        let none = extractive("anything", Vec::new(), &TOPICS, &AnswerConfig::default())
             .await
             .unwrap();
         assert!(none.abstained && none.passages.is_empty());
-    }
-
-    #[test]
-    fn terms_skip_stop_words_and_split_chinese() {
-        let t = terms("How do I clear the Printer jam? 清除卡纸");
-        for want in ["clear", "printer", "jam", "清", "纸"] {
-            assert!(t.contains(want), "{want} in {t:?}");
-        }
-        assert!(!t.contains("how") && !t.contains("the"));
-        assert!((overlap(&t, "Clear the printer.") - 2.0 / 7.0).abs() < 1e-6);
     }
 }

@@ -2,13 +2,57 @@
 //! passage (document, page, byte span) behind it, and an honest abstention when the
 //! passages do not answer.
 //!
-//! This first step is the extractive answerer ([`extractive`]), the fallback when no
-//! language model is configured: it quotes the passages' sentences that best answer the
-//! question, so every claim is verbatim from a document and fully supported. Generation
-//! with an LLM (local or OpenAI-compatible), citation parsing and verification build on the
-//! same [`cairn_core::Answer`] shape.
+//! So far: the extractive answerer ([`extractive`]), the fallback when no language model is
+//! configured, which quotes the passages' sentences that best answer the question, so
+//! every claim is verbatim from a document and fully supported; and the citation reader and
+//! verifier for generated answers ([`verify`]): `[n]` markers parsed and checked, each
+//! sentence scored against the passages it cites. Generation with an LLM (local or
+//! OpenAI-compatible) builds on both and on the same [`cairn_core::Answer`] shape.
 
 pub mod extractive;
 mod sentences;
+mod terms;
+pub mod verify;
 
 pub use extractive::extractive;
+
+/// An embedder for unit tests: a text's vector counts a few vocabulary words, normalised,
+/// so texts on the same topic point the same way.
+#[cfg(test)]
+pub(crate) struct BagOfWords(pub &'static [&'static str]);
+
+#[cfg(test)]
+impl cairn_core::TokenCounter for BagOfWords {
+    fn count_tokens(&self, text: &str) -> usize {
+        text.split_whitespace().count()
+    }
+}
+
+#[cfg(test)]
+#[async_trait::async_trait]
+impl cairn_core::Embedder for BagOfWords {
+    fn model_id(&self) -> &str {
+        "bag-of-words"
+    }
+    fn dims(&self) -> usize {
+        self.0.len()
+    }
+    fn max_tokens(&self) -> usize {
+        512
+    }
+    async fn embed(&self, texts: Vec<String>) -> cairn_core::Result<cairn_core::Embedded> {
+        let vectors: Vec<Vec<f32>> = texts
+            .iter()
+            .map(|t| {
+                let t = t.to_lowercase();
+                let v: Vec<f32> = self.0.iter().map(|w| t.matches(w).count() as f32).collect();
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+                v.into_iter().map(|x| x / n).collect()
+            })
+            .collect();
+        Ok(cairn_core::Embedded {
+            truncated: vec![false; vectors.len()],
+            vectors,
+        })
+    }
+}

@@ -1,0 +1,184 @@
+//! Citations in a generated answer, and how well the passages support each sentence.
+//!
+//! A generator is asked to cite passages as `[n]` (numbered from 1 in the prompt).
+//! [`parse`] splits its text into sentences and reads each sentence's markers (`[2]`,
+//! `[1, 3]`, `[1][3]`; markers that open a sentence belong to the one before, as in
+//! "... tray 2. [1] Then ..."). A marker that names no passage is removed from the text and
+//! counted. [`verify`] then scores each sentence against the passages it cites:
+//! `0.5 * term recall + 0.5 * embedding cosine` (term recall: the share of the sentence's
+//! content terms found in the passage), the best over its citations; a sentence citing
+//! nothing has support 0. The answer's grounding is the mean support of its sentences.
+
+use crate::sentences::sentences;
+use crate::terms::{overlap, terms};
+use cairn_core::{AnswerSentence, Embedder, Result};
+
+/// A generated answer read for its citations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cited {
+    /// Each sentence without its markers, and the passages (1-based) it cites.
+    pub sentences: Vec<(String, Vec<usize>)>,
+    /// Markers that named no passage, removed.
+    pub dropped: usize,
+}
+
+/// Reads the `[n]` markers of `answer`, given `passages` numbered passages.
+pub fn parse(answer: &str, passages: usize) -> Cited {
+    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut dropped = 0;
+    for (start, end) in sentences(answer) {
+        let (text, cites, leading) = strip_markers(&answer[start..end], passages, &mut dropped);
+        // Markers before any words belong to the sentence before.
+        if let (Some(prev), false) = (out.last_mut(), leading.is_empty()) {
+            for n in leading {
+                if !prev.1.contains(&n) {
+                    prev.1.push(n);
+                }
+            }
+        }
+        if !text.is_empty() {
+            out.push((text, cites));
+        }
+    }
+    Cited {
+        sentences: out,
+        dropped,
+    }
+}
+
+/// The sentence's text without markers, the valid passage numbers it cites after its first
+/// word, and those it cites before any word.
+fn strip_markers(
+    s: &str,
+    passages: usize,
+    dropped: &mut usize,
+) -> (String, Vec<usize>, Vec<usize>) {
+    let mut text = String::new();
+    let (mut cites, mut leading) = (Vec::new(), Vec::new());
+    let mut rest = s;
+    while let Some(open) = rest.find('[') {
+        let Some(close) = rest[open..].find(']').map(|c| open + c) else {
+            break;
+        };
+        let inside = &rest[open + 1..close];
+        let numbers: Option<Vec<usize>> = inside
+            .split(',')
+            .map(|n| n.trim().parse::<usize>().ok())
+            .collect();
+        text.push_str(&rest[..open]);
+        match numbers {
+            Some(ns) if !ns.is_empty() => {
+                let target = if text.trim().is_empty() {
+                    &mut leading
+                } else {
+                    &mut cites
+                };
+                for n in ns {
+                    if (1..=passages).contains(&n) {
+                        if !target.contains(&n) {
+                            target.push(n);
+                        }
+                    } else {
+                        *dropped += 1;
+                    }
+                }
+            }
+            // Not a marker (e.g. "[optional]"): keep it as text.
+            _ => text.push_str(&rest[open..=close]),
+        }
+        rest = &rest[close + 1..];
+    }
+    text.push_str(rest);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = text.replace(" .", ".").replace(" ,", ",");
+    (text, cites, leading)
+}
+
+/// Scores each sentence against the passages it cites (`passages[n - 1]` is passage `n`);
+/// returns the sentences with their support and the answer's grounding.
+pub async fn verify(
+    cited: &Cited,
+    passages: &[&str],
+    embedder: &dyn Embedder,
+) -> Result<(Vec<AnswerSentence>, f32)> {
+    if cited.sentences.is_empty() {
+        return Ok((Vec::new(), 0.0));
+    }
+    let mut texts: Vec<String> = cited.sentences.iter().map(|(t, _)| t.clone()).collect();
+    texts.extend(passages.iter().map(|p| p.to_string()));
+    let vectors = embedder.embed(texts).await?.vectors;
+    let (sent_vecs, passage_vecs) = vectors.split_at(cited.sentences.len());
+    let mut out = Vec::with_capacity(cited.sentences.len());
+    for ((text, cites), v) in cited.sentences.iter().zip(sent_vecs) {
+        let want = terms(text);
+        let support = cites
+            .iter()
+            .filter_map(|&n| {
+                let i = n.checked_sub(1)?;
+                let p = passages.get(i)?;
+                let cosine: f32 = v.iter().zip(&passage_vecs[i]).map(|(a, b)| a * b).sum();
+                Some(0.5 * overlap(&want, p) + 0.5 * cosine.max(0.0))
+            })
+            .fold(0.0f32, f32::max);
+        out.push(AnswerSentence {
+            text: text.clone(),
+            citations: cites.clone(),
+            support,
+            relevance: 0.0,
+        });
+    }
+    let grounding = out.iter().map(|s| s.support).sum::<f32>() / out.len() as f32;
+    Ok((out, grounding))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_attach_to_their_sentences_and_bad_ones_are_dropped() {
+        let c = parse(
+            "E1147 means a paper jam [1]. Open tray 2 and remove the sheet. [2][7] \
+             Restart it [1, 2]. Options are [optional] here.",
+            2,
+        );
+        assert_eq!(c.dropped, 1, "[7] names no passage");
+        let got: Vec<(&str, Vec<usize>)> = c
+            .sentences
+            .iter()
+            .map(|(t, n)| (t.as_str(), n.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("E1147 means a paper jam.", vec![1]),
+                ("Open tray 2 and remove the sheet.", vec![2]),
+                ("Restart it.", vec![1, 2]),
+                ("Options are [optional] here.", vec![]),
+            ]
+        );
+    }
+
+    const WORDS: crate::BagOfWords =
+        crate::BagOfWords(&["jam", "tray", "sheet", "coffee", "badge"]);
+
+    #[tokio::test]
+    async fn supported_sentences_score_high_and_unsupported_ones_low() {
+        let passages = [
+            "A paper jam in tray 2 is cleared by removing the sheet from tray 2.",
+            "Coffee is free on Fridays.",
+        ];
+        let cited = parse(
+            "Clear the jam by removing the sheet from tray 2 [1]. \
+             Badge photos are taken on Mondays [2]. Nobody cites this one.",
+            2,
+        );
+        let (sentences, grounding) = verify(&cited, &passages, &WORDS).await.unwrap();
+        assert_eq!(sentences.len(), 3);
+        assert!(sentences[0].support > 0.8, "{sentences:?}");
+        assert!(sentences[1].support < 0.2, "{sentences:?}");
+        assert_eq!(sentences[2].support, 0.0);
+        let mean = sentences.iter().map(|s| s.support).sum::<f32>() / 3.0;
+        assert!((grounding - mean).abs() < 1e-6);
+    }
+}

@@ -45,6 +45,28 @@ pub fn snippet(text: &str, max: usize) -> String {
     format!("{cut}…")
 }
 
+/// The progress bar of a long command: `what`, a spinner, elapsed time, the bar, done/total
+/// and the current item. indicatif draws it only on a terminal (stderr), so it stays out of
+/// piped and `--json` output; `quiet` hides it everywhere.
+pub fn progress_bar(len: u64, what: &str, quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    let prefix = if what.is_empty() {
+        String::new()
+    } else {
+        format!("{what} ")
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{prefix}{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {{wide_msg}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 #[cfg(test)]
 mod tests {
     use super::snippet;

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use cairn_core::{Acl, Config, Hit, SearchMode, SearchRequest};
 use cairn_eval::report::QueryRun;
 use cairn_eval::{Corpus, EvalSet, ModeReport, QrelsByQuery, evaluate, render_table};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
@@ -362,15 +362,5 @@ fn write_runs(
 }
 
 fn progress(len: u64, quiet: bool, what: &'static str) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{what} {{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {{wide_msg}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
+    crate::output::progress_bar(len, what, quiet)
 }

@@ -7,7 +7,6 @@ use crate::output::{Printer, Render};
 use cairn_core::{Acl, Config};
 use cairn_ingest::walk::Walker;
 use cairn_ingest::{IngestOutcome, IngestStatus};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -96,13 +95,7 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
         groups: groups.to_vec(),
     };
     let started = Instant::now();
-    let bar = ProgressBar::new(files.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = crate::output::progress_bar(files.len() as u64, "", false);
     let mut summary = Summary::default();
     for path in &files {
         bar.set_message(path.display().to_string());

@@ -16,7 +16,6 @@ use crate::output::{Printer, Render};
 use cairn_core::{Acl, Catalog, Config, DocumentStore, ErrorKind};
 use cairn_ingest::reindex::{Action, Change, Progress, ReindexOptions, ReindexReport, reindex};
 use cairn_ingest::walk::Walker;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -120,13 +119,7 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
         },
         dry_run: args.dry_run,
     };
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = crate::output::progress_bar(0, "", false);
     let lines = !args.json;
     let dry = args.dry_run;
     let mut on_progress = |p: Progress<'_>| match p {

@@ -125,6 +125,82 @@ fn answers_cite_their_passage_and_unanswerable_questions_abstain() {
     }
     let (status, _) = send(http().get(&server.url("/assets/missing.js")).call());
     assert_eq!(status, 404);
+
+    // Re-index one document from its file on the server: unchanged, then a new version.
+    let listed = send(http().get(&server.url("/v1/documents")).call()).1;
+    let doc = listed["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["source"].as_str().unwrap().ends_with("printer-jams.txt"))
+        .unwrap()
+        .clone();
+    let route = server.url(&format!(
+        "/v1/documents/{}/reindex",
+        doc["id"].as_str().unwrap()
+    ));
+    let (status, r) = send(http().post(&route).send_empty());
+    assert_eq!(
+        (status, r["document"]["status"].as_str()),
+        (200, Some("unchanged")),
+        "{r}"
+    );
+    let file = corpus.join("printer-jams.txt");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("\nE9999 means the quokka sensor needs dusting.\n");
+    std::fs::write(&file, text).unwrap();
+    let (status, r) = send(http().post(&route).send_empty());
+    assert_eq!(
+        (status, r["document"]["status"].as_str()),
+        (200, Some("updated")),
+        "{r}"
+    );
+    assert_eq!(
+        r["document"]["version"],
+        doc["version"].as_i64().unwrap() + 1,
+        "{r}"
+    );
+    let (_, hits) = send(
+        http()
+            .post(&server.url("/v1/search"))
+            .send_json(json!({"query": "quokka sensor", "mode": "bm25", "top_k": 1})),
+    );
+    assert!(
+        hits["results"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("quokka"),
+        "{hits}"
+    );
+    let (status, err) = send(
+        http()
+            .post(&server.url("/v1/documents/nope/reindex"))
+            .send_empty(),
+    );
+    assert_eq!(status, 404, "{err}");
+    // An uploaded document has no file on the server to read again.
+    let (ctype, form) = multipart(&[("memo.md", b"# Memo\n\nThe kiln is fired on Tuesdays.\n")]);
+    let (status, up) = send(
+        http()
+            .post(&server.url("/v1/documents"))
+            .header("content-type", &ctype)
+            .send(&form[..]),
+    );
+    assert_eq!(status, 201, "{up}");
+    let memo = up["documents"][0]["doc_id"].as_str().unwrap().to_string();
+    let (status, err) = send(
+        http()
+            .post(&server.url(&format!("/v1/documents/{memo}/reindex")))
+            .send_empty(),
+    );
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upload it again"),
+        "{err}"
+    );
     // Bad input: a clear error.
     let (status, err) = send(
         http()

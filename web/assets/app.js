@@ -263,9 +263,13 @@ function renderLibrary() {
   body.replaceChildren();
   for (const d of rows) {
     const when = new Date(d.updated_at).toLocaleString();
-    const del = el("button", { class: "plain", type: "button", "aria-label": `delete ${d.title}`, onclick: () => remove(d) }, "Delete");
+    const actions = el("td", {});
+    if (d.source.startsWith("/")) {
+      actions.append(el("button", { class: "plain", type: "button", "aria-label": `re-index ${d.title}`, onclick: () => reindex(d) }, "Re-index"), " ");
+    }
+    actions.append(el("button", { class: "plain", type: "button", "aria-label": `delete ${d.title}`, onclick: () => remove(d) }, "Delete"));
     body.append(el("tr", {}, el("td", {}, d.title), el("td", {}, kind(d.mime)), el("td", {}, String(d.pages)),
-      el("td", {}, String(d.chunk_count)), el("td", {}, when), el("td", { class: "state-ready" }, "ready"), el("td", {}, del)));
+      el("td", {}, String(d.chunk_count)), el("td", {}, when), el("td", { class: "state-ready" }, "ready"), actions));
   }
   $("library-status").textContent = `${rows.length} of ${documents.length} documents`;
 }
@@ -296,6 +300,21 @@ if (params.get("q")) {
   } catch (err) {
     $("library-status").className = "error";
     $("library-status").textContent = err.message;
+  }
+}
+
+/// Reads a document's file on the server again (documents ingested from a server path).
+async function reindex(d) {
+  const status = $("library-status");
+  status.className = "";
+  status.textContent = `Re-indexing ${d.title}…`;
+  try {
+    const r = await api(`/v1/documents/${encodeURIComponent(d.id)}/reindex`, { method: "POST" });
+    await loadLibrary();
+    status.textContent = `${d.title}: ${r.document.status} (version ${r.document.version}, ${r.document.chunks} chunks)`;
+  } catch (err) {
+    status.className = "error";
+    status.textContent = err.message;
   }
 }
 

@@ -12,6 +12,7 @@
 //! | GET | `/v1/documents` | the caller's documents |
 //! | GET | `/v1/documents/{id}` | one document with its chunks |
 //! | DELETE | `/v1/documents/{id}` | removes it from the catalog and every index |
+//! | POST | `/v1/documents/{id}/reindex` | reads its file again (documents ingested from a path on the server) |
 //! | POST | `/v1/admin/reindex` | `{sources, include?, exclude?, dry_run?, groups?}` → the re-index report; needs the data dir's admin token |
 
 mod error;
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/documents/{id}",
             get(get_document).delete(delete_document),
         )
+        .route("/v1/documents/{id}/reindex", post(reindex_document))
         .route("/v1/admin/reindex", post(admin_reindex))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
@@ -387,6 +389,25 @@ async fn delete_document(
     let doc = cairn_retrieve::visible_document(s.catalog.as_ref(), &id, &s.principal).await?;
     let seq = s.store.delete_document(&doc.id).await?;
     Ok(Json(json!({ "deleted": doc.id, "seq": seq })))
+}
+
+/// Re-reads a document's file (when it came from a path on the server, as with `cairn
+/// ingest` or `cairn reindex`): a changed file, ACL or chunker setting gives a new version;
+/// otherwise nothing changes. Uploaded documents have no file to re-read.
+async fn reindex_document(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let doc = cairn_retrieve::visible_document(s.catalog.as_ref(), &id, &s.principal).await?;
+    let path = std::path::Path::new(&doc.source);
+    if !path.is_absolute() {
+        return Err(ApiError::user(format!(
+            "{} was uploaded, so the server has no file to read again; upload it again instead",
+            doc.source
+        )));
+    }
+    let outcome = s.ingestor.ingest_path(path, &doc.acl).await?;
+    Ok(Json(json!({ "document": outcome })))
 }
 
 /// The body of `POST /v1/admin/reindex`: what `cairn reindex` takes on its command line.

@@ -1,7 +1,8 @@
 // The upload-and-ask page in a real headless Chromium, driven by playwright-core:
 // a `cairn serve` on a free loopback port with a scratch data dir; upload a PDF and a
-// Markdown file through the page and wait for "ready"; ask a question whose answer is on
-// page 3 of the PDF and click its citation; delete a document and see it gone; upload a
+// Markdown file through the page and wait for "ready"; re-index a document that was
+// ingested from a path; ask a question whose answer is on page 3 of the PDF and click its
+// citation; delete a document and see it gone; upload a
 // broken file and see its reason. Screenshots of each step go to $ARTIFACTS
 // (default tests/browser/artifacts).
 //
@@ -58,6 +59,13 @@ async function shot(page, name) {
   await page.screenshot({ path: join(artifacts, `${String(step).padStart(2, "0")}-${name}.png`), fullPage: true });
 }
 
+// One document ingested from a path on the server before it starts: the library can
+// re-index it.
+const notes = join(files, "kiln-notes.md");
+writeFileSync(notes, "# Kiln notes\n\nThe kiln is fired on Tuesdays.\n");
+const ingest = spawn(cairn, ["--data-dir", join(scratch, "data"), "ingest", notes], { stdio: ["ignore", "ignore", "inherit"] });
+assert.equal(await new Promise((ok) => ingest.once("exit", ok)), 0, "cairn ingest failed");
+
 const { child, base } = await serve();
 const browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox"] });
 let failed = false;
@@ -75,6 +83,10 @@ try {
   await rows.filter({ hasText: "ferry-timetable.md" }).locator(".state-ready").waitFor({ timeout: 120_000 });
   await page.locator("#docs tr", { hasText: "Cairn field guide" }).waitFor();
   await shot(page, "uploaded");
+  // Only the path-ingested document offers Re-index; re-reading its unchanged file changes nothing.
+  assert.equal(await page.getByRole("button", { name: /^re-index/ }).count(), 1);
+  await page.getByRole("button", { name: "re-index Kiln notes" }).click();
+  await page.locator("#library-status", { hasText: "Kiln notes: unchanged" }).waitFor();
 
   // Ask: the answer cites page 3 of the PDF; the citation opens the passage.
   await page.getByLabel("Question").fill("what guides the ptarmigan expedition home?");
@@ -113,7 +125,7 @@ try {
   const bad = rows.filter({ hasText: "broken.pdf" }).locator(".state-failed");
   await bad.waitFor({ timeout: 60_000 });
   assert.match(await bad.innerText(), /failed: .*broken\.pdf/);
-  assert.equal(await page.locator("#docs tr").count(), 1);
+  assert.equal(await page.locator("#docs tr").count(), 2);
   await shot(page, "failed-upload");
   console.log(`browser tests passed; screenshots in ${artifacts}`);
 } catch (e) {

@@ -230,14 +230,6 @@ function upload(file) {
 async function uploadAll(files) {
   for (const f of files) await upload(f);
   await loadLibrary();
-
-// A link can carry a question: /?q=...&search=1
-const params = new URLSearchParams(location.search);
-if (params.get("q")) {
-  $("question").value = params.get("q");
-  $("search-only").checked = params.get("search") === "1";
-  $("ask-form").requestSubmit();
-}
 }
 
 const drop = $("drop");
@@ -289,14 +281,6 @@ async function remove(d) {
   try {
     await api(`/v1/documents/${encodeURIComponent(d.id)}`, { method: "DELETE" });
     await loadLibrary();
-
-// A link can carry a question: /?q=...&search=1
-const params = new URLSearchParams(location.search);
-if (params.get("q")) {
-  $("question").value = params.get("q");
-  $("search-only").checked = params.get("search") === "1";
-  $("ask-form").requestSubmit();
-}
   } catch (err) {
     $("library-status").className = "error";
     $("library-status").textContent = err.message;
@@ -327,14 +311,6 @@ $("api-key").addEventListener("change", (e) => {
   const v = e.target.value.trim();
   if (v) sessionStorage.setItem(KEY, v); else sessionStorage.removeItem(KEY);
   loadLibrary();
-
-// A link can carry a question: /?q=...&search=1
-const params = new URLSearchParams(location.search);
-if (params.get("q")) {
-  $("question").value = params.get("q");
-  $("search-only").checked = params.get("search") === "1";
-  $("ask-form").requestSubmit();
-}
 });
 $("key-form").addEventListener("submit", (e) => e.preventDefault());
 

@@ -205,9 +205,8 @@ async fn ask(
 }
 
 /// `POST /v1/ask` with `stream: true`: Server-Sent Events. `retrieval` carries the
-/// passages as soon as they are found; then one `token` per piece of answer text (for
-/// extractive answers, each quoted sentence with its `[n]` markers), one `citation` per
-/// citation, and `done` with the whole answer (the JSON body of the non-streaming call);
+/// passages as soon as they are found; then `token`s, the pieces of the answer text in
+/// order (an extractive answer is one piece), one `citation` per citation, and `done` with the whole answer (the JSON body of the non-streaming call);
 /// or `error` with `{"error": {code, message}}`.
 fn ask_stream(
     s: AppState,
@@ -236,20 +235,9 @@ fn ask_stream(
         let mut events = Vec::new();
         match result {
             Ok(answer) => {
-                for sentence in &answer.sentences {
-                    let marks: String = sentence
-                        .citations
-                        .iter()
-                        .map(|n| format!(" [{n}]"))
-                        .collect();
-                    events.push(event(
-                        "token",
-                        &json!({ "text": format!("{}{marks} ", sentence.text) }),
-                    ));
-                }
-                if answer.abstained {
-                    events.push(event("token", &json!({ "text": answer.answer })));
-                }
+                // Extractive answers are whole at once: their text is one token. A
+                // generator will send its tokens as they come.
+                events.push(event("token", &json!({ "text": answer.answer })));
                 for c in &answer.citations {
                     events.push(event("citation", &json!(c)));
                 }

@@ -266,13 +266,17 @@ function renderLibrary() {
   $("library-status").textContent = `${rows.length} of ${documents.length} documents`;
 }
 
+function libraryError(err) {
+  $("library-status").className = "error";
+  $("library-status").textContent = err.message;
+}
+
 async function loadLibrary() {
   try {
     documents = (await api("/v1/documents")).documents;
     renderLibrary();
   } catch (err) {
-    $("library-status").className = "error";
-    $("library-status").textContent = err.message;
+    libraryError(err);
   }
 }
 
@@ -282,8 +286,7 @@ async function remove(d) {
     await api(`/v1/documents/${encodeURIComponent(d.id)}`, { method: "DELETE" });
     await loadLibrary();
   } catch (err) {
-    $("library-status").className = "error";
-    $("library-status").textContent = err.message;
+    libraryError(err);
   }
 }
 
@@ -297,8 +300,7 @@ async function reindex(d) {
     await loadLibrary();
     status.textContent = `${d.title}: ${r.document.status} (version ${r.document.version}, ${r.document.chunks} chunks)`;
   } catch (err) {
-    status.className = "error";
-    status.textContent = err.message;
+    libraryError(err);
   }
 }
 

@@ -2,9 +2,10 @@
 //! (document, page, byte span) it quotes, or an honest "the documents do not answer" with
 //! the closest passages. Without a language model configured, answers are extractive.
 
+use super::search::Narrowing;
 use crate::app::App;
 use crate::output::{Printer, Render, snippet};
-use cairn_core::{Answer, AskRequest, Config, DocId, SearchFilter};
+use cairn_core::{Answer, AskRequest, Config};
 use std::io::{self, Write};
 use std::process::ExitCode;
 
@@ -15,15 +16,8 @@ pub struct Args {
     /// Passages retrieved to answer from
     #[arg(short = 'k', long, default_value_t = 10)]
     top_k: usize,
-    /// Only these documents (repeatable)
-    #[arg(long = "doc", value_name = "DOC_ID")]
-    docs: Vec<String>,
-    /// Only documents whose source starts with this
-    #[arg(long, value_name = "PREFIX")]
-    source_prefix: Option<String>,
-    /// Rerank the passages with the configured reranker ([rerank] model) first
-    #[arg(long)]
-    rerank: bool,
+    #[command(flatten)]
+    narrowing: Narrowing,
     /// Print JSON (the same shape as POST /v1/ask)
     #[arg(long)]
     json: bool,
@@ -65,18 +59,11 @@ impl Render for Answer {
 
 pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Result<ExitCode> {
     let mut app = App::open(config).await?;
-    let rerank = args.rerank || app.config.rerank.enabled;
-    if rerank {
-        app.load_reranker(true)?;
-    }
     let req = AskRequest {
         question: args.question,
         top_k: Some(args.top_k),
-        rerank: Some(rerank),
-        filter: SearchFilter {
-            doc_ids: (!args.docs.is_empty()).then(|| args.docs.into_iter().map(DocId).collect()),
-            source_prefix: args.source_prefix,
-        },
+        rerank: Some(args.narrowing.rerank(&mut app)?),
+        filter: args.narrowing.filter(),
         stream: false,
     };
     let answer = app

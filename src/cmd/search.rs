@@ -16,6 +16,17 @@ pub struct Args {
     /// Retrievers to use
     #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
     mode: Mode,
+    #[command(flatten)]
+    narrowing: Narrowing,
+    /// Print JSON (the same shape as POST /v1/search)
+    #[arg(long)]
+    json: bool,
+}
+
+/// Which documents a search (or a question) reads, and whether it reranks: the options
+/// `cairn search` and `cairn ask` share.
+#[derive(clap::Args, Debug)]
+pub struct Narrowing {
     /// Only these documents (repeatable)
     #[arg(long = "doc", value_name = "DOC_ID")]
     docs: Vec<String>,
@@ -25,9 +36,25 @@ pub struct Args {
     /// Rerank the candidates with the configured reranker ([rerank] model)
     #[arg(long)]
     rerank: bool,
-    /// Print JSON (the same shape as POST /v1/search)
-    #[arg(long)]
-    json: bool,
+}
+
+impl Narrowing {
+    pub fn filter(&self) -> SearchFilter {
+        SearchFilter {
+            doc_ids: (!self.docs.is_empty())
+                .then(|| self.docs.iter().cloned().map(DocId).collect()),
+            source_prefix: self.source_prefix.clone(),
+        }
+    }
+
+    /// Whether to rerank (asked, or `[rerank] enabled`); loads the reranker when so.
+    pub fn rerank(&self, app: &mut App) -> anyhow::Result<bool> {
+        let rerank = self.rerank || app.config.rerank.enabled;
+        if rerank {
+            app.load_reranker(true)?;
+        }
+        Ok(rerank)
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -96,17 +123,11 @@ impl Render for SearchResponse {
 
 pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Result<ExitCode> {
     let mut app = App::open(config).await?;
-    let rerank = args.rerank || app.config.rerank.enabled;
-    if rerank {
-        app.load_reranker(true)?;
-    }
+    let rerank = args.narrowing.rerank(&mut app)?;
     let req = SearchRequest {
         top_k: Some(args.top_k),
         mode: args.mode.into(),
-        filter: SearchFilter {
-            doc_ids: (!args.docs.is_empty()).then(|| args.docs.into_iter().map(DocId).collect()),
-            source_prefix: args.source_prefix,
-        },
+        filter: args.narrowing.filter(),
         rerank: Some(rerank),
         ..SearchRequest::new(args.query)
     };

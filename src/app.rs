@@ -2,8 +2,10 @@
 //! configuration and hands them, as seam traits, to the library crates.
 
 use anyhow::{Context, Result};
-use cairn_core::{Catalog, Config, DocumentStore, Embedder, Principal};
+use cairn_core::config::GenerateBackend;
+use cairn_core::{Catalog, Config, DocumentStore, Embedder, Generator, Principal};
 use cairn_index::{Store, StoreOptions};
+use cairn_infer::llm::EngineOptions;
 use cairn_ingest::Ingestor;
 use cairn_retrieve::Retriever;
 use std::path::PathBuf;
@@ -98,6 +100,43 @@ impl App {
             self.retriever
                 .clone()
                 .with_reranker(name, Some(reranker), self.config.rerank.clone());
+        Ok(())
+    }
+
+    /// Loads the configured generator (`[generate] backend`): the local GGUF model, or the
+    /// client of an OpenAI-compatible server; nothing for extractive answers. A local model
+    /// that is not installed is an error naming the folder.
+    pub fn load_generator(&mut self) -> Result<()> {
+        let cfg = self.config.generate.clone();
+        let generator: Arc<dyn Generator> = match cfg.backend {
+            GenerateBackend::Extractive => {
+                tracing::info!(
+                    "answers are extractive (quoted passages): set [generate] backend = \"local\" or \"openai\" for written answers"
+                );
+                return Ok(());
+            }
+            GenerateBackend::Local => {
+                let path = model_path(&self.config, &cfg.model);
+                let device = cairn_infer::pick_device()?;
+                let options = EngineOptions {
+                    max_batch: cfg.max_batch,
+                    max_queue: cfg.max_queue,
+                    prefill_chunk: cfg.prefill_chunk,
+                };
+                Arc::new(
+                    cairn_infer::LocalGenerator::load(&path, &device, options).with_context(
+                        || format!("loading the generator from {}", path.display()),
+                    )?,
+                )
+            }
+            GenerateBackend::Openai => Arc::new(cairn_generate::OpenAiGenerator::from_config(&cfg)),
+        };
+        tracing::info!(
+            model = generator.model_id(),
+            context = generator.context_tokens(),
+            "generator ready"
+        );
+        self.retriever = self.retriever.clone().with_generator(Some(generator), cfg);
         Ok(())
     }
 

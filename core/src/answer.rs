@@ -50,6 +50,14 @@ pub struct AnswerSentence {
     pub support: f32,
     /// How well it matches the question, 0..=1.
     pub relevance: f32,
+    /// Whether its support reaches `[generate] min_support`. Generated sentences below it
+    /// are flagged (or dropped with `drop_unsupported`); quotes are always supported.
+    #[serde(default = "supported_default")]
+    pub supported: bool,
+}
+
+fn supported_default() -> bool {
+    true
 }
 
 /// How an answer was made.
@@ -58,6 +66,8 @@ pub struct AnswerSentence {
 pub enum AnswerMode {
     /// The best sentences of the passages, quoted (no language model).
     Extractive,
+    /// Written by a language model from the numbered passages, its `[n]` citations checked.
+    Generated,
 }
 
 /// An answer with its evidence.
@@ -78,5 +88,19 @@ pub struct Answer {
     /// The passages the answer was drawn from (when abstained: the closest ones).
     pub passages: Vec<Hit>,
     pub mode: AnswerMode,
+    /// The generator that wrote the answer (`None` for extractive answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Generated sentences whose citations do not support them (flagged, or dropped with
+    /// `[generate] drop_unsupported`).
+    #[serde(default)]
+    pub unsupported: usize,
+    /// `[n]` markers of the generated text that named no passage, removed.
+    #[serde(default)]
+    pub dropped_citations: usize,
+    /// Why the answer is not what was asked for, when it is not: e.g. a generated answer
+    /// that its passages did not support, replaced by quotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     pub took_ms: f64,
 }

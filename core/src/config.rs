@@ -18,6 +18,7 @@ pub struct Config {
     pub retrieve: RetrieveConfig,
     pub rerank: RerankConfig,
     pub answer: AnswerConfig,
+    pub generate: GenerateConfig,
     pub server: ServerConfig,
     /// Tenant used by the CLI and by the server until API keys are configured.
     pub tenant: String,
@@ -33,6 +34,7 @@ impl Default for Config {
             retrieve: RetrieveConfig::default(),
             rerank: RerankConfig::default(),
             answer: AnswerConfig::default(),
+            generate: GenerateConfig::default(),
             server: ServerConfig::default(),
             tenant: DEFAULT_TENANT.to_string(),
         }
@@ -203,6 +205,71 @@ impl Default for ServerConfig {
             addr: "127.0.0.1:7700".into(),
             max_body_bytes: 32 * 1024 * 1024,
             max_query_chars: 2000,
+        }
+    }
+}
+
+/// Who writes answers (`[generate] backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GenerateBackend {
+    /// No language model: answers quote the passages' best sentences.
+    Extractive,
+    /// A GGUF model (llama / qwen2 family) run by cairn itself, on the CPU or a CUDA GPU.
+    Local,
+    /// An OpenAI-compatible server: vLLM, TGI, Ollama, OpenAI, or another cairn.
+    Openai,
+}
+
+/// The language model that writes answers (`[generate]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenerateConfig {
+    pub backend: GenerateBackend,
+    /// `local`: a folder name under `models_dir`, or a path to a `.gguf` file or a folder
+    /// holding one. `openai`: the model name sent to the server.
+    pub model: String,
+    /// `openai`: the server's base URL, up to and including `/v1`.
+    pub base_url: String,
+    /// `openai`: the environment variable holding the API key (none is sent when unset).
+    pub api_key_env: String,
+    /// `openai`: seconds to wait for the server before answering 504.
+    pub timeout_secs: u64,
+    /// The most tokens of one answer.
+    pub max_tokens: usize,
+    /// 0 is greedy (the default: answers should not vary).
+    pub temperature: f32,
+    /// `local`: the most sequences decoded together.
+    pub max_batch: usize,
+    /// `local`: requests waiting beyond the running batch; more get 503.
+    pub max_queue: usize,
+    /// `local`: prompt tokens read per step, so long prompts do not stall running answers.
+    pub prefill_chunk: usize,
+    /// A generated sentence whose support (0..=1) is below this is flagged unsupported.
+    pub min_support: f32,
+    /// Leave unsupported sentences out of the answer instead of flagging them.
+    pub drop_unsupported: bool,
+    /// When fewer than this share of a generated answer's sentences are supported, the
+    /// answer is replaced by quotes from the passages (and says so in its `note`).
+    pub min_supported_share: f32,
+}
+
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        GenerateConfig {
+            backend: GenerateBackend::Extractive,
+            model: "smollm2-135m".into(),
+            base_url: "http://127.0.0.1:8000/v1".into(),
+            api_key_env: "OPENAI_API_KEY".into(),
+            timeout_secs: 120,
+            max_tokens: 256,
+            temperature: 0.0,
+            max_batch: 8,
+            max_queue: 64,
+            prefill_chunk: 256,
+            min_support: 0.5,
+            drop_unsupported: false,
+            min_supported_share: 0.5,
         }
     }
 }

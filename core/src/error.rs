@@ -20,6 +20,11 @@ pub enum ErrorKind {
     TooLarge,
     /// Try again later (queue full, lock busy).
     Transient,
+    /// A server cairn depends on (an OpenAI-compatible generator) failed or cannot be
+    /// reached.
+    Upstream,
+    /// A server cairn depends on did not answer in time.
+    UpstreamTimeout,
     /// A bug or an environment failure (I/O, corrupt state): not the caller's fault.
     Internal,
 }
@@ -32,6 +37,8 @@ impl ErrorKind {
             ErrorKind::Conflict => "conflict",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Transient => "unavailable",
+            ErrorKind::Upstream => "bad_gateway",
+            ErrorKind::UpstreamTimeout => "gateway_timeout",
             ErrorKind::Internal => "internal",
         }
     }

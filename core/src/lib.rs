@@ -28,8 +28,9 @@ pub use document::{Chunk, Document, Lang, NewChunk, NewDocument, Span};
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{ChunkId, DocId, Seq};
 pub use seams::{
-    Candidate, Catalog, DerivedIndex, DocQuery, DocumentStore, Embedded, Embedder, IndexBatch,
-    IndexedChunk, LexicalIndex, Op, OpKind, Reranker, Scope, TokenCounter, VectorStore,
+    Candidate, Catalog, ChatRole, ChatTurn, DerivedIndex, DocQuery, DocumentStore, Embedded,
+    Embedder, GenerateRequest, Generated, Generator, IndexBatch, IndexedChunk, LexicalIndex, Op,
+    OpKind, Reranker, Scope, TokenCounter, VectorStore,
 };
 pub use search::{
     Fusion, Hit, RetrieverScore, SearchFilter, SearchMode, SearchRequest, SearchResponse,

@@ -27,6 +27,87 @@ pub trait Reranker: Send + Sync {
     async fn score(&self, query: &str, passages: Vec<String>) -> Result<Vec<f32>>;
 }
 
+/// Who speaks a turn of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatRole {
+    System,
+    User,
+    Assistant,
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatTurn {
+    pub role: ChatRole,
+    pub content: String,
+}
+
+impl ChatTurn {
+    pub fn new(role: ChatRole, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// What a [`Generator`] is asked: a conversation to continue, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateRequest {
+    pub messages: Vec<ChatTurn>,
+    /// The most tokens to generate.
+    pub max_tokens: usize,
+    /// 0 is greedy.
+    pub temperature: f32,
+    /// Nucleus sampling: 1 keeps every token.
+    pub top_p: f32,
+    /// Seed of the sampler (sampling only); `None` draws one.
+    pub seed: Option<u64>,
+    /// Generation ends before any of these texts.
+    pub stop: Vec<String>,
+}
+
+impl GenerateRequest {
+    /// A greedy request of at most `max_tokens` tokens.
+    pub fn new(messages: Vec<ChatTurn>, max_tokens: usize) -> Self {
+        Self {
+            messages,
+            max_tokens,
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: None,
+            stop: Vec::new(),
+        }
+    }
+}
+
+/// A finished generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    pub text: String,
+    /// `stop` or `length`.
+    pub finish_reason: String,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+}
+
+/// A language model that writes text: the local engine or an OpenAI-compatible server.
+#[async_trait]
+pub trait Generator: TokenCounter {
+    /// Identifies the model (shown in answers and logs).
+    fn model_id(&self) -> &str;
+    /// Tokens of prompt and answer together that the model can hold.
+    fn context_tokens(&self) -> usize;
+    /// Generates an answer, handing each piece of text to `on_text` as it comes. Dropping
+    /// the future cancels the generation.
+    async fn generate(
+        &self,
+        req: GenerateRequest,
+        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+    ) -> Result<Generated>;
+}
+
 /// Vectors for a batch of texts, in input order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embedded {

@@ -108,6 +108,7 @@ pub async fn extractive(
             citations: vec![n],
             support: 1.0,
             relevance: c.score,
+            supported: true,
         });
         if !used.contains(&c.passage) {
             used.push(c.passage);
@@ -123,6 +124,10 @@ pub async fn extractive(
         abstained: false,
         passages,
         mode: AnswerMode::Extractive,
+        model: None,
+        unsupported: 0,
+        dropped_citations: 0,
+        note: None,
         took_ms: started.elapsed().as_secs_f64() * 1000.0,
     })
 }
@@ -143,6 +148,10 @@ fn abstain(
         abstained: true,
         passages: hits,
         mode: AnswerMode::Extractive,
+        model: None,
+        unsupported: 0,
+        dropped_citations: 0,
+        note: None,
         took_ms: started.elapsed().as_secs_f64() * 1000.0,
     }
 }

@@ -2,19 +2,23 @@
 //! passage (document, page, byte span) behind it, and an honest abstention when the
 //! passages do not answer.
 //!
-//! So far: the extractive answerer ([`extractive`]), the fallback when no language model is
-//! configured, which quotes the passages' sentences that best answer the question, so
-//! every claim is verbatim from a document and fully supported; and the citation reader and
-//! verifier for generated answers ([`verify`]): `[n]` markers parsed and checked, each
-//! sentence scored against the passages it cites. Generation with an LLM (local or
-//! OpenAI-compatible) builds on both and on the same [`cairn_core::Answer`] shape.
+//! - [`extractive`]: the answerer with no language model, which quotes the passages'
+//!   sentences that best answer the question, so every claim is verbatim from a document;
+//! - [`generated`]: a language model ([`cairn_core::Generator`]: the local engine of
+//!   `cairn-infer`, or [`OpenAiGenerator`]) writes the answer from numbered passages;
+//! - [`verify`]: the `[n]` markers of generated text parsed and checked, each sentence scored
+//!   against the passages it cites.
 
 pub mod extractive;
+pub mod generated;
+pub mod openai;
 mod sentences;
 mod terms;
 pub mod verify;
 
 pub use extractive::extractive;
+pub use generated::generated;
+pub use openai::OpenAiGenerator;
 
 /// An embedder for unit tests: a text's vector counts a few vocabulary words, normalised,
 /// so texts on the same topic point the same way.

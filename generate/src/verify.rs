@@ -125,6 +125,7 @@ pub async fn verify(
             citations: cites.clone(),
             support,
             relevance: 0.0,
+            supported: true,
         });
     }
     let grounding = out.iter().map(|s| s.support).sum::<f32>() / out.len() as f32;

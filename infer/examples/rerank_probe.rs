@@ -46,11 +46,7 @@ fn query_likelihood(
         let q = s.tokenizer().encode(query, false)?;
         let mut all = head.clone();
         all.extend(&q);
-        let batch = Batch::new(
-            &[all.as_slice()],
-            s.tokenizer().pad_id(),
-            s.model().device(),
-        )?;
+        let batch = Batch::new(&[all.as_slice()])?;
         let logits = s.model().forward_all(&batch)?.squeeze(0)?;
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?.to_vec2::<f32>()?;
         let mut sum = 0f32;

@@ -80,6 +80,10 @@ pub enum InferError {
     /// longer than the model's context.
     #[error("invalid model input: {0}")]
     BadInput(String),
+
+    /// The generation queue is full: the caller should retry later.
+    #[error("the generator is busy ({0} requests waiting): try again shortly")]
+    Busy(usize),
 }
 
 /// Results inside this crate.
@@ -104,6 +108,7 @@ impl InferError {
             | InferError::Candle(_)
             | InferError::WorkerGone
             | InferError::WorkerFailed(_) => ErrorKind::Internal,
+            InferError::Busy(_) => ErrorKind::Transient,
         }
     }
 }

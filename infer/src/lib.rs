@@ -5,7 +5,9 @@
 //! ([`EmbedWorker`], which implements [`cairn_core::Embedder`]).
 //! [`CrossEncoder`] scores (query, passage) pairs with a BERT sequence-classification reranker.
 //! [`llm`] loads a GGUF decoder LM (llama, qwen2) with its tokenizer and chat template and
-//! scores prompts by P("yes") of the next token (LLM reranking).
+//! scores prompts by P("yes") of the next token (LLM reranking), or generates text for many
+//! requests at once ([`llm::Engine`]; [`LocalGenerator`] puts it behind
+//! [`cairn_core::Generator`]).
 //!
 //! This crate knows nothing about documents: it turns texts into vectors and text pairs into
 //! scores.
@@ -28,6 +30,7 @@ mod bert;
 mod cross;
 mod device;
 mod error;
+mod generator;
 pub mod llm;
 mod rerank;
 mod worker;
@@ -41,6 +44,7 @@ pub use bert::{BertEncoder, DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, Pooling, Wor
 pub use cross::CrossEncoder;
 pub use device::pick_device;
 pub use error::InferError;
+pub use generator::LocalGenerator;
 pub use rerank::{LlmReranker, PairScorer, RerankWorker, load_reranker};
 pub use worker::EmbedWorker;
 

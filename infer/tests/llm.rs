@@ -148,7 +148,7 @@ fn last_position_logits_match_candle_quantized_llama() {
     let mut reference = reference_model();
     let ids = parity_prompts();
     // One batch, mixed lengths.
-    let batch = Batch::new(&ids, scorer().tokenizer().pad_id(), &Device::Cpu).expect("batch");
+    let batch = Batch::new(&ids).expect("batch");
     let ours = quantized_model().forward_last(&batch).expect("forward");
     for (i, seq) in ids.iter().enumerate() {
         let input = Tensor::new(seq.as_slice(), &Device::Cpu)
@@ -180,7 +180,7 @@ fn last_position_logits_match_candle_quantized_llama() {
 fn f32_weights_stay_close_to_the_quantized_reference() {
     let mut reference = reference_model();
     let ids = parity_prompts();
-    let batch = Batch::new(&ids, 0, &Device::Cpu).expect("batch");
+    let batch = Batch::new(&ids).expect("batch");
     let ours = scorer().model().forward_last(&batch).expect("forward");
     for (i, seq) in ids.iter().enumerate() {
         let input = Tensor::new(seq.as_slice(), &Device::Cpu)
@@ -220,13 +220,13 @@ fn all_position_logits_ignore_padding_and_agree_with_the_last_position() {
         .encode_prompt(&chat("Name three rivers in Europe."))
         .expect("encode");
     let short = s.encode_prompt("Rivers of Europe:").expect("encode");
-    let batch = Batch::new(&[long.as_slice(), short.as_slice()], 0, &Device::Cpu).expect("batch");
+    let batch = Batch::new(&[long.as_slice(), short.as_slice()]).expect("batch");
     let model = quantized_model();
     let all = model.forward_all(&batch).expect("forward all");
     assert_eq!(all.dims(), &[2, long.len(), 49152]);
     let last = model.forward_last(&batch).expect("forward last");
 
-    let alone = Batch::new(&[short.as_slice()], 0, &Device::Cpu).expect("batch");
+    let alone = Batch::new(&[short.as_slice()]).expect("batch");
     let short_alone = model.forward_all(&alone).expect("forward all");
     let diff = max_abs_diff(
         &all.i((1..2, ..short.len())).expect("padded row"),
@@ -340,12 +340,12 @@ fn answers_must_be_single_tokens_and_batches_non_empty() {
 fn out_of_range_input_is_refused() {
     let s = scorer();
     let model = s.model();
-    let batch = Batch::new(&[vec![1, 2, 49152]], 0, &Device::Cpu).expect("batch");
+    let batch = Batch::new(&[vec![1, 2, 49152]]).expect("batch");
     let err = model
         .forward_last(&batch)
         .expect_err("id past the vocabulary");
     assert!(err.to_string().contains("outside the vocabulary"), "{err}");
-    let batch = Batch::with_positions(&[vec![1, 2]], &[8191], 0, &Device::Cpu).expect("batch");
+    let batch = Batch::with_positions(&[vec![1, 2]], &[8191]).expect("batch");
     let err = model.forward_last(&batch).expect_err("past the context");
     assert!(err.to_string().contains("context"), "{err}");
 }
@@ -617,7 +617,7 @@ fn check_tiny(spec: &Tiny, reference: impl Fn(&Path, &Tensor) -> Tensor) {
                 .collect()
         })
         .collect();
-    let batch = Batch::new(&seqs, 0, &Device::Cpu).expect("batch");
+    let batch = Batch::new(&seqs).expect("batch");
     let ours = model.forward_last(&batch).expect("forward");
     for (i, seq) in seqs.iter().enumerate() {
         let input = Tensor::new(seq.as_slice(), &Device::Cpu)

@@ -1,6 +1,6 @@
 //! Answering a question: retrieve the passages (the caller's scope, optional rerank), then
-//! answer from them with citations ([`cairn_generate`]). One function for the CLI and the
-//! REST API.
+//! answer from them with citations ([`cairn_generate`]): written by the configured language
+//! model, or quoted when there is none. One function for the CLI and the REST API.
 
 use crate::Retriever;
 use cairn_core::config::AnswerConfig;
@@ -11,8 +11,10 @@ use cairn_core::{Answer, AskRequest, Hit, Principal, Result, SearchRequest};
 pub enum AskEvent<'a> {
     /// The passages the answer will be drawn from, best first.
     Retrieved(&'a [Hit]),
+    /// A piece of the answer text, as the language model writes it.
+    Text(&'a str),
 }
-use cairn_generate::extractive;
+use cairn_generate::{extractive, generated};
 
 impl Retriever {
     /// Retrieves passages for `req.question` as `principal` and answers from them. The
@@ -47,13 +49,22 @@ impl Retriever {
         };
         let found = self.search(&search, principal).await?;
         on_event(AskEvent::Retrieved(&found.results));
-        let mut answer = extractive(
-            search.query.trim(),
-            found.results,
-            self.embedder.as_ref(),
-            cfg,
-        )
-        .await?;
+        let question = search.query.trim();
+        let mut answer = match &self.generator {
+            Some(generator) => {
+                generated(
+                    question,
+                    found.results,
+                    self.embedder.as_ref(),
+                    generator.as_ref(),
+                    cfg,
+                    &self.generate,
+                    &mut |piece| on_event(AskEvent::Text(piece)),
+                )
+                .await?
+            }
+            None => extractive(question, found.results, self.embedder.as_ref(), cfg).await?,
+        };
         answer.took_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(answer)
     }

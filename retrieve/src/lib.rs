@@ -21,10 +21,10 @@ pub mod fuse;
 pub use error::RetrieveError;
 
 use cairn_core::{
-    Candidate, Catalog, DocId, DocQuery, Embedder, Fusion, Hit, LexicalIndex, Principal, Reranker,
-    Result, RetrieverScore, Scope, SearchMode, SearchRequest, SearchResponse, StageTimes,
+    Candidate, Catalog, DocId, DocQuery, Embedder, Fusion, Generator, Hit, LexicalIndex, Principal,
+    Reranker, Result, RetrieverScore, Scope, SearchMode, SearchRequest, SearchResponse, StageTimes,
     VectorStore,
-    config::{RerankConfig, RetrieveConfig},
+    config::{GenerateConfig, RerankConfig, RetrieveConfig},
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,6 +57,9 @@ pub struct Retriever {
     /// The configured reranker (by its configured name) and the reranking policy.
     reranker: Option<(String, Arc<dyn Reranker>)>,
     rerank: RerankConfig,
+    /// The language model that writes answers; extractive answers without one.
+    generator: Option<Arc<dyn Generator>>,
+    generate: GenerateConfig,
 }
 
 fn ms(since: Instant) -> f64 {
@@ -81,7 +84,31 @@ impl Retriever {
             max_query_chars,
             reranker: None,
             rerank: RerankConfig::default(),
+            generator: None,
+            generate: GenerateConfig::default(),
         }
+    }
+
+    /// Adds the language model that writes answers (`None`: extractive answers) and its
+    /// settings.
+    pub fn with_generator(
+        mut self,
+        generator: Option<Arc<dyn Generator>>,
+        config: GenerateConfig,
+    ) -> Self {
+        self.generator = generator;
+        self.generate = config;
+        self
+    }
+
+    /// The settings of answer generation.
+    pub fn generate_config(&self) -> &GenerateConfig {
+        &self.generate
+    }
+
+    /// The language model that writes answers, if one is configured.
+    pub fn generator(&self) -> Option<&Arc<dyn Generator>> {
+        self.generator.as_ref()
     }
 
     /// Adds a reranker, known by `name` (its configured model name), and the policy that

@@ -1,12 +1,14 @@
 //! `cairn ask`: a question answered from the documents, every sentence citing the passage
 //! (document, page, byte span) it quotes, or an honest "the documents do not answer" with
-//! the closest passages. Without a language model configured, answers are extractive.
+//! the closest passages. With `[generate] backend = "local"` or `"openai"` a language model
+//! writes the answer (streamed to a terminal as it comes) and each sentence is checked
+//! against the passages it cites; without one, answers are extractive.
 
 use super::search::Narrowing;
 use crate::app::App;
 use crate::output::{Printer, Render, snippet};
 use cairn_core::{Answer, AskRequest, Config};
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -26,6 +28,16 @@ pub struct Args {
 impl Render for Answer {
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "{}", self.answer)?;
+        for s in self.sentences.iter().filter(|s| !s.supported) {
+            writeln!(
+                out,
+                "  ! not supported by its citations (support {:.2}): {}",
+                s.support, s.text
+            )?;
+        }
+        if let Some(note) = &self.note {
+            writeln!(out, "({note})")?;
+        }
         if self.abstained {
             for (i, h) in self.passages.iter().enumerate() {
                 writeln!(out)?;
@@ -66,10 +78,26 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
         filter: args.narrowing.filter(),
         stream: false,
     };
+    app.load_generator()?;
+    let principal = app.principal(groups);
+    // A written answer streams to the terminal as it is generated; the checked answer
+    // (sentences flagged, citations listed) follows.
+    let stream = !args.json && std::io::stdout().is_terminal();
+    let mut streamed = false;
     let answer = app
         .retriever
-        .ask(&req, &app.principal(groups), &app.config.answer)
+        .ask_with(&req, &principal, &app.config.answer, &mut |e| {
+            if let (true, cairn_retrieve::AskEvent::Text(piece)) = (stream, e) {
+                streamed = true;
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(piece.as_bytes());
+                let _ = out.flush();
+            }
+        })
         .await?;
+    if streamed {
+        println!("\n");
+    }
     Printer::new(args.json).print(&answer)?;
     Ok(ExitCode::SUCCESS)
 }

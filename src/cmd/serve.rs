@@ -46,6 +46,7 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
     // makes it the default and requires it.
     let required = app.config.rerank.enabled;
     app.load_reranker(required)?;
+    app.load_generator()?;
     let catalog: Arc<dyn Catalog> = app.store.catalog();
     let store: Arc<dyn DocumentStore> = app.store.clone();
     let state = AppState {
@@ -75,9 +76,6 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
         ..state
     };
     tracing::info!(data_dir = %app.config.data_dir.display(), "serving");
-    tracing::info!(
-        "generation is not configured yet: /v1/search answers with cited passages; see README for models"
-    );
     println!("cairn listening on http://{local}");
 
     // Background flush of the vector index snapshot; indexes are rebuilt from the catalog

@@ -6,6 +6,7 @@ mod ask;
 mod cli;
 mod crash;
 mod eval;
+mod generate;
 mod models;
 mod pdf;
 mod reindex;

@@ -7,7 +7,9 @@
 //! | GET | `/` | the upload-and-ask page (its assets under `/assets/`, built into the binary) |
 //! | GET | `/healthz` | liveness, with document count and the catalog write every index reflects |
 //! | POST | `/v1/search` | `{query, top_k?, mode?, filter?}` → `{results, took_ms, stages}` |
-//! | POST | `/v1/ask` | `{question, top_k?, rerank?, filter?}` → an answer with citations, or an abstention |
+//! | POST | `/v1/ask` | `{question, top_k?, rerank?, filter?, stream?}` → an answer with citations, or an abstention (SSE with `stream`) |
+//! | POST | `/v1/chat/completions` | OpenAI-compatible: model `cairn` answers over the knowledge base, the generator's name talks to the LLM ([`chat`]) |
+//! | GET | `/v1/models` | the models `/v1/chat/completions` serves |
 //! | POST | `/v1/documents` | multipart upload of one or more files → 201 `{documents, failed}` |
 //! | GET | `/v1/documents` | the caller's documents |
 //! | GET | `/v1/documents/{id}` | one document with its chunks |
@@ -15,6 +17,7 @@
 //! | POST | `/v1/documents/{id}/reindex` | reads its file again (documents ingested from a path on the server) |
 //! | POST | `/v1/admin/reindex` | `{sources, include?, exclude?, dry_run?, groups?}` → the re-index report; needs the data dir's admin token |
 
+mod chat;
 mod error;
 
 pub use error::{ApiError, error_body, status_of};
@@ -74,6 +77,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/search", post(search))
         .route("/v1/ask", post(ask))
+        .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/models", get(chat::models))
         .route("/v1/documents", post(upload).get(list_documents))
         .route(
             "/v1/documents/{id}",
@@ -205,9 +210,13 @@ async fn ask(
 }
 
 /// `POST /v1/ask` with `stream: true`: Server-Sent Events. `retrieval` carries the
-/// passages as soon as they are found; then `token`s, the pieces of the answer text in
-/// order (an extractive answer is one piece), one `citation` per citation, and `done` with the whole answer (the JSON body of the non-streaming call);
-/// or `error` with `{"error": {code, message}}`.
+/// passages as soon as they are found; then `token`s, the pieces of the answer text in order
+/// as the model writes them (an extractive answer is one piece); one `citation` per
+/// citation; and `done` with the whole answer (the JSON body of the non-streaming call),
+/// which is what to show in the end: its sentences carry their support, and a generated
+/// answer that its passages did not support is replaced there by quotes. Or `error` with
+/// `{"error": {code, message}}`. A client that goes away cancels the work, generation
+/// included.
 fn ask_stream(
     s: AppState,
     req: cairn_core::AskRequest,
@@ -215,49 +224,60 @@ fn ask_stream(
     impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
 > {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
-    tokio::spawn(async move {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let task = tokio::spawn(async move {
         let event = |name: &str, data: &serde_json::Value| {
             Event::default()
                 .event(name)
                 .json_data(data)
                 .unwrap_or_else(|_| Event::default().event(name))
         };
-        let retrieved = tx.clone();
+        let sink = tx.clone();
+        let mut streamed = false;
         let result = s
             .retriever
             .ask_with(&req, &s.principal, &s.answer, &mut |e| match e {
                 cairn_retrieve::AskEvent::Retrieved(hits) => {
-                    let _ = retrieved.try_send(event("retrieval", &json!({ "passages": hits })));
+                    let _ = sink.send(event("retrieval", &json!({ "passages": hits })));
+                }
+                cairn_retrieve::AskEvent::Text(piece) => {
+                    streamed = true;
+                    let _ = sink.send(event("token", &json!({ "text": piece })));
                 }
             })
             .await;
-        let mut events = Vec::new();
         match result {
             Ok(answer) => {
-                // Extractive answers are whole at once: their text is one token. A
-                // generator will send its tokens as they come.
-                events.push(event("token", &json!({ "text": answer.answer })));
-                for c in &answer.citations {
-                    events.push(event("citation", &json!(c)));
+                if !streamed {
+                    // Extractive answers are whole at once: their text is one token.
+                    let _ = tx.send(event("token", &json!({ "text": answer.answer })));
                 }
-                events.push(event("done", &json!(answer)));
+                for c in &answer.citations {
+                    let _ = tx.send(event("citation", &json!(c)));
+                }
+                let _ = tx.send(event("done", &json!(answer)));
             }
-            Err(e) => events.push(event("error", &error_body(&e))),
-        }
-        for e in events {
-            // The client went away: stop.
-            if tx.send(e).await.is_err() {
-                return;
+            Err(e) => {
+                let _ = tx.send(event("error", &error_body(&e)));
             }
         }
     });
-    let stream =
-        futures_util::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
-        );
+    // Dropping the stream (the client went away) aborts the task, and with it the
+    // generation.
+    let guard = AbortOnDrop(task.abort_handle());
+    let stream = futures_util::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+        rx.recv().await.map(|e| (Ok(e), (rx, guard)))
+    });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[derive(Serialize)]

@@ -10,7 +10,9 @@
 //!   length and start position (ready for per-sequence KV caches);
 //! - [`GgufTokenizer`]: the byte-level BPE tokenizer, special tokens included;
 //! - [`ChatTemplate`]: the model's Jinja chat template;
-//! - [`LlmScorer`]: all of the above, scoring prompts by P("yes") of the next token.
+//! - [`LlmScorer`]: all of the above, scoring prompts by P("yes") of the next token;
+//! - [`Engine`]: all of the above, generating text for many requests at once (continuous
+//!   batching, per-sequence [`KvCache`]s, [`SamplingParams`], streamed [`Event`]s).
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -28,15 +30,21 @@
 //! ```
 
 mod config;
+mod engine;
 mod gguf;
 mod model;
+mod sample;
 mod score;
 mod template;
 mod tokenizer;
 
 pub use config::{Architecture, LlmConfig, RopeStyle};
+pub use engine::{
+    Completion, Engine, EngineOptions, EngineStats, Event, FinishReason, Finished, Generation,
+};
 pub use gguf::{GgufFile, GgufReader};
-pub use model::{Batch, DecoderModel, WeightFormat};
+pub use model::{Batch, DecoderModel, KvCache, WeightFormat};
+pub use sample::{Sampler, SamplingParams, TextOut};
 pub use score::{
     DEFAULT_MAX_PASSAGE_TOKENS, DEFAULT_MAX_QUERY_TOKENS, DEFAULT_RERANK_INSTRUCTION, LlmScorer,
     RerankPrompt,

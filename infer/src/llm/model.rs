@@ -1,23 +1,26 @@
 //! The forward pass of a llama-family decoder (llama, qwen2) over a batch of sequences that
 //! each have their own length and their own starting position.
 //!
-//! A [`Batch`] is right-padded: row `i` holds `lengths[i]` real tokens and then padding, and
-//! its first token sits at position `positions[i]` (0 for a fresh prompt). Everything that acts
-//! on one token at a time (embeddings, norms, projections, the MLP) runs over the whole padded
-//! `[batch, seq]` block; attention runs sequence by sequence over the real tokens only, so a
-//! sequence never sees padding or another sequence, and the score matrix held at once is one
-//! sequence's `[heads, len, len]`, never `[batch, heads, seq, seq]`. Rotary embeddings take
-//! each sequence's own positions, which is what a per-sequence KV cache needs: keys and values
-//! of earlier positions are prepended in [`attend`], whose causal mask already allows a
-//! query block that starts after the keys do.
+//! A [`Batch`] is packed: the sequences' tokens are laid end to end, with no padding, and
+//! sequence `i`'s first token sits at position `positions[i]` (0 for a fresh prompt, the
+//! length of its [`KvCache`] when decoding). Everything that acts on one token at a time
+//! (embeddings, norms, projections, the MLP) runs over all the batch's tokens as one matrix;
+//! attention runs sequence by sequence, so a sequence never sees another one, and the score
+//! matrix held at once is one sequence's `[heads, len, kv_len]`. This is what continuous
+//! batching needs: a step that decodes one token for each of eight sequences while another
+//! prefills a 256-token chunk costs 264 rows, not 9 × 256.
 //!
 //! The block: `x += attn(rms_norm(x))`, `x += mlp(rms_norm(x))`, with grouped-query attention
 //! (several query heads share a key/value head), rotary position embeddings, and a SwiGLU MLP
 //! (`down(silu(gate(x)) * up(x))`). The output head is `output.weight`, or the token
 //! embedding matrix when the file ties them.
+//!
+//! Every operation acts on one row (token) or one sequence at a time, and the quantized
+//! kernels compute each row's dot products alone, so a sequence's logits do not depend on
+//! what else is in its batch: greedy decoding gives the same text alone or batched.
 
-use candle_core::quantized::QMatMul;
-use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::Embedding;
 
 use super::config::{LlmConfig, RopeStyle};
@@ -36,31 +39,54 @@ pub enum WeightFormat {
     /// times faster on CPUs for which candle has no SIMD kernel of the file's quantization
     /// (Q4_1 on x86, or any x86 build without AVX enabled at compile time).
     F32,
+    /// Matrices stored in a type without SIMD kernels in candle (Q4_1, Q5_0, Q5_1, …) are
+    /// requantized to Q8_0 when loading; the others stay as stored. Q8_0 keeps 8 bits per
+    /// weight, so re-quantizing 4- or 5-bit weights loses almost nothing, and its kernels
+    /// run on AVX2 and NEON. The default for generating on a CPU.
+    Fast,
 }
 
-/// A right-padded batch of token sequences with per-sequence lengths and start positions.
+impl WeightFormat {
+    /// How a matrix stored as `dtype` is held under this format.
+    fn target(self, dtype: GgmlDType) -> Option<GgmlDType> {
+        match self {
+            Self::Quantized => Some(dtype),
+            Self::F32 => None,
+            Self::Fast => Some(match dtype {
+                GgmlDType::Q4_0
+                | GgmlDType::Q8_0
+                | GgmlDType::Q2K
+                | GgmlDType::Q3K
+                | GgmlDType::Q4K
+                | GgmlDType::Q5K
+                | GgmlDType::Q6K
+                | GgmlDType::Q8K
+                | GgmlDType::F32
+                | GgmlDType::F16
+                | GgmlDType::BF16 => dtype,
+                _ => GgmlDType::Q8_0,
+            }),
+        }
+    }
+}
+
+/// A packed batch of token sequences with per-sequence lengths and start positions.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    tokens: Tensor,
+    tokens: Vec<u32>,
     lengths: Vec<usize>,
     positions: Vec<usize>,
-    max_token: u32,
 }
 
 impl Batch {
-    /// A batch of fresh sequences (each starting at position 0), right-padded with `pad_id`.
-    pub fn new<S: AsRef<[u32]>>(sequences: &[S], pad_id: u32, device: &Device) -> Result<Self> {
+    /// A batch of fresh sequences (each starting at position 0).
+    pub fn new<S: AsRef<[u32]>>(sequences: &[S]) -> Result<Self> {
         let positions = vec![0; sequences.len()];
-        Self::with_positions(sequences, &positions, pad_id, device)
+        Self::with_positions(sequences, &positions)
     }
 
     /// A batch whose sequence `i` starts at position `positions[i]`.
-    pub fn with_positions<S: AsRef<[u32]>>(
-        sequences: &[S],
-        positions: &[usize],
-        pad_id: u32,
-        device: &Device,
-    ) -> Result<Self> {
+    pub fn with_positions<S: AsRef<[u32]>>(sequences: &[S], positions: &[usize]) -> Result<Self> {
         if sequences.is_empty() {
             return Err(InferError::BadInput(
                 "a batch needs at least one sequence".into(),
@@ -77,34 +103,28 @@ impl Batch {
         if let Some(i) = lengths.iter().position(|&n| n == 0) {
             return Err(InferError::BadInput(format!("sequence {i} is empty")));
         }
-        let width = lengths.iter().copied().max().unwrap_or(0);
-        let mut flat = Vec::with_capacity(width * sequences.len());
-        for seq in sequences {
-            let seq = seq.as_ref();
-            flat.extend_from_slice(seq);
-            flat.extend(std::iter::repeat_n(pad_id, width - seq.len()));
-        }
-        let max_token = flat.iter().copied().max().unwrap_or(0);
-        let tokens = Tensor::from_vec(flat, (sequences.len(), width), device)?;
+        let tokens = sequences
+            .iter()
+            .flat_map(|s| s.as_ref().iter().copied())
+            .collect();
         Ok(Self {
             tokens,
             lengths,
             positions: positions.to_vec(),
-            max_token,
         })
     }
 
-    /// The `[batch, seq]` token ids (u32), padding included.
-    pub fn tokens(&self) -> &Tensor {
+    /// All token ids, sequence after sequence.
+    pub fn tokens(&self) -> &[u32] {
         &self.tokens
     }
 
-    /// The number of real tokens in each row.
+    /// The number of tokens in each sequence.
     pub fn lengths(&self) -> &[usize] {
         &self.lengths
     }
 
-    /// The position of each row's first token.
+    /// The position of each sequence's first token.
     pub fn positions(&self) -> &[usize] {
         &self.positions
     }
@@ -119,9 +139,42 @@ impl Batch {
         self.lengths.is_empty()
     }
 
-    /// The padded width: the longest sequence's length.
+    /// The longest sequence's length.
     pub fn width(&self) -> usize {
         self.lengths.iter().copied().max().unwrap_or(0)
+    }
+
+    /// The index of each sequence's last token in [`Batch::tokens`].
+    fn last_rows(&self) -> Vec<u32> {
+        let mut end = 0;
+        self.lengths
+            .iter()
+            .map(|&len| {
+                end += len;
+                (end - 1) as u32
+            })
+            .collect()
+    }
+}
+
+/// The keys and values of one sequence's earlier positions, for every layer: what lets a
+/// decode step read one new token instead of the whole sequence. Made by
+/// [`DecoderModel::new_cache`]; its memory grows in steps of 256 positions.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<candle_nn::kv_cache::KvCache>,
+    len: usize,
+}
+
+impl KvCache {
+    /// The number of positions held: where the sequence's next token goes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing has been run through it yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -217,10 +270,12 @@ fn rotate(xs: &Tensor, cos: &Tensor, sin: &Tensor, style: RopeStyle) -> Result<T
 
 /// What attention needs to know about one sequence of a batch for one forward pass.
 struct SeqPlan {
+    /// The sequence's first row in the packed batch.
+    offset: usize,
     len: usize,
     cos: Tensor,
     sin: Tensor,
-    /// Additive causal mask `[len, len]` (0 or -inf); `None` for a single token.
+    /// Additive causal mask `[len, kv_len]` (0 or -inf); `None` for a single token.
     mask: Option<Tensor>,
 }
 
@@ -238,52 +293,54 @@ struct Attention {
 }
 
 impl Attention {
-    /// `xs` is `[batch * seq, hidden]` (row `i * seq + j` is token `j` of sequence `i`);
-    /// returns the same shape. Padding rows hold the output projection of zeros.
-    fn forward(&self, xs: &Tensor, plans: &[SeqPlan]) -> Result<Tensor> {
-        let b = plans.len();
-        let t = xs.dim(0)? / b;
-        let q = self
-            .q
-            .forward(xs)?
-            .reshape((b, t, self.num_heads, self.head_dim))?;
-        let k = self
-            .k
-            .forward(xs)?
-            .reshape((b, t, self.num_kv_heads, self.head_dim))?;
-        let v = self
-            .v
-            .forward(xs)?
-            .reshape((b, t, self.num_kv_heads, self.head_dim))?;
-        let width = self.num_heads * self.head_dim;
-        let mut rows = Vec::with_capacity(b);
+    /// `xs` is `[tokens, hidden]`, the packed rows of the batch; returns the same shape.
+    /// With `caches` (one per sequence), each sequence's new keys and values are appended to
+    /// its cache of layer `layer`, and its queries also read the cached positions.
+    fn forward(
+        &self,
+        xs: &Tensor,
+        plans: &[SeqPlan],
+        layer: usize,
+        caches: &mut [&mut KvCache],
+    ) -> Result<Tensor> {
+        let q = self.q.forward(xs)?;
+        let k = self.k.forward(xs)?;
+        let v = self.v.forward(xs)?;
+        let mut rows = Vec::with_capacity(plans.len());
         for (i, plan) in plans.iter().enumerate() {
-            // [len, heads, dim] -> [1, heads, len, dim]
-            let heads = |x: &Tensor| -> Result<Tensor> {
-                Ok(x.i(i)?
-                    .narrow(0, 0, plan.len)?
+            // [len, heads * dim] -> [1, heads, len, dim]
+            let heads = |x: &Tensor, n: usize| -> Result<Tensor> {
+                Ok(x.narrow(0, plan.offset, plan.len)?
+                    .reshape((plan.len, n, self.head_dim))?
                     .transpose(0, 1)?
                     .contiguous()?
                     .unsqueeze(0)?)
             };
-            let qi = rotate(&heads(&q)?, &plan.cos, &plan.sin, self.rope_style)?;
-            let ki = rotate(&heads(&k)?, &plan.cos, &plan.sin, self.rope_style)?;
-            let vi = heads(&v)?;
-            let yi = attend(
-                &qi.squeeze(0)?,
-                &ki.squeeze(0)?,
-                &vi.squeeze(0)?,
-                plan.mask.as_ref(),
+            let qi = rotate(
+                &heads(&q, self.num_heads)?,
+                &plan.cos,
+                &plan.sin,
+                self.rope_style,
             )?;
-            let yi = if plan.len < t {
-                let pad = Tensor::zeros((t - plan.len, width), yi.dtype(), yi.device())?;
-                Tensor::cat(&[&yi, &pad], 0)?
-            } else {
-                yi
+            let ki = rotate(
+                &heads(&k, self.num_kv_heads)?,
+                &plan.cos,
+                &plan.sin,
+                self.rope_style,
+            )?
+            .squeeze(0)?;
+            let vi = heads(&v, self.num_kv_heads)?.squeeze(0)?;
+            let (ki, vi) = match caches.get_mut(i) {
+                Some(cache) => cache.layers[layer].append(&ki, &vi)?,
+                None => (ki, vi),
             };
-            rows.push(yi);
+            rows.push(attend(&qi.squeeze(0)?, &ki, &vi, plan.mask.as_ref())?);
         }
-        let ys = Tensor::cat(&rows, 0)?;
+        let ys = if rows.len() == 1 {
+            rows.pop().expect("one row")
+        } else {
+            Tensor::cat(&rows, 0)?
+        };
         Ok(self.o.forward(&ys)?)
     }
 }
@@ -310,7 +367,7 @@ fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<T
         None => scores,
     };
     let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-    let ys = probs.matmul(&v.contiguous()?)?;
+    let ys = probs.matmul(v)?;
     Ok(ys
         .reshape((heads, len, dim))?
         .transpose(0, 1)?
@@ -345,8 +402,16 @@ struct Block {
 }
 
 impl Block {
-    fn forward(&self, xs: &Tensor, plans: &[SeqPlan]) -> Result<Tensor> {
-        let h = self.attn.forward(&self.attn_norm.forward(xs)?, plans)?;
+    fn forward(
+        &self,
+        xs: &Tensor,
+        plans: &[SeqPlan],
+        layer: usize,
+        caches: &mut [&mut KvCache],
+    ) -> Result<Tensor> {
+        let h = self
+            .attn
+            .forward(&self.attn_norm.forward(xs)?, plans, layer, caches)?;
         let xs = (xs + h)?;
         let h = self.mlp.forward(&self.mlp_norm.forward(&xs)?)?;
         Ok((xs + h)?)
@@ -389,9 +454,10 @@ impl DecoderModel {
         let head = if ld.gguf.has_tensor("output.weight") {
             ld.qmatmul("output.weight", &[config.vocab_size, hidden])?
         } else {
-            match ld.format {
-                WeightFormat::Quantized => QMatMul::from_qtensor(embed_q)?,
-                WeightFormat::F32 => QMatMul::Tensor(embed_f32.clone()),
+            match ld.format.target(embed_q.dtype()) {
+                Some(dtype) if dtype == embed_q.dtype() => QMatMul::from_qtensor(embed_q)?,
+                Some(dtype) => QMatMul::from_qtensor(QTensor::quantize(&embed_f32, dtype)?)?,
+                None => QMatMul::Tensor(embed_f32.clone()),
             }
         };
         let embed = Embedding::new(embed_f32, hidden);
@@ -447,39 +513,85 @@ impl DecoderModel {
         &self.device
     }
 
-    /// Next-token logits at each sequence's last real token: `[batch, vocab]`, f32.
+    /// An empty key/value cache for one sequence.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache {
+            layers: (0..self.config.num_layers)
+                .map(|_| candle_nn::kv_cache::KvCache::new(1, 256))
+                .collect(),
+            len: 0,
+        }
+    }
+
+    /// Next-token logits at each sequence's last token: `[batch, vocab]`, f32.
     pub fn forward_last(&self, batch: &Batch) -> Result<Tensor> {
-        let hidden = self.hidden(batch)?;
-        let t = batch.width();
-        let last: Vec<u32> = batch
-            .lengths()
-            .iter()
-            .enumerate()
-            .map(|(i, &len)| (i * t + len - 1) as u32)
-            .collect();
-        let last = Tensor::from_vec(last, batch.len(), &self.device)?;
-        let rows = hidden.index_select(&last, 0)?;
+        let hidden = self.hidden(batch, &mut [])?;
+        self.last_logits(&hidden, batch)
+    }
+
+    /// Runs `steps[i].0`, the next tokens of sequence `i`, after the positions its cache
+    /// `steps[i].1` holds, appends their keys and values to it, and returns the logits at
+    /// each sequence's last new token: `[steps, vocab]`, f32. A sequence's prompt can go in
+    /// one step or in several chunks; either way the logits are those of the whole sequence.
+    pub fn forward_cached(&self, steps: &mut [(&[u32], &mut KvCache)]) -> Result<Tensor> {
+        let tokens: Vec<&[u32]> = steps.iter().map(|(t, _)| *t).collect();
+        let positions: Vec<usize> = steps.iter().map(|(_, c)| c.len).collect();
+        let batch = Batch::with_positions(&tokens, &positions)?;
+        let mut caches: Vec<&mut KvCache> = steps.iter_mut().map(|(_, c)| &mut **c).collect();
+        let hidden = self.hidden(&batch, &mut caches)?;
+        for (cache, &len) in caches.iter_mut().zip(batch.lengths()) {
+            cache.len += len;
+        }
+        self.last_logits(&hidden, &batch)
+    }
+
+    /// Logits at every position: `[batch, width, vocab]`, f32, each sequence right-padded
+    /// with zeros to the longest one's length.
+    pub fn forward_all(&self, batch: &Batch) -> Result<Tensor> {
+        let hidden = self.hidden(batch, &mut [])?;
+        let logits = self.head.forward(&self.norm.forward(&hidden)?)?;
+        let width = batch.width();
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut offset = 0;
+        for &len in batch.lengths() {
+            let row = logits.narrow(0, offset, len)?;
+            offset += len;
+            rows.push(if len < width {
+                row.pad_with_zeros(0, 0, width - len)?
+            } else {
+                row
+            });
+        }
+        Ok(Tensor::stack(&rows, 0)?)
+    }
+
+    fn last_logits(&self, hidden: &Tensor, batch: &Batch) -> Result<Tensor> {
+        let last = batch.last_rows();
+        let rows = if last.len() == hidden.dim(0)? {
+            hidden.clone()
+        } else {
+            let last = Tensor::from_vec(last, batch.len(), &self.device)?;
+            hidden.index_select(&last, 0)?
+        };
         Ok(self.head.forward(&self.norm.forward(&rows)?)?)
     }
 
-    /// Logits at every position: `[batch, seq, vocab]`, f32. Rows past a sequence's length
-    /// are padding and hold no meaning.
-    pub fn forward_all(&self, batch: &Batch) -> Result<Tensor> {
-        let hidden = self.hidden(batch)?;
-        let logits = self.head.forward(&self.norm.forward(&hidden)?)?;
-        Ok(logits.reshape((batch.len(), batch.width(), ()))?)
-    }
-
-    /// The residual stream after the last block, `[batch * seq, hidden]`: every token of the
-    /// padded batch is one row, so each projection is one matrix product.
-    fn hidden(&self, batch: &Batch) -> Result<Tensor> {
-        if batch.max_token as usize >= self.config.vocab_size {
+    /// The residual stream after the last block, `[tokens, hidden]`: every token of the
+    /// packed batch is one row, so each projection is one matrix product. `caches` is empty
+    /// or holds one cache per sequence, whose length must equal the sequence's position.
+    fn hidden(&self, batch: &Batch, caches: &mut [&mut KvCache]) -> Result<Tensor> {
+        if let Some(&bad) = batch
+            .tokens()
+            .iter()
+            .find(|&&t| t as usize >= self.config.vocab_size)
+        {
             return Err(InferError::BadInput(format!(
-                "token id {} is outside the vocabulary of {} tokens",
-                batch.max_token, self.config.vocab_size
+                "token id {bad} is outside the vocabulary of {} tokens",
+                self.config.vocab_size
             )));
         }
         let mut plans = Vec::with_capacity(batch.len());
+        let mut offset = 0;
         for (&len, &start) in batch.lengths().iter().zip(batch.positions()) {
             if start + len > self.config.context_length {
                 return Err(InferError::BadInput(format!(
@@ -488,23 +600,24 @@ impl DecoderModel {
                     self.config.context_length
                 )));
             }
+            let kv_len = if caches.is_empty() { len } else { start + len };
             let (cos, sin) = self.rope.tables(start, len, &self.device)?;
             let mask = (len > 1)
-                .then(|| causal_mask(len, len, &self.device))
+                .then(|| causal_mask(len, kv_len, &self.device))
                 .transpose()?;
             plans.push(SeqPlan {
+                offset,
                 len,
                 cos,
                 sin,
                 mask,
             });
+            offset += len;
         }
-        let mut xs = self
-            .embed
-            .forward(&batch.tokens().flatten_all()?)?
-            .to_dtype(DType::F32)?;
-        for block in &self.blocks {
-            xs = block.forward(&xs, &plans)?;
+        let ids = Tensor::new(batch.tokens(), &self.device)?;
+        let mut xs = self.embed.forward(&ids)?.to_dtype(DType::F32)?;
+        for (layer, block) in self.blocks.iter().enumerate() {
+            xs = block.forward(&xs, &plans, layer, caches)?;
         }
         Ok(xs)
     }
@@ -533,9 +646,13 @@ impl Loader<'_> {
             )));
         }
         let weights = self.qtensor(name)?;
-        Ok(match self.format {
-            WeightFormat::Quantized => QMatMul::from_qtensor(weights)?,
-            WeightFormat::F32 => QMatMul::Tensor(weights.dequantize(self.device)?),
+        Ok(match self.format.target(weights.dtype()) {
+            Some(dtype) if dtype == weights.dtype() => QMatMul::from_qtensor(weights)?,
+            Some(dtype) => {
+                let dense = weights.dequantize(self.device)?;
+                QMatMul::from_qtensor(QTensor::quantize(&dense, dtype)?)?
+            }
+            None => QMatMul::Tensor(weights.dequantize(self.device)?),
         })
     }
 
@@ -572,6 +689,7 @@ impl Loader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::IndexOp;
 
     #[test]
     fn the_causal_mask_lets_each_query_see_itself_and_earlier_keys() {
@@ -586,24 +704,21 @@ mod tests {
 
     #[test]
     fn batches_are_right_padded_and_checked() {
-        let batch = Batch::new(&[vec![5, 6, 7], vec![8]], 0, &Device::Cpu).expect("batch");
-        let rows: Vec<Vec<u32>> = batch.tokens().to_vec2().expect("u32");
-        assert_eq!(rows, vec![vec![5, 6, 7], vec![8, 0, 0]]);
+        let batch = Batch::new(&[vec![5, 6, 7], vec![8]]).expect("batch");
+        assert_eq!(batch.tokens(), &[5, 6, 7, 8]);
         assert_eq!(batch.lengths(), &[3, 1]);
         assert_eq!(batch.positions(), &[0, 0]);
         assert_eq!(batch.width(), 3);
+        assert_eq!(batch.last_rows(), vec![2, 3]);
 
         let empty: &[Vec<u32>] = &[];
+        assert!(matches!(Batch::new(empty), Err(InferError::BadInput(_))));
         assert!(matches!(
-            Batch::new(empty, 0, &Device::Cpu),
+            Batch::new(&[vec![1], vec![]]),
             Err(InferError::BadInput(_))
         ));
         assert!(matches!(
-            Batch::new(&[vec![1], vec![]], 0, &Device::Cpu),
-            Err(InferError::BadInput(_))
-        ));
-        assert!(matches!(
-            Batch::with_positions(&[vec![1]], &[0, 1], 0, &Device::Cpu),
+            Batch::with_positions(&[vec![1]], &[0, 1]),
             Err(InferError::BadInput(_))
         ));
     }

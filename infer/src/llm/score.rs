@@ -99,20 +99,9 @@ impl LlmScorer {
         &self.template
     }
 
-    /// Token ids of a rendered prompt. BOS is prepended when the model asks for it and the
-    /// template has not already written it.
+    /// Token ids of a rendered prompt: [`GgufTokenizer::encode_prompt`].
     pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>> {
-        let bos_written = self
-            .tokenizer
-            .bos()
-            .is_some_and(|bos| prompt.starts_with(&bos.text));
-        let ids = self
-            .tokenizer
-            .encode(prompt, self.tokenizer.add_bos() && !bos_written)?;
-        if ids.is_empty() {
-            return Err(InferError::BadInput("the prompt is empty".into()));
-        }
-        Ok(ids)
+        self.tokenizer.encode_prompt(prompt)
     }
 
     /// The chat prompt asking whether `passage` answers `query`, ending where the assistant's
@@ -183,7 +172,7 @@ impl LlmScorer {
         let mut scores = vec![0f32; encoded.len()];
         for chunk in order.chunks(batch_size) {
             let seqs: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].as_slice()).collect();
-            let batch = Batch::new(&seqs, self.tokenizer.pad_id(), device)?;
+            let batch = Batch::new(&seqs)?;
             let logits = self.model.forward_last(&batch)?;
             let pairs: Vec<Vec<f32>> = logits.index_select(&answers, 1)?.to_vec2()?;
             for (&i, pair) in chunk.iter().zip(pairs) {

@@ -277,6 +277,17 @@ impl GgufTokenizer {
             .to_vec())
     }
 
+    /// Token ids of a rendered chat prompt. BOS is prepended when the model asks for it and
+    /// the template has not already written it; an empty prompt is an error.
+    pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>> {
+        let bos_written = self.bos().is_some_and(|bos| prompt.starts_with(&bos.text));
+        let ids = self.encode(prompt, self.add_bos() && !bos_written)?;
+        if ids.is_empty() {
+            return Err(InferError::BadInput("the prompt is empty".into()));
+        }
+        Ok(ids)
+    }
+
     /// The text of `ids`; special tokens are left out with `skip_special_tokens`.
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
         self.tokenizer

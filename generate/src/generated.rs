@@ -1,0 +1,531 @@
+//! Answers written by a language model from the numbered passages, then checked.
+//!
+//! 1. The extractive answerer scores the passages' sentences first: when none matches the
+//!    question well enough, the answer abstains without asking the model (no point in
+//!    generating from passages that do not answer).
+//! 2. The prompt numbers the passages `[1]`..`[n]`, best first, packed into the model's
+//!    context: what the answer may take (`max_tokens`), the instruction and the question are
+//!    reserved first, then passages go in whole while they fit, and the last one is cut.
+//! 3. The model's text streams to the caller as it comes.
+//! 4. Its `[n]` markers are read ([`crate::verify::parse`]): markers naming no passage are
+//!    removed and counted. Each sentence is scored against the passages it cites
+//!    ([`crate::verify::verify`]); below `min_support` it is flagged unsupported (or dropped
+//!    with `drop_unsupported`). A citation quotes the sentence of its passage that best
+//!    matches the answer sentences citing it, with that sentence's exact span.
+//! 5. When the model says the passages do not answer, the answer abstains. When fewer than
+//!    `min_supported_share` of its sentences are supported, the generated text is replaced by
+//!    the extractive answer's quotes, and the answer's `note` says why.
+
+use crate::extractive::{ABSTAIN_TEXT, extractive};
+use crate::sentences::sentences;
+use crate::terms::{overlap, terms};
+use crate::verify::{parse, verify};
+use cairn_core::config::{AnswerConfig, GenerateConfig};
+use cairn_core::{
+    Answer, AnswerMode, AnswerSentence, ChatRole, ChatTurn, Citation, Embedder, GenerateRequest,
+    Generator, Hit, Result, Span,
+};
+
+/// The instruction given to the model.
+pub const SYSTEM_PROMPT: &str = "You answer questions using only the numbered passages you are given. \
+Write a short answer of one to three sentences. End every sentence with the number of the \
+passage that supports it in square brackets, like [1] or [2]. Do not use facts that are not in \
+the passages. If the passages do not answer the question, reply only: \
+The documents do not answer this question.";
+
+/// Tokens kept free for the chat template's own markers.
+const TEMPLATE_TOKENS: usize = 48;
+
+/// Passages shorter than this (in tokens) after cutting are left out rather than cut.
+const MIN_PASSAGE_TOKENS: usize = 32;
+
+/// The user turn: numbered passages, then the question. Returns it and how many passages it
+/// holds (the first `n` of `hits`).
+pub fn build_prompt(
+    question: &str,
+    hits: &[Hit],
+    max_passages: usize,
+    generator: &dyn Generator,
+    max_tokens: usize,
+) -> Result<(String, usize)> {
+    let question_part = format!("Question: {question}\nAnswer with citations:");
+    let reserved = max_tokens
+        + TEMPLATE_TOKENS
+        + generator.count_tokens(SYSTEM_PROMPT)
+        + generator.count_tokens(&question_part);
+    let Some(mut budget) = generator.context_tokens().checked_sub(reserved) else {
+        return Err(cairn_core::Error::user(format!(
+            "the question is too long for the model's context of {} tokens",
+            generator.context_tokens()
+        )));
+    };
+    let mut prompt = String::from("Passages:\n\n");
+    let mut used = 0;
+    for (i, hit) in hits.iter().take(max_passages).enumerate() {
+        let head = match hit.page {
+            0 => format!("[{}] {}\n", i + 1, hit.title),
+            page => format!("[{}] {} (page {page})\n", i + 1, hit.title),
+        };
+        let body = format!("{head}{}\n\n", hit.text.trim());
+        let need = generator.count_tokens(&body);
+        if need <= budget {
+            prompt.push_str(&body);
+            budget -= need;
+            used += 1;
+            continue;
+        }
+        // Cut the last passage to what is left, by its share of characters.
+        if budget >= MIN_PASSAGE_TOKENS + generator.count_tokens(&head) {
+            let keep = (body.len() * budget / need).saturating_sub(head.len() + 16);
+            let mut cut = keep.min(hit.text.len());
+            while !hit.text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let body = format!("{head}{} …\n\n", hit.text[..cut].trim());
+            if generator.count_tokens(&body) <= budget {
+                prompt.push_str(&body);
+                used += 1;
+            }
+        }
+        break;
+    }
+    prompt.push_str(&question_part);
+    Ok((prompt, used))
+}
+
+/// Answers `question` from `hits` (best first) with `generator`; see the module
+/// documentation. `on_text` receives the generated text as it comes.
+#[allow(clippy::too_many_arguments)]
+pub async fn generated(
+    question: &str,
+    hits: Vec<Hit>,
+    embedder: &dyn Embedder,
+    generator: &dyn Generator,
+    answer_cfg: &AnswerConfig,
+    cfg: &GenerateConfig,
+    on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+) -> Result<Answer> {
+    let started = std::time::Instant::now();
+    let quoted = extractive(question, hits.clone(), embedder, answer_cfg).await?;
+    if quoted.abstained {
+        return Ok(quoted);
+    }
+    let (user, used) = build_prompt(
+        question,
+        &hits,
+        answer_cfg.max_passages,
+        generator,
+        cfg.max_tokens,
+    )?;
+    let out = generator
+        .generate(
+            GenerateRequest {
+                temperature: cfg.temperature,
+                seed: Some(0),
+                stop: vec!["\nQuestion:".into(), "\nPassages:".into()],
+                ..GenerateRequest::new(
+                    vec![
+                        ChatTurn::new(ChatRole::System, SYSTEM_PROMPT),
+                        ChatTurn::new(ChatRole::User, user),
+                    ],
+                    cfg.max_tokens,
+                )
+            },
+            on_text,
+        )
+        .await?;
+    let model = Some(generator.model_id().to_string());
+    let passages: Vec<Hit> = hits.into_iter().take(used).collect();
+    let elapsed = |a: &mut Answer| a.took_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+    if says_no_answer(&out.text) {
+        let mut closest = passages;
+        closest.truncate(answer_cfg.closest);
+        let mut answer = Answer {
+            answer: ABSTAIN_TEXT.to_string(),
+            sentences: Vec::new(),
+            citations: Vec::new(),
+            grounding: 0.0,
+            confidence: quoted.confidence,
+            abstained: true,
+            passages: closest,
+            mode: AnswerMode::Generated,
+            model,
+            unsupported: 0,
+            dropped_citations: 0,
+            note: Some("the model found no answer in the passages".into()),
+            took_ms: 0.0,
+        };
+        elapsed(&mut answer);
+        return Ok(answer);
+    }
+
+    let cited = parse(&out.text, passages.len());
+    let texts: Vec<&str> = passages.iter().map(|h| h.text.as_str()).collect();
+    let (mut sentences_out, _) = verify(&cited, &texts, embedder).await?;
+    for s in &mut sentences_out {
+        s.supported = !s.citations.is_empty() && s.support >= cfg.min_support;
+    }
+    let supported = sentences_out.iter().filter(|s| s.supported).count();
+    let unsupported = sentences_out.len() - supported;
+    let share = if sentences_out.is_empty() {
+        0.0
+    } else {
+        supported as f32 / sentences_out.len() as f32
+    };
+    if share < cfg.min_supported_share {
+        let mut answer = quoted;
+        answer.model = model;
+        answer.unsupported = unsupported;
+        answer.dropped_citations = cited.dropped;
+        answer.note = Some(format!(
+            "the generated answer was not supported by the passages ({supported} of {} \
+             sentences); quoting the passages instead",
+            sentences_out.len()
+        ));
+        elapsed(&mut answer);
+        return Ok(answer);
+    }
+    if cfg.drop_unsupported {
+        sentences_out.retain(|s| s.supported);
+    }
+    let grounding =
+        sentences_out.iter().map(|s| s.support).sum::<f32>() / sentences_out.len().max(1) as f32;
+    let citations = citations_for(&sentences_out, &passages);
+    let mut answer = Answer {
+        answer: render(&sentences_out),
+        sentences: sentences_out,
+        citations,
+        grounding,
+        confidence: quoted.confidence,
+        abstained: false,
+        passages,
+        mode: AnswerMode::Generated,
+        model,
+        unsupported,
+        dropped_citations: cited.dropped,
+        note: None,
+        took_ms: 0.0,
+    };
+    elapsed(&mut answer);
+    Ok(answer)
+}
+
+/// Whether the model's text is the refusal the instruction asks for.
+fn says_no_answer(text: &str) -> bool {
+    let t = text.to_lowercase();
+    t.trim().is_empty()
+        || [
+            "do not answer",
+            "does not answer",
+            "don't answer",
+            "not contain the answer",
+        ]
+        .iter()
+        .any(|p| t.contains(p))
+            && !t.contains('[')
+}
+
+/// The answer text: each sentence followed by its markers.
+fn render(sentences: &[AnswerSentence]) -> String {
+    let mut out = String::new();
+    for s in sentences {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&s.text);
+        for n in &s.citations {
+            out.push_str(&format!(" [{n}]"));
+        }
+    }
+    out
+}
+
+/// One citation per cited passage (its `n` is the passage number), quoting the passage
+/// sentence that shares the most terms with the answer sentences citing it.
+fn citations_for(sentences_out: &[AnswerSentence], passages: &[Hit]) -> Vec<Citation> {
+    let mut cited: Vec<usize> = sentences_out
+        .iter()
+        .flat_map(|s| s.citations.iter().copied())
+        .collect();
+    cited.sort_unstable();
+    cited.dedup();
+    cited
+        .into_iter()
+        .filter_map(|n| {
+            let hit = passages.get(n.checked_sub(1)?)?;
+            let claim: String = sentences_out
+                .iter()
+                .filter(|s| s.citations.contains(&n))
+                .map(|s| s.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let (start, end) = best_sentence(&terms(&claim), &hit.text);
+            Some(Citation {
+                n,
+                chunk_id: hit.chunk_id,
+                doc_id: hit.doc_id.clone(),
+                title: hit.title.clone(),
+                source: hit.source.clone(),
+                page: hit.page,
+                span: Span::new(hit.span.start + start, hit.span.start + end),
+                quote: hit.text[start..end].to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The byte range of the sentence of `text` sharing the most of `want` (the first on ties;
+/// the whole text when it has no sentence).
+fn best_sentence(want: &std::collections::HashSet<String>, text: &str) -> (usize, usize) {
+    let mut best = (f32::NEG_INFINITY, 0, text.len());
+    for (a, b) in sentences(text) {
+        let score = overlap(want, &text[a..b]);
+        if score > best.0 {
+            best = (score, a, b);
+        }
+    }
+    (best.1, best.2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::{ChunkId, DocId, Generated, TokenCounter};
+    use std::sync::Mutex;
+
+    const TOPICS: crate::BagOfWords = crate::BagOfWords(&["coffee", "printer", "holiday", "badge"]);
+
+    /// A generator that answers with fixed text, for checking what is done with the text;
+    /// the real model is exercised by the end-to-end tests.
+    struct Fixed {
+        text: &'static str,
+        context: usize,
+        prompts: Mutex<Vec<String>>,
+    }
+
+    impl Fixed {
+        fn new(text: &'static str) -> Self {
+            Self {
+                text,
+                context: 4096,
+                prompts: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl TokenCounter for Fixed {
+        fn count_tokens(&self, text: &str) -> usize {
+            text.split_whitespace().count()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Generator for Fixed {
+        fn model_id(&self) -> &str {
+            "fixed"
+        }
+        fn context_tokens(&self) -> usize {
+            self.context
+        }
+        async fn generate(
+            &self,
+            req: GenerateRequest,
+            on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        ) -> Result<Generated> {
+            self.prompts
+                .lock()
+                .unwrap()
+                .push(req.messages.last().unwrap().content.clone());
+            for piece in self.text.split_inclusive(' ') {
+                on_text(piece);
+            }
+            Ok(Generated {
+                text: self.text.to_string(),
+                finish_reason: "stop".into(),
+                prompt_tokens: 0,
+                completion_tokens: 0,
+            })
+        }
+    }
+
+    fn hit(id: i64, offset: usize, text: &str) -> Hit {
+        Hit {
+            chunk_id: ChunkId(id),
+            doc_id: DocId(format!("doc{id}")),
+            title: format!("Doc {id}"),
+            source: format!("doc{id}.md"),
+            page: id as u32,
+            span: Span::new(offset, offset + text.len()),
+            heading_path: Vec::new(),
+            text: text.to_string(),
+            score: 1.0,
+            bm25: None,
+            dense: None,
+            rerank: None,
+        }
+    }
+
+    fn hits() -> Vec<Hit> {
+        vec![
+            hit(
+                1,
+                40,
+                "The printer jams when the tray is open. Close the printer tray and press \
+                 resume to clear the printer jam.",
+            ),
+            hit(
+                2,
+                0,
+                "Coffee is free on Fridays. The coffee machine is on floor two.",
+            ),
+        ]
+    }
+
+    async fn answer(g: &Fixed, cfg: &GenerateConfig) -> Answer {
+        let mut streamed = String::new();
+        let a = generated(
+            "how do I clear a printer jam",
+            hits(),
+            &TOPICS,
+            g,
+            &AnswerConfig::default(),
+            cfg,
+            &mut |p| streamed.push_str(p),
+        )
+        .await
+        .expect("answer");
+        assert_eq!(streamed, g.text, "the text streams as generated");
+        a
+    }
+
+    #[tokio::test]
+    async fn citations_are_read_checked_and_quoted_exactly() {
+        let g = Fixed::new(
+            "Close the printer tray and press resume to clear the printer jam [1]. \
+             The printer jams when the tray is open [1][7].",
+        );
+        let a = answer(&g, &GenerateConfig::default()).await;
+        assert_eq!(a.mode, AnswerMode::Generated);
+        assert_eq!(a.model.as_deref(), Some("fixed"));
+        assert!(!a.abstained);
+        assert_eq!(a.dropped_citations, 1, "[7] names no passage");
+        assert_eq!(a.sentences.len(), 2);
+        assert!(
+            a.sentences
+                .iter()
+                .all(|s| s.supported && s.citations == [1])
+        );
+        assert_eq!(a.unsupported, 0);
+        assert!(a.grounding > 0.8, "{}", a.grounding);
+        assert_eq!(a.citations.len(), 1);
+        let c = &a.citations[0];
+        let passage = &hits()[0];
+        assert_eq!((c.n, c.page, &c.doc_id), (1, 1, &passage.doc_id));
+        let local = c.span.start - passage.span.start..c.span.end - passage.span.start;
+        assert_eq!(passage.text[local].to_string(), c.quote);
+        assert!(c.quote.starts_with("Close the printer tray"), "{}", c.quote);
+        assert!(
+            a.answer.ends_with("[1]") && !a.answer.contains("[7]"),
+            "{}",
+            a.answer
+        );
+        // The prompt numbers both passages and ends with the question.
+        let prompt = g.prompts.lock().unwrap()[0].clone();
+        assert!(
+            prompt.contains("[1] Doc 1 (page 1)\nThe printer jams"),
+            "{prompt}"
+        );
+        assert!(prompt.contains("[2] Doc 2 (page 2)\nCoffee"), "{prompt}");
+        assert!(prompt.contains("Question: how do I clear a printer jam"));
+    }
+
+    #[tokio::test]
+    async fn unsupported_sentences_are_flagged_or_dropped() {
+        let text = "Close the printer tray and press resume to clear the printer jam [1]. \
+                    Press resume to clear the printer, then close the tray [1]. \
+                    Holiday badges are printed by security on Mondays [2].";
+        let g = Fixed::new(text);
+        let a = answer(&g, &GenerateConfig::default()).await;
+        assert_eq!(a.mode, AnswerMode::Generated);
+        assert_eq!(a.unsupported, 1);
+        let flagged: Vec<_> = a.sentences.iter().filter(|s| !s.supported).collect();
+        assert_eq!(flagged.len(), 1);
+        assert!(flagged[0].text.starts_with("Holiday badges"));
+
+        let cfg = GenerateConfig {
+            drop_unsupported: true,
+            ..GenerateConfig::default()
+        };
+        let a = answer(&Fixed::new(text), &cfg).await;
+        assert_eq!(a.sentences.len(), 2);
+        assert!(!a.answer.contains("Holiday"));
+        assert!(
+            a.citations.iter().all(|c| c.n == 1),
+            "passage 2 is no longer cited"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_answer_is_replaced_by_quotes() {
+        let g = Fixed::new("Holiday badges are printed by security on Mondays [2].");
+        let a = answer(&g, &GenerateConfig::default()).await;
+        assert_eq!(a.mode, AnswerMode::Extractive);
+        assert!(!a.abstained);
+        assert!(
+            a.note.as_deref().unwrap_or("").contains("not supported"),
+            "{:?}",
+            a.note
+        );
+        assert!(a.citations.iter().any(|c| c.quote.contains("press resume")));
+    }
+
+    #[tokio::test]
+    async fn the_model_saying_no_answer_is_an_abstention() {
+        let g = Fixed::new("The documents do not answer this question.");
+        let a = answer(&g, &GenerateConfig::default()).await;
+        assert!(a.abstained);
+        assert_eq!(a.answer, ABSTAIN_TEXT);
+        assert!(a.citations.is_empty());
+        assert!(!a.passages.is_empty(), "the closest passages are shown");
+    }
+
+    #[tokio::test]
+    async fn weak_retrieval_abstains_without_asking_the_model() {
+        let g = Fixed::new("Anything [1].");
+        let a = generated(
+            "what is the airspeed of a swallow",
+            vec![hit(1, 0, "The coffee machine is on floor two.")],
+            &TOPICS,
+            &g,
+            &AnswerConfig::default(),
+            &GenerateConfig::default(),
+            &mut |_| {},
+        )
+        .await
+        .expect("answer");
+        assert!(a.abstained);
+        assert!(g.prompts.lock().unwrap().is_empty(), "the model was asked");
+    }
+
+    #[test]
+    fn passages_are_packed_into_the_context() {
+        let long = "word ".repeat(300);
+        let many: Vec<Hit> = (1..=5).map(|i| hit(i, 0, &long)).collect();
+        let mut g = Fixed::new("");
+        // Room for the reserved parts and about 1.5 passages.
+        let reserved = 100
+            + TEMPLATE_TOKENS
+            + g.count_tokens(SYSTEM_PROMPT)
+            + g.count_tokens("Question: q\nAnswer with citations:");
+        g.context = reserved + 460;
+        let (prompt, used) = build_prompt("q", &many, 5, &g, 100).expect("prompt");
+        assert_eq!(used, 2, "one whole passage and one cut");
+        assert!(prompt.contains("[2] Doc 2") && !prompt.contains("[3]"));
+        assert!(g.count_tokens(&prompt) <= g.context - 100);
+
+        g.context = reserved - 1;
+        let err = build_prompt("q", &many, 5, &g, 100).expect_err("no room");
+        assert!(err.message.contains("too long"), "{}", err.message);
+    }
+}

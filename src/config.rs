@@ -16,6 +16,7 @@ const KEYS: &[&str] = &[
     "retrieve",
     "rerank",
     "answer",
+    "generate",
     "server",
     "tenant",
 ];

@@ -24,7 +24,7 @@ pub fn model_dir(config: &Config) -> PathBuf {
 }
 
 /// A model given by name (a folder under `models_dir`) or by path.
-fn model_path(config: &Config, model: &str) -> PathBuf {
+pub fn model_path(config: &Config, model: &str) -> PathBuf {
     let m = PathBuf::from(model);
     if m.is_absolute() || model.contains('/') {
         m

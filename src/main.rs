@@ -51,6 +51,11 @@ enum Command {
     Ask(cmd::ask::Args),
     /// Score retrieval on a judged question set (nDCG, recall, MRR, latency per mode)
     Eval(cmd::eval::Args),
+    /// Benchmarks against peers run side by side (generation: llama.cpp)
+    Bench {
+        #[command(subcommand)]
+        command: cmd::bench::BenchCommand,
+    },
     /// List, show, delete or verify documents
     Docs {
         #[command(subcommand)]
@@ -154,6 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ask(args) => cmd::ask::run(config, &groups, args).await,
         Command::Eval(args) => cmd::eval::run(config, args).await,
         Command::Docs { command } => cmd::docs::run(config, &groups, command).await,
+        Command::Bench { command } => cmd::bench::run(config, command).await,
         Command::ParseWorker(args) => Ok(cmd::parse_worker::run(&args)),
     }
 }

@@ -1,6 +1,7 @@
 //! One module per command: each builds its inputs, calls library crates, and prints.
 
 pub mod ask;
+pub mod bench;
 pub mod docs;
 pub mod eval;
 pub mod ingest;

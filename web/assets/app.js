@@ -85,7 +85,8 @@ function showAnswer(a) {
   } else {
     const p = el("p");
     for (const s of a.sentences) {
-      const span = el("span", s.support < 0.5 ? { class: "unsupported", title: "not supported by the cited passage" } : {}, s.text);
+      const flagged = s.supported === false;
+      const span = el("span", flagged ? { class: "unsupported", title: `not supported by the cited passage (support ${s.support.toFixed(2)})` } : {}, s.text);
       p.append(span);
       for (const n of s.citations) {
         const c = a.citations.find((x) => x.n === n);
@@ -99,10 +100,14 @@ function showAnswer(a) {
       p.append(" ");
     }
     box.append(p);
+    if (a.unsupported > 0) {
+      box.append(el("p", { class: "meta warn" }, `${a.unsupported} sentence${a.unsupported > 1 ? "s are" : " is"} not supported by the cited passages (underlined).`));
+    }
     const sources = el("ol", { class: "meta" });
     for (const c of a.citations) sources.append(el("li", { value: c.n }, `${c.title} — p.${c.page}`));
     box.append(sources);
   }
+  if (a.note) box.append(el("p", { class: "meta note" }, `Note: ${a.note}.`));
   box.hidden = false;
 }
 
@@ -184,7 +189,8 @@ $("ask-form").addEventListener("submit", async (e) => {
     } else {
       const a = await askStreaming(question, status);
       showAnswer(a);
-      status.textContent = a.abstained ? "The documents do not answer this." : `Answered in ${Math.round(a.took_ms)} ms`;
+      const by = a.mode === "generated" ? ` by ${a.model}` : " (quoted from the documents)";
+      status.textContent = a.abstained ? "The documents do not answer this." : `Answered${by} in ${Math.round(a.took_ms)} ms`;
     }
   } catch (err) {
     status.className = "error";

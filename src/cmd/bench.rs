@@ -1,0 +1,296 @@
+//! `cairn bench generate`: tokens per second of the local generation engine, alone and with
+//! concurrent streams, side by side with llama.cpp (llama-cpp-python) on the same GGUF file
+//! and the same thread counts.
+//!
+//! Each thread count runs in a child process (`RAYON_NUM_THREADS` fixes candle's pool when
+//! it starts), each measurement is repeated and its median reported. Decode speed is the
+//! tokens generated after the first one divided by the time after the first one, so prompt
+//! reading is left out; aggregate speed with N streams is all their tokens over the wall
+//! time of the whole batch. The peer is measured by `bench/generate/llama_cpp_peer.py` in the
+//! virtual environment that `bench/generate/setup` makes; without it the table says so.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use cairn_core::Config;
+use cairn_infer::llm::{ChatMessage, Engine, EngineOptions, Event, Role, SamplingParams};
+use serde::{Deserialize, Serialize};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Decode tokens/s of the local engine (1 stream and N streams) against llama.cpp
+    Generate(Args),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The GGUF model: a folder under the models dir or a path [default: [generate] model]
+    #[arg(long)]
+    model: Option<String>,
+    /// Thread counts to measure (comma-separated)
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    threads: Vec<usize>,
+    /// Concurrent streams to measure (comma-separated)
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    streams: Vec<usize>,
+    /// Tokens generated per stream
+    #[arg(long, default_value_t = 128)]
+    tokens: usize,
+    /// Repetitions of each measurement (the median is reported)
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Python with llama-cpp-python [default: ~/.cache/cairn/bench-venv/bin/python]
+    #[arg(long)]
+    peer_python: Option<PathBuf>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+    /// Measure in this process with its thread pool as it is (internal)
+    #[arg(long, hide = true)]
+    worker: bool,
+}
+
+/// One measured configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Row {
+    engine: String,
+    threads: usize,
+    streams: usize,
+    /// Median aggregate decode tokens/s.
+    tokens_per_s: f64,
+    /// Median prompt tokens/s (reading the prompt).
+    prefill_per_s: f64,
+}
+
+const PROMPT: &str = "Write a long, detailed essay about the history of lighthouses, \
+their keepers, and how their lamps and lenses changed over two centuries.";
+
+pub async fn run(config: Config, command: BenchCommand) -> Result<ExitCode> {
+    let BenchCommand::Generate(args) = command;
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(|| config.generate.model.clone());
+    let path = crate::app::model_path(&config, &model);
+    let gguf = gguf_file(&path)?;
+    if args.worker {
+        let rows = tokio::task::spawn_blocking({
+            let args = args.clone();
+            move || measure_cairn(&gguf, &args)
+        })
+        .await??;
+        println!("{}", serde_json::to_string(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let exe = std::env::current_exe()?;
+    let python = args.peer_python.clone().unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/cairn/bench-venv/bin/python")
+    });
+    let peer_script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/generate/llama_cpp_peer.py");
+    let mut rows: Vec<Row> = Vec::new();
+    let mut notes = Vec::new();
+    for &threads in &args.threads {
+        eprintln!("bench: cairn, {threads} thread(s) …");
+        let out = Command::new(&exe)
+            .args(["bench", "generate", "--worker", "--model"])
+            .arg(&gguf)
+            .args(["--tokens", &args.tokens.to_string()])
+            .args(["--repeat", &args.repeat.to_string()])
+            .arg("--streams")
+            .arg(join(&args.streams))
+            .env("RAYON_NUM_THREADS", threads.to_string())
+            .output()
+            .context("running the measuring child")?;
+        if !out.status.success() {
+            bail!(
+                "the measuring child failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut measured: Vec<Row> = serde_json::from_slice(&out.stdout)?;
+        for r in &mut measured {
+            r.threads = threads;
+        }
+        rows.extend(measured);
+        if python.exists() && peer_script.exists() {
+            eprintln!("bench: llama.cpp, {threads} thread(s) …");
+            let out = Command::new(&python)
+                .arg(&peer_script)
+                .arg(&gguf)
+                .args(["--threads", &threads.to_string()])
+                .args(["--tokens", &args.tokens.to_string()])
+                .args(["--repeat", &args.repeat.to_string()])
+                .args(["--prompt", PROMPT])
+                .output()
+                .context("running the llama.cpp peer")?;
+            if out.status.success() {
+                rows.push(serde_json::from_slice(&out.stdout)?);
+            } else {
+                notes.push(format!(
+                    "llama.cpp peer failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                ));
+            }
+        } else if threads == args.threads[0] {
+            notes.push(format!(
+                "llama.cpp not measured: run bench/generate/setup (looked for {})",
+                python.display()
+            ));
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "model": gguf, "tokens": args.tokens, "repeat": args.repeat, "rows": rows, "notes": notes
+            }))?
+        );
+    } else {
+        print_table(&gguf, &args, &rows);
+        for n in notes {
+            println!("note: {n}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn join(xs: &[usize]) -> String {
+    xs.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn print_table(gguf: &Path, args: &Args, rows: &[Row]) {
+    println!(
+        "model {} · {} tokens per stream · median of {}",
+        gguf.display(),
+        args.tokens,
+        args.repeat
+    );
+    println!(
+        "| engine | threads | streams | decode tokens/s | prompt tokens/s | vs llama.cpp (1 stream) | vs 1 stream |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for r in rows {
+        let peer = rows
+            .iter()
+            .find(|p| p.engine == "llama.cpp" && p.threads == r.threads && p.streams == 1);
+        let single = rows
+            .iter()
+            .find(|p| p.engine == r.engine && p.threads == r.threads && p.streams == 1);
+        let ratio = |base: Option<&Row>| {
+            base.map_or("—".to_string(), |b| {
+                format!("{:.2}×", r.tokens_per_s / b.tokens_per_s)
+            })
+        };
+        println!(
+            "| {} | {} | {} | {:.1} | {:.0} | {} | {} |",
+            r.engine,
+            r.threads,
+            r.streams,
+            r.tokens_per_s,
+            r.prefill_per_s,
+            ratio(peer),
+            ratio(single)
+        );
+    }
+}
+
+/// The GGUF file at `path`, or the one in the folder.
+fn gguf_file(path: &Path) -> Result<PathBuf> {
+    let gguf = cairn_infer::llm::GgufFile::open(path)
+        .with_context(|| format!("opening the model {}", path.display()))?;
+    Ok(gguf.path().to_path_buf())
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Runs every stream count `repeat` times in this process.
+fn measure_cairn(gguf: &Path, args: &Args) -> Result<Vec<Row>> {
+    let max_batch = args.streams.iter().copied().max().unwrap_or(1);
+    let device = cairn_infer::pick_device()?;
+    let local = cairn_infer::LocalGenerator::load(
+        gguf,
+        &device,
+        EngineOptions {
+            max_batch,
+            max_queue: max_batch * 2,
+            ..EngineOptions::default()
+        },
+    )?;
+    let engine: &Engine = local.engine();
+    let prompt = engine.chat_prompt(&[ChatMessage::new(Role::User, PROMPT)])?;
+    let mut rows = Vec::new();
+    for &streams in &args.streams {
+        let (mut decode, mut prefill) = (Vec::new(), Vec::new());
+        for _ in 0..args.repeat.max(1) {
+            let (d, p) = one_run(engine, &prompt, streams, args.tokens)?;
+            decode.push(d);
+            prefill.push(p);
+        }
+        rows.push(Row {
+            engine: "cairn".into(),
+            threads: 0,
+            streams,
+            tokens_per_s: median(decode),
+            prefill_per_s: median(prefill),
+        });
+    }
+    Ok(rows)
+}
+
+/// `streams` generations of the same prompt at once: (decode tokens/s over all streams,
+/// prompt tokens/s).
+fn one_run(engine: &Engine, prompt: &[u32], streams: usize, tokens: usize) -> Result<(f64, f64)> {
+    let started = Instant::now();
+    let mut generations = Vec::with_capacity(streams);
+    for _ in 0..streams {
+        generations.push(engine.submit(prompt.to_vec(), SamplingParams::greedy(tokens))?);
+    }
+    // Each stream's first text marks the end of its prompt; the last of them is when every
+    // prompt has been read.
+    let handles: Vec<_> = generations
+        .into_iter()
+        .map(|mut g| {
+            std::thread::spawn(move || -> (Option<Duration>, usize, Instant) {
+                let t0 = Instant::now();
+                let mut first = None;
+                let mut count = 0;
+                while let Some(e) = g.blocking_recv() {
+                    match e {
+                        Event::Text(_) => {
+                            first.get_or_insert_with(|| t0.elapsed());
+                        }
+                        Event::Done(d) => count = d.completion_tokens,
+                        Event::Failed(_) => break,
+                    }
+                }
+                (first, count, Instant::now())
+            })
+        })
+        .collect();
+    let mut last_first = Duration::ZERO;
+    let mut total = 0;
+    let mut end = started;
+    for h in handles {
+        let (first, count, finished) =
+            h.join().map_err(|_| anyhow::anyhow!("a stream panicked"))?;
+        last_first = last_first.max(first.unwrap_or_default());
+        total += count.saturating_sub(1);
+        end = end.max(finished);
+    }
+    let decode_time = (end - started).saturating_sub(last_first).as_secs_f64();
+    let prefill_per_s = (prompt.len() * streams) as f64 / last_first.as_secs_f64().max(1e-9);
+    Ok((total as f64 / decode_time.max(1e-9), prefill_per_s))
+}

@@ -275,5 +275,15 @@ pub trait DocumentStore: Send + Sync {
     /// Stores the document in the catalog (acknowledged from here on), then brings every
     /// derived index up to date.
     async fn put_document(&self, doc: NewDocument, chunks: Vec<NewChunk>) -> Result<Document>;
+    /// Removes the document from the catalog and every index, and its kept original.
     async fn delete_document(&self, id: &DocId) -> Result<Seq>;
+    /// Keeps the original bytes of an uploaded document, so it can be re-indexed later (a
+    /// store without room for originals keeps nothing).
+    async fn keep_original(&self, _id: &DocId, _bytes: &[u8]) -> Result<()> {
+        Ok(())
+    }
+    /// The kept original of a document, if there is one.
+    async fn original(&self, _id: &DocId) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
 }

@@ -59,6 +59,8 @@ pub struct Store {
     sync_lock: tokio::sync::Mutex<()>,
     /// Held for the life of an embedded store.
     _dir_lock: Option<DataDirLock>,
+    /// `DATA_DIR/originals`: uploaded documents' bytes, one file per document id.
+    originals: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
@@ -123,6 +125,7 @@ impl Store {
             vectors,
             sync_lock: tokio::sync::Mutex::new(()),
             _dir_lock: None,
+            originals: None,
         }
     }
 
@@ -145,6 +148,7 @@ impl Store {
 
         let mut store = Store::new(Arc::new(catalog), Arc::new(lexical), Arc::new(vectors));
         store._dir_lock = Some(dir_lock);
+        store.originals = Some(opts.data_dir.join("originals"));
         let visible = store.sync().await?;
         if lexical_from < last || vectors_from < last {
             store.flush().await?;
@@ -342,9 +346,75 @@ impl DocumentStore for Store {
 
     async fn delete_document(&self, id: &DocId) -> Result<Seq> {
         let seq = self.catalog.delete_document(id).await?;
+        if let Some(path) = self.original_path(id) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(after_ack(
+                        Error::internal(format!("cannot remove {}: {e}", path.display())),
+                        seq,
+                    ));
+                }
+            }
+        }
         self.sync().await.map_err(|e| after_ack(e, seq))?;
         Ok(seq)
     }
+
+    async fn keep_original(&self, id: &DocId, bytes: &[u8]) -> Result<()> {
+        let Some(path) = self.original_path(id) else {
+            return Ok(());
+        };
+        let bytes = bytes.to_vec();
+        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+            .await
+            .map_err(|e| Error::internal("keeping the original failed").with_source(e))?
+    }
+
+    async fn original(&self, id: &DocId) -> Result<Option<Vec<u8>>> {
+        let Some(path) = self.original_path(id) else {
+            return Ok(None);
+        };
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::internal(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+}
+
+impl Store {
+    /// Where a document's kept original lives. Document ids are UUIDs; anything else is
+    /// refused rather than turned into a path.
+    fn original_path(&self, id: &DocId) -> Option<PathBuf> {
+        let ok = !id.0.is_empty() && id.0.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+        self.originals
+            .as_ref()
+            .filter(|_| ok)
+            .map(|dir| dir.join(&id.0))
+    }
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename, so the file is
+/// either the old one or complete.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| Error::internal(format!("cannot write {}: {e}", path.display()));
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(fail)?;
+    f.write_all(bytes).map_err(fail)?;
+    f.sync_all().map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(fail)?;
+    Ok(())
 }
 
 /// A catch-up failure after the write was acknowledged: say so, keep the kind.

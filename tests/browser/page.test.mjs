@@ -83,10 +83,13 @@ try {
   await rows.filter({ hasText: "ferry-timetable.md" }).locator(".state-ready").waitFor({ timeout: 120_000 });
   await page.locator("#docs tr", { hasText: "Cairn field guide" }).waitFor();
   await shot(page, "uploaded");
-  // Only the path-ingested document offers Re-index; re-reading its unchanged file changes nothing.
-  assert.equal(await page.getByRole("button", { name: /^re-index/ }).count(), 1);
+  // Every document offers Re-index: the path-ingested one re-reads its file, an uploaded one
+  // its kept original; unchanged, neither changes.
+  assert.equal(await page.getByRole("button", { name: /^re-index/ }).count(), 3);
   await page.getByRole("button", { name: "re-index Kiln notes" }).click();
   await page.locator("#library-status", { hasText: "Kiln notes: unchanged" }).waitFor();
+  await page.getByRole("button", { name: "re-index Cairn field guide" }).click();
+  await page.locator("#library-status", { hasText: "Cairn field guide: unchanged" }).waitFor();
 
   // Ask: the answer cites page 3 of the PDF; the citation opens the passage.
   await page.getByLabel("Question").fill("what guides the ptarmigan expedition home?");

@@ -178,7 +178,8 @@ fn answers_cite_their_passage_and_unanswerable_questions_abstain() {
             .send_empty(),
     );
     assert_eq!(status, 404, "{err}");
-    // An uploaded document has no file on the server to read again.
+    // An uploaded document is read again from the original kept in the data dir; deleting
+    // the document deletes the original too.
     let (ctype, form) = multipart(&[("memo.md", b"# Memo\n\nThe kiln is fired on Tuesdays.\n")]);
     let (status, up) = send(
         http()
@@ -188,11 +189,19 @@ fn answers_cite_their_passage_and_unanswerable_questions_abstain() {
     );
     assert_eq!(status, 201, "{up}");
     let memo = up["documents"][0]["doc_id"].as_str().unwrap().to_string();
-    let (status, err) = send(
-        http()
-            .post(&server.url(&format!("/v1/documents/{memo}/reindex")))
-            .send_empty(),
+    let original = data.join("originals").join(&memo);
+    assert_eq!(
+        std::fs::read(&original).unwrap(),
+        b"# Memo\n\nThe kiln is fired on Tuesdays.\n"
     );
+    let memo_route = server.url(&format!("/v1/documents/{memo}/reindex"));
+    let (status, again) = send(http().post(&memo_route).send_empty());
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["document"]["status"], "unchanged", "{again}");
+    assert_eq!(again["document"]["doc_id"], memo.as_str());
+    // Without its original (uploaded by an older cairn), it says what to do.
+    std::fs::remove_file(&original).unwrap();
+    let (status, err) = send(http().post(&memo_route).send_empty());
     assert_eq!(status, 400, "{err}");
     assert!(
         err["error"]["message"]
@@ -200,6 +209,26 @@ fn answers_cite_their_passage_and_unanswerable_questions_abstain() {
             .unwrap()
             .contains("upload it again"),
         "{err}"
+    );
+    let (ctype, form) = multipart(&[("memo.md", b"# Memo\n\nThe kiln is fired on Fridays.\n")]);
+    let (status, up) = send(
+        http()
+            .post(&server.url("/v1/documents"))
+            .header("content-type", &ctype)
+            .send(&form[..]),
+    );
+    assert_eq!(status, 201, "{up}");
+    assert_eq!(up["documents"][0]["doc_id"], memo.as_str(), "{up}");
+    assert!(original.exists(), "the new version's original is kept");
+    let (status, _) = send(
+        http()
+            .delete(&server.url(&format!("/v1/documents/{memo}")))
+            .call(),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        !original.exists(),
+        "a deleted document's original is removed"
     );
     // Bad input: a clear error.
     let (status, err) = send(

@@ -262,9 +262,7 @@ function renderLibrary() {
   for (const d of rows) {
     const when = new Date(d.updated_at).toLocaleString();
     const actions = el("td", {});
-    if (d.source.startsWith("/")) {
-      actions.append(el("button", { class: "plain", type: "button", "aria-label": `re-index ${d.title}`, onclick: () => reindex(d) }, "Re-index"), " ");
-    }
+    actions.append(el("button", { class: "plain", type: "button", "aria-label": `re-index ${d.title}`, onclick: () => reindex(d) }, "Re-index"), " ");
     actions.append(el("button", { class: "plain", type: "button", "aria-label": `delete ${d.title}`, onclick: () => remove(d) }, "Delete"));
     body.append(el("tr", {}, el("td", {}, d.title), el("td", {}, kind(d.mime)), el("td", {}, String(d.pages)),
       el("td", {}, String(d.chunk_count)), el("td", {}, when), el("td", { class: "state-ready" }, "ready"), actions));
@@ -296,7 +294,7 @@ async function remove(d) {
   }
 }
 
-/// Reads a document's file on the server again (documents ingested from a server path).
+/// Reads a document again: its file on the server, or the original kept at upload.
 async function reindex(d) {
   const status = $("library-status");
   status.className = "";

@@ -329,7 +329,16 @@ async fn upload(State(s): State<AppState>, mut form: Multipart) -> Result<Respon
     let mut documents = Vec::new();
     let mut failed = Vec::new();
     for (name, data) in files {
-        match s.ingestor.ingest_bytes(&data, &name, &acl).await {
+        let stored = match s.ingestor.ingest_bytes(&data, &name, &acl).await {
+            // The original is kept for "re-index one" (a new parser or chunker setting).
+            Ok(outcome) => s
+                .store
+                .keep_original(&outcome.doc_id, &data)
+                .await
+                .map(|()| outcome),
+            Err(e) => Err(e),
+        };
+        match stored {
             Ok(outcome) => documents.push(outcome),
             Err(e) => {
                 tracing::warn!(file = %name, error = %e, "upload rejected");
@@ -399,22 +408,28 @@ async fn delete_document(
     Ok(Json(json!({ "deleted": doc.id, "seq": seq })))
 }
 
-/// Re-reads a document's file (when it came from a path on the server, as with `cairn
-/// ingest` or `cairn reindex`): a changed file, ACL or chunker setting gives a new version;
-/// otherwise nothing changes. Uploaded documents have no file to re-read.
+/// Reads a document again: its file, when it came from a path on the server (`cairn ingest`,
+/// `cairn reindex`), or the original kept when it was uploaded. A changed file, ACL or
+/// chunker setting gives a new version; otherwise nothing changes.
 async fn reindex_document(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let doc = cairn_retrieve::visible_document(s.catalog.as_ref(), &id, &s.principal).await?;
     let path = std::path::Path::new(&doc.source);
-    if !path.is_absolute() {
-        return Err(ApiError::user(format!(
-            "{} was uploaded, so the server has no file to read again; upload it again instead",
-            doc.source
-        )));
-    }
-    let outcome = s.ingestor.ingest_path(path, &doc.acl).await?;
+    let outcome = if path.is_absolute() {
+        s.ingestor.ingest_path(path, &doc.acl).await?
+    } else {
+        let Some(bytes) = s.store.original(&doc.id).await? else {
+            return Err(ApiError::user(format!(
+                "{} was uploaded before cairn kept originals, so there is nothing to read again; upload it again instead",
+                doc.source
+            )));
+        };
+        s.ingestor
+            .ingest_bytes(&bytes, &doc.source, &doc.acl)
+            .await?
+    };
     Ok(Json(json!({ "document": outcome })))
 }
 

@@ -1,9 +1,10 @@
 // The upload-and-ask page in a real headless Chromium, driven by playwright-core:
 // a `cairn serve` on a free loopback port with a scratch data dir; upload a PDF and a
 // Markdown file through the page and wait for "ready"; re-index a document that was
-// ingested from a path; ask a question whose answer is on page 3 of the PDF and click its
-// citation; delete a document and see it gone; upload a
-// broken file and see its reason. Screenshots of each step go to $ARTIFACTS
+// ingested from a path and one that was uploaded; ask a question whose answer is on page 3
+// of the PDF and click its citation; delete a document and see it gone; upload a broken file
+// and see its reason. Then, on a second server with the packaged language model, see a
+// written answer stream in and its unsupported sentences marked. Screenshots of each step go to $ARTIFACTS
 // (default tests/browser/artifacts).
 //
 //   node tests/browser/page.test.mjs PATH/TO/cairn      (CAIRN_MODELS_DIR set)
@@ -36,10 +37,11 @@ writeFileSync(md, "# Ferry timetable\n\nThe zanderboat ferry leaves the north pi
 const broken = join(files, "broken.pdf");
 writeFileSync(broken, "%PDF-1.4\nthis is not really a PDF\n");
 
-/// Starts `cairn serve` and resolves with its base URL.
-function serve() {
+/// Starts `cairn serve` (with `env` added to its environment) and resolves with its base URL.
+function serve(env = {}) {
   const child = spawn(cairn, ["--data-dir", join(scratch, "data"), "serve", "--addr", "127.0.0.1:0"], {
     stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, ...env },
   });
   return new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error("cairn serve did not start in 120 s")), 120_000);
@@ -108,6 +110,21 @@ try {
   await page.keyboard.press("Escape");
   await page.locator("#panel").waitFor({ state: "hidden" });
 
+  // A question the documents do not answer: said so, with the closest passages.
+  await page.getByLabel("Question").fill("how do I renew my passport at the embassy?");
+  await page.getByRole("button", { name: "Ask", exact: true }).click();
+  await page.locator("#answer.abstained").waitFor({ timeout: 60_000 });
+  assert.match(await page.locator("#answer").innerText(), /do not answer/);
+  assert.ok((await page.locator("#answer.abstained li").count()) > 0, "no closest passages shown");
+  await shot(page, "abstained");
+
+  // A narrow window: nothing is wider than the screen.
+  await page.setViewportSize({ width: 380, height: 800 });
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 381, `the page is ${width} px wide in a 380 px window`);
+  await shot(page, "narrow");
+  await page.setViewportSize({ width: 1200, height: 900 });
+
   // Search only: the Markdown file's unique word finds it; after deleting it, nothing does.
   const searchFor = async (q) => {
     await page.getByLabel("Search only").check();
@@ -130,16 +147,68 @@ try {
   assert.match(await bad.innerText(), /failed: .*broken\.pdf/);
   assert.equal(await page.locator("#docs tr").count(), 2);
   await shot(page, "failed-upload");
-  console.log(`browser tests passed; screenshots in ${artifacts}`);
 } catch (e) {
   failed = true;
   console.error("browser test failed:", e);
 } finally {
-  await browser.close();
-  // Let the server shut down (it flushes its indexes) before its data dir goes.
-  const exited = new Promise((ok) => child.once("exit", ok));
-  child.kill("SIGTERM");
-  await exited;
-  rmSync(scratch, { recursive: true, force: true });
+  await stop(child);
 }
+
+/// Stops a server and waits for it (it flushes its indexes on the way out).
+async function stop(server) {
+  const exited = new Promise((ok) => server.once("exit", ok));
+  server.kill("SIGTERM");
+  await exited;
+}
+
+// With a language model (the packaged SmolLM2, greedy): the answer streams into the page
+// piece by piece, and the sentences its citations do not support are underlined. The
+// supported-share fallback is off, so the model's own text is what is shown.
+if (!failed) {
+  const { child: writer, base: wbase } = await serve({
+    CAIRN_GENERATE__BACKEND: "local",
+    CAIRN_GENERATE__MAX_TOKENS: "48",
+    CAIRN_GENERATE__MIN_SUPPORTED_SHARE: "0",
+  });
+  try {
+    const question = "what guides the ptarmigan expedition home?";
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await page.goto(wbase + "/");
+    await page.getByRole("heading", { name: "Ask" }).waitFor();
+    // Count the distinct texts the live answer shows while it streams.
+    await page.evaluate(() => {
+      window.liveTexts = new Set();
+      new MutationObserver(() => {
+        const live = document.querySelector("#answer .live");
+        if (live && live.textContent) window.liveTexts.add(live.textContent);
+      }).observe(document.getElementById("answer"), { childList: true, subtree: true, characterData: true });
+    });
+    await page.getByLabel("Question").fill(question);
+    await page.getByRole("button", { name: "Ask", exact: true }).click();
+    await page.locator("#ask-status", { hasText: /Answered|do not answer/ }).waitFor({ timeout: 120_000 });
+    const pieces = await page.evaluate(() => window.liveTexts.size);
+    assert.ok(pieces > 3, `the answer arrived in ${pieces} pieces, not token by token`);
+    // The page shows what the API says: the same number of unsupported sentences.
+    const api = await (await fetch(wbase + "/v1/ask", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ question }),
+    })).json();
+    assert.equal(api.mode, "generated", JSON.stringify(api));
+    assert.match(await page.locator("#ask-status").innerText(), /Answered by smollm2-135m/);
+    assert.equal(await page.locator("#answer .unsupported").count(), api.unsupported);
+    assert.ok(api.unsupported > 0, "the tiny model wrote no unsupported sentence to mark");
+    assert.match(await page.locator("#answer").innerText(), /not supported by the cited passages/);
+    await shot(page, "generated-answer");
+  } catch (e) {
+    failed = true;
+    console.error("browser test failed (generated answer):", e);
+  } finally {
+    await stop(writer);
+  }
+}
+
+await browser.close();
+rmSync(scratch, { recursive: true, force: true });
+if (!failed) console.log(`browser tests passed; screenshots in ${artifacts}`);
 process.exit(failed ? 1 : 0);

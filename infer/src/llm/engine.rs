@@ -35,7 +35,6 @@ use std::time::Instant;
 use candle_core::Device;
 use tokio::sync::mpsc;
 
-use super::gguf::GgufFile;
 use super::model::{DecoderModel, KvCache, WeightFormat};
 use super::sample::{Sampler, SamplingParams, TextOut};
 use super::template::{ChatMessage, ChatTemplate};
@@ -211,17 +210,7 @@ impl Engine {
         format: WeightFormat,
         options: EngineOptions,
     ) -> Result<Self> {
-        let gguf = GgufFile::open(path)?;
-        let tokenizer = GgufTokenizer::from_gguf(&gguf)?;
-        let template = ChatTemplate::from_gguf(&gguf, &tokenizer)?;
-        let model = DecoderModel::load(&gguf, device, format)?;
-        if tokenizer.vocab_size() > model.config().vocab_size {
-            return Err(gguf.error(format!(
-                "the tokenizer has {} tokens but the embeddings only {}",
-                tokenizer.vocab_size(),
-                model.config().vocab_size
-            )));
-        }
+        let (model, tokenizer, template) = super::load_parts(path, device, format)?;
         Self::start(model, tokenizer, template, options)
     }
 

@@ -51,3 +51,24 @@ pub use score::{
 };
 pub use template::{ChatMessage, ChatTemplate, Role};
 pub use tokenizer::{GgufTokenizer, PreTokenizerKind, SpecialToken};
+
+/// Loads what one GGUF file (or the folder holding it) holds: the weights onto `device` in
+/// `format`, the tokenizer and the chat template, checking that they fit together.
+pub fn load_parts(
+    path: &std::path::Path,
+    device: &candle_core::Device,
+    format: WeightFormat,
+) -> crate::error::Result<(DecoderModel, GgufTokenizer, ChatTemplate)> {
+    let gguf = GgufFile::open(path)?;
+    let tokenizer = GgufTokenizer::from_gguf(&gguf)?;
+    let template = ChatTemplate::from_gguf(&gguf, &tokenizer)?;
+    let model = DecoderModel::load(&gguf, device, format)?;
+    if tokenizer.vocab_size() > model.config().vocab_size {
+        return Err(gguf.error(format!(
+            "the tokenizer has {} tokens but the embeddings only {}",
+            tokenizer.vocab_size(),
+            model.config().vocab_size
+        )));
+    }
+    Ok((model, tokenizer, template))
+}

@@ -12,7 +12,6 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
-use super::gguf::GgufFile;
 use super::model::{Batch, DecoderModel, WeightFormat};
 use super::template::{ChatMessage, ChatTemplate, Role};
 use super::tokenizer::GgufTokenizer;
@@ -61,17 +60,7 @@ impl LlmScorer {
     /// Loads model, tokenizer and chat template from one GGUF file (or the folder holding
     /// it) onto `device`, weight matrices in `format`.
     pub fn load(path: &Path, device: &Device, format: WeightFormat) -> Result<Self> {
-        let gguf = GgufFile::open(path)?;
-        let tokenizer = GgufTokenizer::from_gguf(&gguf)?;
-        let template = ChatTemplate::from_gguf(&gguf, &tokenizer)?;
-        let model = DecoderModel::load(&gguf, device, format)?;
-        if tokenizer.vocab_size() > model.config().vocab_size {
-            return Err(gguf.error(format!(
-                "the tokenizer has {} tokens but the embeddings only {}",
-                tokenizer.vocab_size(),
-                model.config().vocab_size
-            )));
-        }
+        let (model, tokenizer, template) = super::load_parts(path, device, format)?;
         Ok(Self::new(model, tokenizer, template))
     }
 

@@ -32,7 +32,9 @@
 mod config;
 mod engine;
 mod gguf;
+mod host;
 mod model;
+mod qmm;
 mod sample;
 mod score;
 mod template;

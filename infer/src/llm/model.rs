@@ -20,11 +20,15 @@
 //! what else is in its batch: greedy decoding gives the same text alone or batched.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::Embedding;
 
 use super::config::{LlmConfig, RopeStyle};
 use super::gguf::{GgufFile, GgufReader};
+use super::host::{self, Heads, HostKv, RopeTables, Span};
+use super::qmm::CpuMatrix;
 use crate::error::{InferError, Result};
 
 /// How a model holds its weight matrices in memory.
@@ -39,10 +43,13 @@ pub enum WeightFormat {
     /// times faster on CPUs for which candle has no SIMD kernel of the file's quantization
     /// (Q4_1 on x86, or any x86 build without AVX enabled at compile time).
     F32,
-    /// Matrices stored in a type without SIMD kernels in candle (Q4_1, Q5_0, Q5_1, …) are
-    /// requantized to Q8_0 when loading; the others stay as stored. Q8_0 keeps 8 bits per
-    /// weight, so re-quantizing 4- or 5-bit weights loses almost nothing, and its kernels
-    /// run on AVX2 and NEON. The default for generating on a CPU.
+    /// The fastest way this build knows for each stored type. On the CPU, Q4_1 and Q8_0
+    /// matrices stay as stored and are multiplied by cairn's own kernels, which read each
+    /// block of weights once for up to eight rows (see `qmm`); other types without SIMD
+    /// kernels in candle (Q5_0, Q5_1, …) are requantized to Q8_0 for those kernels, and
+    /// k-quants stay with candle's. On a GPU, types without candle kernels become Q8_0. Q8_0
+    /// keeps 8 bits per weight, so re-quantizing 4- or 5-bit weights loses almost nothing.
+    /// The default for generating on a CPU.
     Fast,
 }
 
@@ -162,8 +169,15 @@ impl Batch {
 /// [`DecoderModel::new_cache`]; its memory grows in steps of 256 positions.
 #[derive(Debug, Clone)]
 pub struct KvCache {
-    layers: Vec<candle_nn::kv_cache::KvCache>,
+    layers: Vec<LayerKv>,
     len: usize,
+}
+
+/// One layer's cache: plain vectors for the CPU's attention loops, tensors on a GPU.
+#[derive(Debug, Clone)]
+enum LayerKv {
+    Host(HostKv),
+    Device(candle_nn::kv_cache::KvCache),
 }
 
 impl KvCache {
@@ -191,33 +205,50 @@ impl Module for RmsNorm {
     }
 }
 
+/// A weight matrix `[out, in]`, multiplied as `xs · Wᵀ` by candle's kernels or, on the CPU
+/// for Q4_1 and Q8_0 under [`WeightFormat::Fast`], by cairn's.
+#[derive(Debug, Clone)]
+enum Matrix {
+    Candle(QMatMul),
+    Cpu(Arc<CpuMatrix>),
+}
+
+impl Matrix {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Candle(m) => Ok(m.forward(xs)?),
+            Self::Cpu(m) => m.forward(xs),
+        }
+    }
+}
+
 /// A (quantized) linear map with an optional bias.
 #[derive(Debug, Clone)]
 struct Linear {
-    weight: QMatMul,
+    weight: Matrix,
     bias: Option<Tensor>,
 }
 
-impl Module for Linear {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+impl Linear {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let ys = self.weight.forward(xs)?;
-        match &self.bias {
-            Some(bias) => ys.broadcast_add(bias),
-            None => Ok(ys),
-        }
+        Ok(match &self.bias {
+            Some(bias) => ys.broadcast_add(bias)?,
+            None => ys,
+        })
     }
 }
 
 /// The SwiGLU feed-forward block.
 #[derive(Debug, Clone)]
 struct Mlp {
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Matrix,
+    up: Matrix,
+    down: Matrix,
 }
 
-impl Module for Mlp {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+impl Mlp {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let gate = candle_nn::ops::silu(&self.gate.forward(xs)?)?;
         let up = self.up.forward(xs)?;
         self.down.forward(&(gate * up)?)
@@ -268,7 +299,15 @@ fn rotate(xs: &Tensor, cos: &Tensor, sin: &Tensor, style: RopeStyle) -> Result<T
     })
 }
 
-/// What attention needs to know about one sequence of a batch for one forward pass.
+/// What attention needs to know about the sequences of a batch for one forward pass.
+enum Plans {
+    /// On the CPU: the sequences' rows and the rotation tables of every row.
+    Host { spans: Vec<Span>, rope: RopeTables },
+    /// On a GPU: tensors for each sequence.
+    Device(Vec<SeqPlan>),
+}
+
+/// What tensor attention needs to know about one sequence of a batch.
 struct SeqPlan {
     /// The sequence's first row in the packed batch.
     offset: usize,
@@ -285,7 +324,7 @@ struct Attention {
     q: Linear,
     k: Linear,
     v: Linear,
-    o: QMatMul,
+    o: Matrix,
     num_heads: usize,
     num_kv_heads: usize,
     head_dim: usize,
@@ -297,6 +336,79 @@ impl Attention {
     /// With `caches` (one per sequence), each sequence's new keys and values are appended to
     /// its cache of layer `layer`, and its queries also read the cached positions.
     fn forward(
+        &self,
+        xs: &Tensor,
+        plans: &Plans,
+        layer: usize,
+        caches: &mut [&mut KvCache],
+    ) -> Result<Tensor> {
+        let ys = match plans {
+            Plans::Host { spans, rope } => self.host(xs, spans, rope, layer, caches)?,
+            Plans::Device(plans) => self.tensors(xs, plans, layer, caches)?,
+        };
+        self.o.forward(&ys)
+    }
+
+    /// Attention in loops over host memory (see [`host`]); returns `[tokens, heads * dim]`.
+    fn host(
+        &self,
+        xs: &Tensor,
+        spans: &[Span],
+        rope: &RopeTables,
+        layer: usize,
+        caches: &mut [&mut KvCache],
+    ) -> Result<Tensor> {
+        let rows = xs.dim(0)?;
+        let host = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
+        let mut q = host(self.q.forward(xs)?)?;
+        let mut k = host(self.k.forward(xs)?)?;
+        let v = host(self.v.forward(xs)?)?;
+        rope.rotate(&mut q, self.num_heads, self.rope_style);
+        rope.rotate(&mut k, self.num_kv_heads, self.rope_style);
+        let shape = Heads {
+            heads: self.num_heads,
+            kv_heads: self.num_kv_heads,
+            dim: self.head_dim,
+        };
+        let kv_width = shape.kv_heads * shape.dim;
+        let rows_of = |s: &Span| s.offset * kv_width..(s.offset + s.len) * kv_width;
+        let own: Vec<HostKv>;
+        let views: Vec<&HostKv> = if caches.is_empty() {
+            own = spans
+                .iter()
+                .map(|s| {
+                    let mut kv = HostKv::default();
+                    kv.append(&k[rows_of(s)], &v[rows_of(s)], s.len, shape);
+                    kv
+                })
+                .collect();
+            own.iter().collect()
+        } else {
+            for (cache, s) in caches.iter_mut().zip(spans) {
+                match &mut cache.layers[layer] {
+                    LayerKv::Host(kv) => kv.append(&k[rows_of(s)], &v[rows_of(s)], s.len, shape),
+                    LayerKv::Device(_) => return Err(wrong_cache()),
+                }
+            }
+            caches
+                .iter()
+                .map(|c| match &c.layers[layer] {
+                    LayerKv::Host(kv) => Ok(kv),
+                    LayerKv::Device(_) => Err(wrong_cache()),
+                })
+                .collect::<Result<_>>()?
+        };
+        let mut out = vec![0f32; rows * shape.heads * shape.dim];
+        host::attend(&q, spans, &views, shape, &mut out);
+        Ok(Tensor::from_vec(
+            out,
+            (rows, shape.heads * shape.dim),
+            xs.device(),
+        )?)
+    }
+
+    /// Attention in tensor operations, sequence by sequence; returns `[tokens, heads * dim]`.
+    fn tensors(
         &self,
         xs: &Tensor,
         plans: &[SeqPlan],
@@ -330,19 +442,24 @@ impl Attention {
             )?
             .squeeze(0)?;
             let vi = heads(&v, self.num_kv_heads)?.squeeze(0)?;
-            let (ki, vi) = match caches.get_mut(i) {
-                Some(cache) => cache.layers[layer].append(&ki, &vi)?,
+            let (ki, vi) = match caches.get_mut(i).map(|c| &mut c.layers[layer]) {
+                Some(LayerKv::Device(cache)) => cache.append(&ki, &vi)?,
+                Some(LayerKv::Host(_)) => return Err(wrong_cache()),
                 None => (ki, vi),
             };
             rows.push(attend(&qi.squeeze(0)?, &ki, &vi, plan.mask.as_ref())?);
         }
-        let ys = if rows.len() == 1 {
+        Ok(if rows.len() == 1 {
             rows.pop().expect("one row")
         } else {
             Tensor::cat(&rows, 0)?
-        };
-        Ok(self.o.forward(&ys)?)
+        })
     }
+}
+
+/// A cache made for a model on another kind of device.
+fn wrong_cache() -> InferError {
+    InferError::BadInput("a key/value cache made by a model on another device".into())
 }
 
 /// Scaled dot-product attention of one sequence.
@@ -405,7 +522,7 @@ impl Block {
     fn forward(
         &self,
         xs: &Tensor,
-        plans: &[SeqPlan],
+        plans: &Plans,
         layer: usize,
         caches: &mut [&mut KvCache],
     ) -> Result<Tensor> {
@@ -425,9 +542,11 @@ pub struct DecoderModel {
     embed: Embedding,
     blocks: Vec<Block>,
     norm: RmsNorm,
-    head: QMatMul,
+    head: Matrix,
     rope: Rope,
     device: Device,
+    /// Attention in loops over host memory (on the CPU) rather than in tensor operations.
+    host_attention: bool,
 }
 
 impl DecoderModel {
@@ -454,11 +573,7 @@ impl DecoderModel {
         let head = if ld.gguf.has_tensor("output.weight") {
             ld.qmatmul("output.weight", &[config.vocab_size, hidden])?
         } else {
-            match ld.format.target(embed_q.dtype()) {
-                Some(dtype) if dtype == embed_q.dtype() => QMatMul::from_qtensor(embed_q)?,
-                Some(dtype) => QMatMul::from_qtensor(QTensor::quantize(&embed_f32, dtype)?)?,
-                None => QMatMul::Tensor(embed_f32.clone()),
-            }
+            ld.matrix(embed_q)?
         };
         let embed = Embedding::new(embed_f32, hidden);
         let norm = ld.norm("output_norm.weight", hidden)?;
@@ -500,6 +615,7 @@ impl DecoderModel {
             head,
             rope,
             device: ld.device.clone(),
+            host_attention: ld.device.is_cpu(),
         })
     }
 
@@ -517,7 +633,13 @@ impl DecoderModel {
     pub fn new_cache(&self) -> KvCache {
         KvCache {
             layers: (0..self.config.num_layers)
-                .map(|_| candle_nn::kv_cache::KvCache::new(1, 256))
+                .map(|_| {
+                    if self.host_attention {
+                        LayerKv::Host(HostKv::default())
+                    } else {
+                        LayerKv::Device(candle_nn::kv_cache::KvCache::new(1, 256))
+                    }
+                })
                 .collect(),
             len: 0,
         }
@@ -573,7 +695,7 @@ impl DecoderModel {
             let last = Tensor::from_vec(last, batch.len(), &self.device)?;
             hidden.index_select(&last, 0)?
         };
-        Ok(self.head.forward(&self.norm.forward(&rows)?)?)
+        self.head.forward(&self.norm.forward(&rows)?)
     }
 
     /// The residual stream after the last block, `[tokens, hidden]`: every token of the
@@ -590,7 +712,7 @@ impl DecoderModel {
                 self.config.vocab_size
             )));
         }
-        let mut plans = Vec::with_capacity(batch.len());
+        let mut spans = Vec::with_capacity(batch.len());
         let mut offset = 0;
         for (&len, &start) in batch.lengths().iter().zip(batch.positions()) {
             if start + len > self.config.context_length {
@@ -600,20 +722,30 @@ impl DecoderModel {
                     self.config.context_length
                 )));
             }
-            let kv_len = if caches.is_empty() { len } else { start + len };
-            let (cos, sin) = self.rope.tables(start, len, &self.device)?;
-            let mask = (len > 1)
-                .then(|| causal_mask(len, kv_len, &self.device))
-                .transpose()?;
-            plans.push(SeqPlan {
-                offset,
-                len,
-                cos,
-                sin,
-                mask,
-            });
+            spans.push(Span { offset, len, start });
             offset += len;
         }
+        let plans = if self.host_attention {
+            let rope = RopeTables::new(&self.rope.inv_freq, &spans);
+            Plans::Host { spans, rope }
+        } else {
+            let mut plans = Vec::with_capacity(spans.len());
+            for &Span { offset, len, start } in &spans {
+                let kv_len = if caches.is_empty() { len } else { start + len };
+                let (cos, sin) = self.rope.tables(start, len, &self.device)?;
+                let mask = (len > 1)
+                    .then(|| causal_mask(len, kv_len, &self.device))
+                    .transpose()?;
+                plans.push(SeqPlan {
+                    offset,
+                    len,
+                    cos,
+                    sin,
+                    mask,
+                });
+            }
+            Plans::Device(plans)
+        };
         let ids = Tensor::new(batch.tokens(), &self.device)?;
         let mut xs = self.embed.forward(&ids)?.to_dtype(DType::F32)?;
         for (layer, block) in self.blocks.iter().enumerate() {
@@ -638,7 +770,7 @@ impl Loader<'_> {
     }
 
     /// A weight matrix; `dims` (out, in) is checked unless empty.
-    fn qmatmul(&mut self, name: &str, dims: &[usize]) -> Result<QMatMul> {
+    fn qmatmul(&mut self, name: &str, dims: &[usize]) -> Result<Matrix> {
         let found = self.gguf.tensor_dims(name)?;
         if !dims.is_empty() && found != dims {
             return Err(self.gguf.error(format!(
@@ -646,14 +778,37 @@ impl Loader<'_> {
             )));
         }
         let weights = self.qtensor(name)?;
-        Ok(match self.format.target(weights.dtype()) {
-            Some(dtype) if dtype == weights.dtype() => QMatMul::from_qtensor(weights)?,
-            Some(dtype) => {
-                let dense = weights.dequantize(self.device)?;
-                QMatMul::from_qtensor(QTensor::quantize(&dense, dtype)?)?
+        self.matrix(weights)
+    }
+
+    /// `weights` held as [`Loader::format`] says.
+    fn matrix(&self, weights: QTensor) -> Result<Matrix> {
+        let stored = weights.dtype();
+        let requantize = |dtype| -> Result<QTensor> {
+            Ok(QTensor::quantize(&weights.dequantize(self.device)?, dtype)?)
+        };
+        if self.format == WeightFormat::Fast && self.device.is_cpu() {
+            let own = if CpuMatrix::supports(stored) {
+                Some(weights.dtype())
+            } else {
+                self.format
+                    .target(stored)
+                    .filter(|&t| CpuMatrix::supports(t))
+            };
+            if let Some(dtype) = own {
+                let q = if dtype == stored {
+                    weights
+                } else {
+                    requantize(dtype)?
+                };
+                return Ok(Matrix::Cpu(Arc::new(CpuMatrix::from_qtensor(&q)?)));
             }
+        }
+        Ok(Matrix::Candle(match self.format.target(stored) {
+            Some(dtype) if dtype == stored => QMatMul::from_qtensor(weights)?,
+            Some(dtype) => QMatMul::from_qtensor(requantize(dtype)?)?,
             None => QMatMul::Tensor(weights.dequantize(self.device)?),
-        })
+        }))
     }
 
     /// `<name>.weight` and, when the file has it, `<name>.bias`.
@@ -756,5 +911,128 @@ mod tests {
             .and_then(|d| d.to_scalar::<f32>())
             .expect("diff");
         assert!(diff < 1e-6, "max difference {diff}");
+    }
+
+    /// The packaged small model, when installed (the integration tests insist on it).
+    fn packaged_model() -> std::path::PathBuf {
+        let root = std::env::var_os("CAIRN_MODELS_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../models").into());
+        let dir = root.join("smollm2-135m");
+        assert!(
+            dir.is_dir(),
+            "model {} is not installed: run scripts/install-models (or set CAIRN_MODELS_DIR)",
+            dir.display()
+        );
+        dir
+    }
+
+    /// The CPU's attention loops and the tensor attention used on GPUs give the same logits,
+    /// for a batch of sequences of different lengths, with and without caches.
+    #[test]
+    fn host_attention_matches_tensor_attention() {
+        let gguf = GgufFile::open(&packaged_model()).expect("open");
+        let host = DecoderModel::load(&gguf, &Device::Cpu, WeightFormat::F32).expect("load");
+        assert!(host.host_attention);
+        let mut tensors = host.clone();
+        tensors.host_attention = false;
+        let diff = |a: &Tensor, b: &Tensor| {
+            let scale = b
+                .abs()
+                .and_then(|t| t.max_all())
+                .and_then(|t| t.to_scalar::<f32>());
+            let diff = (a - b)
+                .and_then(|d| d.abs())
+                .and_then(|d| d.max_all())
+                .and_then(|d| d.to_scalar::<f32>());
+            diff.expect("diff") / scale.expect("scale")
+        };
+        let a: Vec<u32> = (0..40).map(|i| 100 + 37 * i).collect();
+        let b: Vec<u32> = (0..9).map(|i| 2000 + 11 * i).collect();
+        let batch = Batch::with_positions(&[&a[..], &b[..]], &[0, 3]).expect("batch");
+        let (x, y) = (
+            host.forward_last(&batch).expect("host"),
+            tensors.forward_last(&batch).expect("tensors"),
+        );
+        assert!(
+            diff(&x, &y) < 1e-5,
+            "uncached: relative difference {}",
+            diff(&x, &y)
+        );
+
+        let (mut ha, mut hb) = (host.new_cache(), host.new_cache());
+        let (mut ta, mut tb) = (tensors.new_cache(), tensors.new_cache());
+        assert!(matches!(ta.layers[0], LayerKv::Device(_)));
+        for (from, to) in [(0, 5), (5, 6), (6, 7)] {
+            let x = host
+                .forward_cached(&mut [(&a[from..to], &mut ha), (&b[from..to], &mut hb)])
+                .expect("host");
+            let y = tensors
+                .forward_cached(&mut [(&a[from..to], &mut ta), (&b[from..to], &mut tb)])
+                .expect("tensors");
+            assert!(diff(&x, &y) < 1e-5, "cached to {to}: {}", diff(&x, &y));
+        }
+        // A cache of the other kind is refused, not misread.
+        assert!(matches!(
+            host.forward_cached(&mut [(&a[7..8], &mut ta)]),
+            Err(InferError::BadInput(_))
+        ));
+    }
+
+    /// The CPU kernels of the packaged model's Q4_1 and Q8_0 matrices give the logits of
+    /// the dequantized weights, up to the rounding of 8-bit activations, the same whether a
+    /// sequence runs alone or in a batch.
+    #[test]
+    fn the_cpu_kernels_give_the_logits_of_the_dequantized_weights() {
+        let gguf = GgufFile::open(&packaged_model()).expect("open");
+        let fast = DecoderModel::load(&gguf, &Device::Cpu, WeightFormat::Fast).expect("fast");
+        let dense = DecoderModel::load(&gguf, &Device::Cpu, WeightFormat::F32).expect("f32");
+        assert!(matches!(fast.head, Matrix::Cpu(_)));
+        assert!(matches!(fast.blocks[0].mlp.up, Matrix::Cpu(_)));
+        let a: Vec<u32> = (0..30).map(|i| 300 + 53 * i).collect();
+        let b: Vec<u32> = (0..7).map(|i| 900 + 31 * i).collect();
+        let c: Vec<u32> = (0..12).map(|i| 4000 + 7 * i).collect();
+        let seqs = [&a[..], &b[..], &c[..], &a[..5], &b[..3]];
+        let batch = Batch::new(&seqs).expect("batch");
+        let (x, y) = (
+            fast.forward_last(&batch).expect("fast"),
+            dense.forward_last(&batch).expect("dense"),
+        );
+        for (i, seq) in seqs.iter().enumerate() {
+            let (xi, yi) = (x.get(i).expect("row"), y.get(i).expect("row"));
+            let scale = yi
+                .abs()
+                .and_then(|t| t.max_all())
+                .and_then(|t| t.to_scalar::<f32>());
+            let diff = (&xi - &yi)
+                .and_then(|d| d.abs())
+                .and_then(|d| d.max_all())
+                .and_then(|d| d.to_scalar::<f32>());
+            let (diff, scale) = (diff.expect("diff"), scale.expect("scale"));
+            assert!(diff < 0.1 * scale, "sequence {i}: off by {diff} of {scale}");
+            // The dense weights' next token is among the kernels' five most likely.
+            let best = yi
+                .argmax(0)
+                .and_then(|t| t.to_scalar::<u32>())
+                .expect("argmax");
+            let logits = xi.to_vec1::<f32>().expect("logits");
+            let above = logits
+                .iter()
+                .filter(|&&l| l > logits[best as usize])
+                .count();
+            assert!(
+                above < 5,
+                "sequence {i}: token {best} is behind {above} others"
+            );
+            let alone = fast
+                .forward_last(&Batch::new(&[seq]).expect("batch"))
+                .and_then(|t| Ok(t.get(0)?.to_vec1::<f32>()?))
+                .expect("alone");
+            assert_eq!(
+                alone,
+                xi.to_vec1::<f32>().expect("row"),
+                "sequence {i} alone"
+            );
+        }
     }
 }

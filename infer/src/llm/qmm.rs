@@ -1,0 +1,587 @@
+//! Quantized matrix products on the CPU for the weight types of the packaged models, Q4_1
+//! and Q8_0, with kernels that read and unpack each block of weights once for up to four
+//! rows of activations.
+//!
+//! Decoding one token reads every weight once: one row of activations per matrix, so the
+//! product is bound by memory and by the work of unpacking each 4-bit block. Decoding eight
+//! streams at once gives each matrix eight rows; a kernel that takes one row at a time
+//! reads and unpacks every block eight times, and eight streams cost nearly eight times one.
+//! Here a block is loaded and unpacked once into a register and multiplied into the
+//! accumulators of up to four rows ([`TILE`]), so the extra rows cost only their own
+//! multiply-adds.
+//!
+//! Activations are quantized to 8 bits per block of 32, like llama.cpp's Q8_1: a scale `d`
+//! and `s = d · Σq`, which carries the Q4_1 offset (`w = d_w · q_w + m_w`, so a block's dot
+//! product is `d_w · d_a · Σ q_w q_a + m_w · s_a`). Each row's dot products are computed in
+//! the same order whatever else is in its tile, so a sequence's result does not depend on
+//! its batch.
+//!
+//! The kernels use AVX2, FMA and F16C when the build enables them (the project's
+//! `.cargo/config.toml` targets x86-64-v3); otherwise a portable loop computes the same sums.
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::utils::barrier_pool;
+use candle_core::{Device, Tensor};
+use half::f16;
+
+use crate::error::{InferError, Result};
+
+/// Values per quantization block.
+const QK: usize = 32;
+/// Rows of activations that share one pass over a weight row: four accumulators and the
+/// unpacked block fit the sixteen vector registers of AVX2 without spilling.
+const TILE: usize = 4;
+/// Weight rows per unit of work handed to a thread.
+const COLUMNS_PER_ITEM: usize = 16;
+
+/// 32 weights as `d · q + m` with 4-bit `q`: element `j < 16` in the low nibble of byte `j`,
+/// element `16 + j` in its high nibble (ggml's Q4_1).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct BlockQ4_1 {
+    d: u16,
+    m: u16,
+    qs: [u8; QK / 2],
+}
+
+/// 32 weights as `d · q` with 8-bit `q` (ggml's Q8_0).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct BlockQ8_0 {
+    d: u16,
+    qs: [i8; QK],
+}
+
+const _: () = assert!(std::mem::size_of::<BlockQ4_1>() == 20);
+const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == 34);
+
+/// 32 activations as `d · q`, with `s = d · Σ q`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct BlockQ8 {
+    d: f32,
+    s: f32,
+    qs: [i8; QK],
+}
+
+/// Up to four rows of quantized activations, with each block's scale and sum laid out
+/// across the rows (`[block][row]`) so that a kernel loads them for all rows at once.
+struct Tile<'a> {
+    rows: usize,
+    /// Each row's blocks; rows past `rows` repeat the last one and are ignored.
+    qs: [&'a [BlockQ8]; TILE],
+    scale: Vec<[f32; TILE]>,
+    sum: Vec<[f32; TILE]>,
+}
+
+impl<'a> Tile<'a> {
+    /// Rows `r0..r0 + rows` of `acts`, `kb` blocks each.
+    fn new(acts: &'a [BlockQ8], kb: usize, r0: usize, rows: usize) -> Self {
+        let qs: [&[BlockQ8]; TILE] = std::array::from_fn(|r| {
+            let r = r0 + r.min(rows - 1);
+            &acts[r * kb..(r + 1) * kb]
+        });
+        let across = |f: fn(&BlockQ8) -> f32| -> Vec<[f32; TILE]> {
+            (0..kb)
+                .map(|b| std::array::from_fn(|r| if r < rows { f(&qs[r][b]) } else { 0.0 }))
+                .collect()
+        };
+        Self {
+            rows,
+            scale: across(|a| a.d),
+            sum: across(|a| a.s),
+            qs,
+        }
+    }
+}
+
+/// The weight blocks of a matrix, row after row.
+#[derive(Debug)]
+enum Blocks {
+    Q4_1(Vec<BlockQ4_1>),
+    Q8_0(Vec<BlockQ8_0>),
+}
+
+/// A weight matrix `[out, in]` held for the kernels of this module.
+#[derive(Debug)]
+pub(crate) struct CpuMatrix {
+    blocks: Blocks,
+    rows: usize,
+    cols: usize,
+}
+
+impl CpuMatrix {
+    /// Whether matrices of `dtype` have kernels here.
+    pub fn supports(dtype: GgmlDType) -> bool {
+        matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q8_0)
+    }
+
+    /// Takes the blocks of a `[out, in]` quantized matrix of a supported type.
+    pub fn from_qtensor(weights: &QTensor) -> Result<Self> {
+        let (rows, cols) = weights.shape().dims2()?;
+        if cols % QK != 0 {
+            return Err(InferError::BadInput(format!(
+                "a quantized matrix of {cols} columns, not a multiple of {QK}"
+            )));
+        }
+        let data = weights.data()?;
+        let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        let blocks = match weights.dtype() {
+            GgmlDType::Q4_1 => Blocks::Q4_1(
+                data.chunks_exact(20)
+                    .map(|b| BlockQ4_1 {
+                        d: u16_at(b, 0),
+                        m: u16_at(b, 2),
+                        qs: b[4..20].try_into().expect("16 bytes"),
+                    })
+                    .collect(),
+            ),
+            GgmlDType::Q8_0 => Blocks::Q8_0(
+                data.chunks_exact(34)
+                    .map(|b| BlockQ8_0 {
+                        d: u16_at(b, 0),
+                        qs: std::array::from_fn(|i| b[2 + i] as i8),
+                    })
+                    .collect(),
+            ),
+            other => {
+                return Err(InferError::BadInput(format!(
+                    "no CPU kernel for {other:?} weights"
+                )));
+            }
+        };
+        let count = match &blocks {
+            Blocks::Q4_1(b) => b.len(),
+            Blocks::Q8_0(b) => b.len(),
+        };
+        if count != rows * cols / QK {
+            return Err(InferError::BadInput(format!(
+                "a {rows}×{cols} matrix with {count} blocks"
+            )));
+        }
+        Ok(Self { blocks, rows, cols })
+    }
+
+    /// `xs · selfᵀ`: `xs` is `[m, in]` f32 on the CPU, the result `[m, out]`.
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let (m, k) = xs.dims2()?;
+        if k != self.cols {
+            return Err(InferError::BadInput(format!(
+                "a product of {m}×{k} activations with a {}×{} matrix",
+                self.rows, self.cols
+            )));
+        }
+        let xs = xs.flatten_all()?.to_vec1::<f32>()?;
+        let acts = quantize_rows(&xs, k);
+        let mut out = vec![0f32; m * self.rows];
+        self.multiply(&acts, m, &mut out);
+        Ok(Tensor::from_vec(out, (m, self.rows), &Device::Cpu)?)
+    }
+
+    /// Writes the `[m, out]` product of `m` quantized rows into `out`.
+    fn multiply(&self, acts: &[BlockQ8], m: usize, out: &mut [f32]) {
+        let kb = self.cols / QK;
+        let n = self.rows;
+        let dst = Out(out.as_mut_ptr());
+        let tiles: Vec<Tile> = (0..m)
+            .step_by(TILE)
+            .map(|r0| Tile::new(acts, kb, r0, TILE.min(m - r0)))
+            .collect();
+        let items = n.div_ceil(COLUMNS_PER_ITEM);
+        let item = |group: usize| {
+            // Each item's weight rows stay in cache while every tile of rows goes past them,
+            // so the matrix is read from memory once per product.
+            let c0 = group * COLUMNS_PER_ITEM;
+            for (t, tile) in tiles.iter().enumerate() {
+                let r0 = t * TILE;
+                for col in c0..n.min(c0 + COLUMNS_PER_ITEM) {
+                    let sums = match &self.blocks {
+                        Blocks::Q4_1(w) => dot_q4_1(&w[col * kb..(col + 1) * kb], tile),
+                        Blocks::Q8_0(w) => dot_q8_0(&w[col * kb..(col + 1) * kb], tile),
+                    };
+                    for (r, sum) in sums.iter().take(tile.rows).enumerate() {
+                        // SAFETY: see `Out`: (row, col) belongs to this item alone.
+                        unsafe { *{ dst }.0.add((r0 + r) * n + col) = *sum };
+                    }
+                }
+            }
+        };
+        if m * n * kb < 4096 || barrier_pool().n_workers() == 0 {
+            (0..items).for_each(item);
+        } else {
+            barrier_pool().execute_chunked(items, |range| range.for_each(item));
+        }
+    }
+}
+
+/// The output that work items write disjoint elements of.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: each work item writes only the (row, column) pairs of its own row tile and column
+// group, and the pool returns only when every item is done.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+/// Quantizes each row of `xs` (`[m, k]`, `k` a multiple of 32) to blocks of 8 bits.
+fn quantize_rows(xs: &[f32], k: usize) -> Vec<BlockQ8> {
+    debug_assert_eq!(k % QK, 0);
+    xs.chunks_exact(QK)
+        .map(|x| {
+            let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let d = amax / 127.0;
+            let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let qs: [i8; QK] = std::array::from_fn(|i| (x[i] * inv).round() as i8);
+            let sum: i32 = qs.iter().map(|&q| q as i32).sum();
+            BlockQ8 {
+                d,
+                s: d * sum as f32,
+                qs,
+            }
+        })
+        .collect()
+}
+
+/// One weight row against up to four activation rows (the tile's `rows` are real; the rest
+/// repeat the last and are ignored).
+fn dot_q4_1(w: &[BlockQ4_1], tile: &Tile) -> [f32; TILE] {
+    #[cfg(all(
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    {
+        // SAFETY: the build enables the instructions used.
+        unsafe { avx2::dot_q4_1(w, tile) }
+    }
+    #[cfg(not(all(
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    )))]
+    {
+        portable::dot_q4_1(w, tile)
+    }
+}
+
+/// As [`dot_q4_1`], for Q8_0 weights.
+fn dot_q8_0(w: &[BlockQ8_0], tile: &Tile) -> [f32; TILE] {
+    #[cfg(all(
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    {
+        // SAFETY: the build enables the instructions used.
+        unsafe { avx2::dot_q8_0(w, tile) }
+    }
+    #[cfg(not(all(
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    )))]
+    {
+        portable::dot_q8_0(w, tile)
+    }
+}
+
+/// The same sums in plain loops: the fallback, and the reference of the tests.
+#[cfg_attr(
+    all(
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ),
+    allow(dead_code)
+)]
+mod portable {
+    use super::*;
+
+    pub fn dot_q4_1(w: &[BlockQ4_1], tile: &Tile) -> [f32; TILE] {
+        let mut out = [0f32; TILE];
+        for (r, out) in out.iter_mut().enumerate().take(tile.rows) {
+            for (b, a) in w.iter().zip(tile.qs[r]) {
+                let mut sum = 0i32;
+                for j in 0..QK / 2 {
+                    sum += (b.qs[j] & 0x0F) as i32 * a.qs[j] as i32;
+                    sum += (b.qs[j] >> 4) as i32 * a.qs[j + QK / 2] as i32;
+                }
+                let (d, m) = (f16::from_bits(b.d).to_f32(), f16::from_bits(b.m).to_f32());
+                *out += d * a.d * sum as f32 + m * a.s;
+            }
+        }
+        out
+    }
+
+    pub fn dot_q8_0(w: &[BlockQ8_0], tile: &Tile) -> [f32; TILE] {
+        let mut out = [0f32; TILE];
+        for (r, out) in out.iter_mut().enumerate().take(tile.rows) {
+            for (b, a) in w.iter().zip(tile.qs[r]) {
+                let sum: i32 =
+                    b.qs.iter()
+                        .zip(&a.qs)
+                        .map(|(&x, &y)| x as i32 * y as i32)
+                        .sum();
+                *out += f16::from_bits(b.d).to_f32() * a.d * sum as f32;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(all(
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
+mod avx2 {
+    //! Per block of weights: its scale times the tile's activation scales, for all rows in
+    //! one multiply, stored so that each row broadcasts its own lane from memory; the Q4_1
+    //! offsets of all rows in one multiply-add. Per row and block: one multiply of bytes,
+    //! one of pairs, a conversion and a multiply-add.
+    use super::*;
+    use std::arch::x86_64::*;
+
+    // The per-row lanes (scales, sums, results) are one 128-bit vector.
+    const _: () = assert!(TILE == 4);
+
+    /// The horizontal sum of eight lanes.
+    #[inline(always)]
+    unsafe fn hsum(v: __m256) -> f32 {
+        unsafe {
+            let x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+            let x = _mm_add_ss(x, _mm_movehdup_ps(x));
+            _mm_cvtss_f32(x)
+        }
+    }
+
+    /// Runs a kernel with `R` (1 to 4) fixed at compile time, so the accumulators stay in
+    /// registers.
+    macro_rules! by_rows {
+        ($f:ident, $w:expr, $tile:expr) => {
+            match $tile.rows {
+                1 => $f::<1>($w, $tile),
+                2 => $f::<2>($w, $tile),
+                3 => $f::<3>($w, $tile),
+                _ => $f::<4>($w, $tile),
+            }
+        };
+    }
+
+    pub unsafe fn dot_q4_1(w: &[BlockQ4_1], tile: &Tile) -> [f32; TILE] {
+        unsafe { by_rows!(q4_1_rows, w, tile) }
+    }
+
+    pub unsafe fn dot_q8_0(w: &[BlockQ8_0], tile: &Tile) -> [f32; TILE] {
+        unsafe { by_rows!(q8_0_rows, w, tile) }
+    }
+
+    #[inline(always)]
+    unsafe fn q4_1_rows<const R: usize>(w: &[BlockQ4_1], tile: &Tile) -> [f32; TILE] {
+        unsafe {
+            let mut acc = [_mm256_setzero_ps(); R];
+            let mut offsets = _mm_setzero_ps();
+            let mut scales = [0f32; TILE];
+            let low = _mm_set1_epi8(0x0F);
+            let ones = _mm256_set1_epi16(1);
+            for (i, b) in w.iter().enumerate() {
+                let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
+                    &b.d as *const u16 as *const i32,
+                )));
+                let d = _mm_broadcastss_ps(dm);
+                let m = _mm_broadcastss_ps(_mm_movehdup_ps(dm));
+                let sc = _mm_mul_ps(d, _mm_loadu_ps(tile.scale.get_unchecked(i).as_ptr()));
+                _mm_storeu_ps(scales.as_mut_ptr(), sc);
+                offsets =
+                    _mm_fmadd_ps(m, _mm_loadu_ps(tile.sum.get_unchecked(i).as_ptr()), offsets);
+                let bytes = _mm_loadu_si128(b.qs.as_ptr() as *const __m128i);
+                let lo = _mm_and_si128(bytes, low);
+                let hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), low);
+                let q = _mm256_set_m128i(hi, lo);
+                for r in 0..R {
+                    let a = tile.qs[r].get_unchecked(i);
+                    let y = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
+                    let products = _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), ones);
+                    acc[r] = _mm256_fmadd_ps(
+                        _mm256_cvtepi32_ps(products),
+                        _mm256_broadcast_ss(&scales[r]),
+                        acc[r],
+                    );
+                }
+            }
+            let mut out = [0f32; TILE];
+            _mm_storeu_ps(out.as_mut_ptr(), offsets);
+            for r in 0..R {
+                out[r] += hsum(acc[r]);
+            }
+            out
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn q8_0_rows<const R: usize>(w: &[BlockQ8_0], tile: &Tile) -> [f32; TILE] {
+        unsafe {
+            let mut acc = [_mm256_setzero_ps(); R];
+            let mut scales = [0f32; TILE];
+            let ones = _mm256_set1_epi16(1);
+            for (i, b) in w.iter().enumerate() {
+                let d = _mm_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(b.d as i32)));
+                let sc = _mm_mul_ps(d, _mm_loadu_ps(tile.scale.get_unchecked(i).as_ptr()));
+                _mm_storeu_ps(scales.as_mut_ptr(), sc);
+                let q = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
+                // maddubs multiplies unsigned by signed bytes: |w| times y carrying w's sign.
+                let abs = _mm256_sign_epi8(q, q);
+                for r in 0..R {
+                    let a = tile.qs[r].get_unchecked(i);
+                    let y = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
+                    let products =
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(abs, _mm256_sign_epi8(y, q)), ones);
+                    acc[r] = _mm256_fmadd_ps(
+                        _mm256_cvtepi32_ps(products),
+                        _mm256_broadcast_ss(&scales[r]),
+                        acc[r],
+                    );
+                }
+            }
+            let mut out = [0f32; TILE];
+            for r in 0..R {
+                out[r] = hsum(acc[r]);
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers(n: usize, seed: u32) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Products of 1 to 19 rows (tiles of 8 and the remainders) against matrices of both
+    /// types equal the product of the dequantized weights, and each row's result is the
+    /// same whatever rows it is batched with.
+    #[test]
+    fn products_match_dequantized_weights_and_do_not_depend_on_the_batch() {
+        let (n, k) = (40, 96);
+        let dense = numbers(n * k, 1);
+        let weights = Tensor::from_vec(dense, (n, k), &Device::Cpu).expect("tensor");
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let q = QTensor::quantize(&weights, dtype).expect("quantize");
+            let w = q.dequantize(&Device::Cpu).expect("dequantize");
+            let matrix = CpuMatrix::from_qtensor(&q).expect("matrix");
+            let all = numbers(19 * k, 2);
+            let mut first_row = None;
+            for m in [1, 2, 7, 8, 9, 19] {
+                let xs = Tensor::from_slice(&all[..m * k], (m, k), &Device::Cpu).expect("xs");
+                let got: Vec<Vec<f32>> = matrix
+                    .forward(&xs)
+                    .and_then(|t| Ok(t.to_vec2()?))
+                    .expect("got");
+                let want: Vec<Vec<f32>> = xs
+                    .matmul(&w.t().expect("t"))
+                    .and_then(|t| t.to_vec2())
+                    .expect("want");
+                for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+                    // 8-bit activations: an error of a few parts in a thousand of the sums.
+                    assert!((g - w).abs() < 0.05, "{dtype:?}, {m} rows: {g} vs {w}");
+                }
+                let row = got[0].clone();
+                assert_eq!(
+                    first_row.get_or_insert(row.clone()),
+                    &row,
+                    "{dtype:?}, {m} rows"
+                );
+            }
+        }
+    }
+
+    /// The kernels the build uses compute the portable loops' sums.
+    #[test]
+    fn the_kernels_agree_with_the_portable_loops() {
+        let k = 256;
+        let w = Tensor::from_vec(numbers(k, 3), (1, k), &Device::Cpu).expect("w");
+        let x = numbers(TILE * k, 4);
+        let acts = quantize_rows(&x, k);
+        for rows in 1..=TILE {
+            let tile = Tile::new(&acts, k / QK, 0, rows);
+            for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+                let m =
+                    CpuMatrix::from_qtensor(&QTensor::quantize(&w, dtype).expect("q")).expect("m");
+                let (fast, slow) = match &m.blocks {
+                    Blocks::Q4_1(b) => (dot_q4_1(b, &tile), portable::dot_q4_1(b, &tile)),
+                    Blocks::Q8_0(b) => (dot_q8_0(b, &tile), portable::dot_q8_0(b, &tile)),
+                };
+                for r in 0..rows {
+                    assert!(
+                        (fast[r] - slow[r]).abs() <= 1e-4 * slow[r].abs().max(1.0),
+                        "{dtype:?} row {r} of {rows}: {} vs {}",
+                        fast[r],
+                        slow[r]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn other_types_and_shapes_are_refused() {
+        let w = Tensor::from_vec(numbers(4 * 256, 5), (4, 256), &Device::Cpu).expect("w");
+        let q4k = QTensor::quantize(&w, GgmlDType::Q4K).expect("q4k");
+        assert!(!CpuMatrix::supports(GgmlDType::Q4K));
+        assert!(CpuMatrix::from_qtensor(&q4k).is_err());
+        let m = CpuMatrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q8_0).expect("q"))
+            .expect("m");
+        let xs = Tensor::zeros((2, 128), candle_core::DType::F32, &Device::Cpu).expect("xs");
+        assert!(matches!(m.forward(&xs), Err(InferError::BadInput(_))));
+    }
+
+    /// candle's kernels of the same types quantize activations the same way but keep their
+    /// scales in f16: the products agree to a few parts in a thousand, and ours are closer
+    /// to the product of the dequantized weights.
+    #[test]
+    fn products_match_candles_kernels_and_are_closer_to_the_exact_product() {
+        use candle_core::Module;
+        let (n, k, m) = (24, 512, 5);
+        let w = Tensor::from_vec(numbers(n * k, 7), (n, k), &Device::Cpu).expect("w");
+        let xs = Tensor::from_vec(numbers(m * k, 8), (m, k), &Device::Cpu).expect("xs");
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let q = QTensor::quantize(&w, dtype).expect("quantize");
+            let exact: Vec<f32> = q
+                .dequantize(&Device::Cpu)
+                .and_then(|w| xs.matmul(&w.t()?))
+                .and_then(|t| t.flatten_all()?.to_vec1())
+                .expect("exact");
+            let ours: Vec<f32> = CpuMatrix::from_qtensor(&q)
+                .and_then(|c| Ok(c.forward(&xs)?.flatten_all()?.to_vec1()?))
+                .expect("ours");
+            let theirs: Vec<f32> = candle_core::quantized::QMatMul::from_qtensor(q)
+                .and_then(|c| c.forward(&xs))
+                .and_then(|t| t.flatten_all()?.to_vec1())
+                .expect("candle");
+            let (mut ours_off, mut theirs_off) = (0f32, 0f32);
+            for ((a, b), e) in ours.iter().zip(&theirs).zip(&exact) {
+                assert!(
+                    (a - b).abs() < 5e-3 * b.abs().max(1.0),
+                    "{dtype:?}: {a} vs {b}"
+                );
+                ours_off += (a - e).abs();
+                theirs_off += (b - e).abs();
+            }
+            assert!(
+                ours_off <= theirs_off,
+                "{dtype:?}: off by {ours_off}, candle {theirs_off}"
+            );
+        }
+    }
+}

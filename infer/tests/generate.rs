@@ -260,8 +260,11 @@ fn a_full_queue_refuses_requests_as_busy() {
     assert!(busy >= 1, "no request was refused");
     assert!(accepted.len() <= 2);
     for g in accepted {
+        // Finished in full: at the token limit or at the model's end of turn.
         let done = g.wait().expect("accepted requests finish");
-        assert_eq!(done.finished.completion_tokens, 48);
+        let tokens = done.finished.completion_tokens;
+        assert!((1..=48).contains(&tokens), "{tokens} tokens");
+        assert_eq!(done.finished.prompt_tokens, prompt.len());
     }
 }
 

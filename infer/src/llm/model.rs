@@ -28,7 +28,7 @@ use candle_nn::Embedding;
 use super::config::{LlmConfig, RopeStyle};
 use super::gguf::{GgufFile, GgufReader};
 use super::host::{self, Heads, HostKv, RopeTables, Span};
-use super::qmm::CpuMatrix;
+use super::qmm::{Activations, CpuMatrix};
 use crate::error::{InferError, Result};
 
 /// How a model holds its weight matrices in memory.
@@ -220,6 +220,34 @@ impl Matrix {
             Self::Cpu(m) => m.forward(xs),
         }
     }
+
+    /// `xs · Wᵀ` as a row-major vector. `acts` keeps `xs` quantized for the next matrix
+    /// that reads the same input, so q, k and v (or gate and up) quantize it once.
+    fn host(&self, xs: &Tensor, acts: &mut Option<Activations>) -> Result<Vec<f32>> {
+        match self {
+            Self::Cpu(m) => {
+                let acts = match acts {
+                    Some(acts) => acts,
+                    None => acts.insert(Activations::from_tensor(xs)?),
+                };
+                m.apply(acts)
+            }
+            Self::Candle(m) => Ok(m.forward(xs)?.flatten_all()?.to_vec1()?),
+        }
+    }
+
+    /// `xs · Wᵀ` for `xs` given as `rows` rows of a row-major vector.
+    fn forward_host(&self, xs: Vec<f32>, rows: usize, device: &Device) -> Result<Tensor> {
+        let cols = xs.len() / rows.max(1);
+        match self {
+            Self::Cpu(m) => {
+                let ys = m.apply(&Activations::new(&xs, rows, cols)?)?;
+                let width = ys.len() / rows.max(1);
+                Ok(Tensor::from_vec(ys, (rows, width), device)?)
+            }
+            Self::Candle(m) => Ok(m.forward(&Tensor::from_vec(xs, (rows, cols), device)?)?),
+        }
+    }
 }
 
 /// A (quantized) linear map with an optional bias.
@@ -237,6 +265,18 @@ impl Linear {
             None => ys,
         })
     }
+
+    /// As [`Matrix::host`], plus the bias.
+    fn host(&self, xs: &Tensor, acts: &mut Option<Activations>) -> Result<Vec<f32>> {
+        let mut ys = self.weight.host(xs, acts)?;
+        if let Some(bias) = &self.bias {
+            let bias = bias.to_vec1::<f32>()?;
+            for row in ys.chunks_exact_mut(bias.len()) {
+                row.iter_mut().zip(&bias).for_each(|(y, b)| *y += b);
+            }
+        }
+        Ok(ys)
+    }
 }
 
 /// The SwiGLU feed-forward block.
@@ -249,6 +289,18 @@ struct Mlp {
 
 impl Mlp {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        if let (Matrix::Cpu(_), Matrix::Cpu(_)) = (&self.gate, &self.up) {
+            // One quantization of the input for both matrices, the gating in one loop.
+            let mut acts = None;
+            let gate = self.gate.host(xs, &mut acts)?;
+            let up = self.up.host(xs, &mut acts)?;
+            let hidden = gate
+                .iter()
+                .zip(&up)
+                .map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
+                .collect();
+            return self.down.forward_host(hidden, xs.dim(0)?, xs.device());
+        }
         let gate = candle_nn::ops::silu(&self.gate.forward(xs)?)?;
         let up = self.up.forward(xs)?;
         self.down.forward(&(gate * up)?)
@@ -342,14 +394,16 @@ impl Attention {
         layer: usize,
         caches: &mut [&mut KvCache],
     ) -> Result<Tensor> {
-        let ys = match plans {
-            Plans::Host { spans, rope } => self.host(xs, spans, rope, layer, caches)?,
-            Plans::Device(plans) => self.tensors(xs, plans, layer, caches)?,
-        };
-        self.o.forward(&ys)
+        match plans {
+            Plans::Host { spans, rope } => {
+                let ys = self.host(xs, spans, rope, layer, caches)?;
+                self.o.forward_host(ys, xs.dim(0)?, xs.device())
+            }
+            Plans::Device(plans) => self.o.forward(&self.tensors(xs, plans, layer, caches)?),
+        }
     }
 
-    /// Attention in loops over host memory (see [`host`]); returns `[tokens, heads * dim]`.
+    /// Attention in loops over host memory (see [`host`]); returns `[tokens][heads * dim]`.
     fn host(
         &self,
         xs: &Tensor,
@@ -357,12 +411,12 @@ impl Attention {
         rope: &RopeTables,
         layer: usize,
         caches: &mut [&mut KvCache],
-    ) -> Result<Tensor> {
+    ) -> Result<Vec<f32>> {
         let rows = xs.dim(0)?;
-        let host = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
-        let mut q = host(self.q.forward(xs)?)?;
-        let mut k = host(self.k.forward(xs)?)?;
-        let v = host(self.v.forward(xs)?)?;
+        let mut acts = None;
+        let mut q = self.q.host(xs, &mut acts)?;
+        let mut k = self.k.host(xs, &mut acts)?;
+        let v = self.v.host(xs, &mut acts)?;
         rope.rotate(&mut q, self.num_heads, self.rope_style);
         rope.rotate(&mut k, self.num_kv_heads, self.rope_style);
         let shape = Heads {
@@ -400,11 +454,7 @@ impl Attention {
         };
         let mut out = vec![0f32; rows * shape.heads * shape.dim];
         host::attend(&q, spans, &views, shape, &mut out);
-        Ok(Tensor::from_vec(
-            out,
-            (rows, shape.heads * shape.dim),
-            xs.device(),
-        )?)
+        Ok(out)
     }
 
     /// Attention in tensor operations, sequence by sequence; returns `[tokens, heads * dim]`.

@@ -119,7 +119,7 @@ impl CpuMatrix {
     /// Takes the blocks of a `[out, in]` quantized matrix of a supported type.
     pub fn from_qtensor(weights: &QTensor) -> Result<Self> {
         let (rows, cols) = weights.shape().dims2()?;
-        if cols % QK != 0 {
+        if !cols.is_multiple_of(QK) {
             return Err(InferError::BadInput(format!(
                 "a quantized matrix of {cols} columns, not a multiple of {QK}"
             )));
@@ -164,18 +164,23 @@ impl CpuMatrix {
 
     /// `xs · selfᵀ`: `xs` is `[m, in]` f32 on the CPU, the result `[m, out]`.
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (m, k) = xs.dims2()?;
-        if k != self.cols {
+        let acts = Activations::from_tensor(xs)?;
+        let out = self.apply(&acts)?;
+        Ok(Tensor::from_vec(out, (acts.rows, self.rows), &Device::Cpu)?)
+    }
+
+    /// The `[m, out]` product of quantized activations, row-major; activations quantized
+    /// once serve every matrix that reads the same input.
+    pub fn apply(&self, acts: &Activations) -> Result<Vec<f32>> {
+        if acts.cols != self.cols {
             return Err(InferError::BadInput(format!(
-                "a product of {m}×{k} activations with a {}×{} matrix",
-                self.rows, self.cols
+                "a product of {}×{} activations with a {}×{} matrix",
+                acts.rows, acts.cols, self.rows, self.cols
             )));
         }
-        let xs = xs.flatten_all()?.to_vec1::<f32>()?;
-        let acts = quantize_rows(&xs, k);
-        let mut out = vec![0f32; m * self.rows];
-        self.multiply(&acts, m, &mut out);
-        Ok(Tensor::from_vec(out, (m, self.rows), &Device::Cpu)?)
+        let mut out = vec![0f32; acts.rows * self.rows];
+        self.multiply(&acts.blocks, acts.rows, &mut out);
+        Ok(out)
     }
 
     /// Writes the `[m, out]` product of `m` quantized rows into `out`.
@@ -222,23 +227,61 @@ struct Out(*mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
-/// Quantizes each row of `xs` (`[m, k]`, `k` a multiple of 32) to blocks of 8 bits.
-fn quantize_rows(xs: &[f32], k: usize) -> Vec<BlockQ8> {
-    debug_assert_eq!(k % QK, 0);
-    xs.chunks_exact(QK)
-        .map(|x| {
-            let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let d = amax / 127.0;
-            let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let qs: [i8; QK] = std::array::from_fn(|i| (x[i] * inv).round() as i8);
-            let sum: i32 = qs.iter().map(|&q| q as i32).sum();
-            BlockQ8 {
-                d,
-                s: d * sum as f32,
-                qs,
-            }
+/// Rows of activations quantized to 8 bits per block of 32.
+#[derive(Debug)]
+pub(crate) struct Activations {
+    blocks: Vec<BlockQ8>,
+    rows: usize,
+    cols: usize,
+}
+
+impl Activations {
+    /// Quantizes `xs`, `[rows, cols]` f32 on the CPU, `cols` a multiple of 32.
+    pub fn from_tensor(xs: &Tensor) -> Result<Self> {
+        let (rows, cols) = xs.dims2()?;
+        Self::new(&xs.flatten_all()?.to_vec1::<f32>()?, rows, cols)
+    }
+
+    /// Quantizes `xs`, `[rows, cols]` row-major.
+    pub fn new(xs: &[f32], rows: usize, cols: usize) -> Result<Self> {
+        if !cols.is_multiple_of(QK) || xs.len() != rows * cols {
+            return Err(InferError::BadInput(format!(
+                "{} activations as {rows} rows of {cols} (a multiple of {QK})",
+                xs.len()
+            )));
+        }
+        Ok(Self {
+            blocks: quantize_rows(xs),
+            rows,
+            cols,
         })
-        .collect()
+    }
+}
+
+/// Quantizes `xs` (whole blocks of 32) to 8 bits per value, rounding to nearest, ties to
+/// even.
+fn quantize_rows(xs: &[f32]) -> Vec<BlockQ8> {
+    xs.chunks_exact(QK).map(quantize_block).collect()
+}
+
+fn quantize_block(x: &[f32]) -> BlockQ8 {
+    #[cfg(all(
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    {
+        // SAFETY: the build enables the instructions used; `x` holds 32 values.
+        unsafe { avx2::quantize_block(x) }
+    }
+    #[cfg(not(all(
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    )))]
+    {
+        portable::quantize_block(x)
+    }
 }
 
 /// One weight row against up to four activation rows (the tile's `rows` are real; the rest
@@ -296,6 +339,19 @@ fn dot_q8_0(w: &[BlockQ8_0], tile: &Tile) -> [f32; TILE] {
 mod portable {
     use super::*;
 
+    pub fn quantize_block(x: &[f32]) -> BlockQ8 {
+        let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let d = amax / 127.0;
+        let inv = if d > 0.0 { 127.0 / amax } else { 0.0 };
+        let qs: [i8; QK] = std::array::from_fn(|i| (x[i] * inv).round_ties_even() as i8);
+        let sum: i32 = qs.iter().map(|&q| q as i32).sum();
+        BlockQ8 {
+            d,
+            s: d * sum as f32,
+            qs,
+        }
+    }
+
     pub fn dot_q4_1(w: &[BlockQ4_1], tile: &Tile) -> [f32; TILE] {
         let mut out = [0f32; TILE];
         for (r, out) in out.iter_mut().enumerate().take(tile.rows) {
@@ -343,6 +399,55 @@ mod avx2 {
 
     // The per-row lanes (scales, sums, results) are one 128-bit vector.
     const _: () = assert!(TILE == 4);
+
+    pub unsafe fn quantize_block(x: &[f32]) -> BlockQ8 {
+        unsafe {
+            debug_assert_eq!(x.len(), QK);
+            let p = x.as_ptr();
+            let v = [
+                _mm256_loadu_ps(p),
+                _mm256_loadu_ps(p.add(8)),
+                _mm256_loadu_ps(p.add(16)),
+                _mm256_loadu_ps(p.add(24)),
+            ];
+            let sign = _mm256_set1_ps(-0.0);
+            let abs = |v: __m256| _mm256_andnot_ps(sign, v);
+            let m = _mm256_max_ps(
+                _mm256_max_ps(abs(v[0]), abs(v[1])),
+                _mm256_max_ps(abs(v[2]), abs(v[3])),
+            );
+            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+            let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+            let d = amax / 127.0;
+            let inv = _mm256_set1_ps(if d > 0.0 { 127.0 / amax } else { 0.0 });
+            const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+            let q =
+                v.map(|v| _mm256_cvtps_epi32(_mm256_round_ps::<NEAREST>(_mm256_mul_ps(v, inv))));
+            // Packing interleaves the 128-bit lanes; the permutation puts them back in order.
+            let words = [
+                _mm256_packs_epi32(q[0], q[1]),
+                _mm256_packs_epi32(q[2], q[3]),
+            ];
+            let bytes = _mm256_packs_epi16(words[0], words[1]);
+            let bytes =
+                _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            let mut qs = [0i8; QK];
+            _mm256_storeu_si256(qs.as_mut_ptr() as *mut __m256i, bytes);
+            let sums = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+            let sums = _mm_add_epi32(
+                _mm256_castsi256_si128(sums),
+                _mm256_extracti128_si256(sums, 1),
+            );
+            let sums = _mm_hadd_epi32(sums, sums);
+            let sum = _mm_cvtsi128_si32(_mm_hadd_epi32(sums, sums));
+            BlockQ8 {
+                d,
+                s: d * sum as f32,
+                qs,
+            }
+        }
+    }
 
     /// The horizontal sum of eight lanes.
     #[inline(always)]
@@ -506,13 +611,30 @@ mod tests {
         }
     }
 
+    /// The quantizer the build uses gives the portable one's blocks, bit for bit.
+    #[test]
+    fn quantizing_matches_the_portable_loop() {
+        let mut x = numbers(64 * QK, 9);
+        x[..QK].fill(0.0);
+        x[QK..2 * QK]
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = i as f32 - 15.5);
+        for block in x.chunks_exact(QK) {
+            let (fast, slow) = (quantize_block(block), portable::quantize_block(block));
+            assert_eq!(fast.qs, slow.qs);
+            assert_eq!((fast.d, fast.s), (slow.d, slow.s));
+        }
+        assert!(Activations::new(&x[..100], 2, 50).is_err());
+    }
+
     /// The kernels the build uses compute the portable loops' sums.
     #[test]
     fn the_kernels_agree_with_the_portable_loops() {
         let k = 256;
         let w = Tensor::from_vec(numbers(k, 3), (1, k), &Device::Cpu).expect("w");
         let x = numbers(TILE * k, 4);
-        let acts = quantize_rows(&x, k);
+        let acts = quantize_rows(&x);
         for rows in 1..=TILE {
             let tile = Tile::new(&acts, k / QK, 0, rows);
             for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {

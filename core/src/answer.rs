@@ -54,6 +54,10 @@ pub struct AnswerSentence {
     /// are flagged (or dropped with `drop_unsupported`); quotes are always supported.
     #[serde(default = "supported_default")]
     pub supported: bool,
+    /// With `[generate] entailment`, the language model's judgment of whether the cited
+    /// passages entail the sentence (`None` when it was not asked or gave no clear answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entailed: Option<bool>,
 }
 
 fn supported_default() -> bool {

@@ -252,6 +252,10 @@ pub struct GenerateConfig {
     /// When fewer than this share of a generated answer's sentences are supported, the
     /// answer is replaced by quotes from the passages (and says so in its `note`).
     pub min_supported_share: f32,
+    /// Also ask the generator, for each sentence that passes `min_support`, whether its
+    /// cited passages entail it (a yes/no question); a "no" flags it unsupported. One short
+    /// generation per sentence, run concurrently (batched by the local engine).
+    pub entailment: bool,
 }
 
 impl Default for GenerateConfig {
@@ -270,6 +274,7 @@ impl Default for GenerateConfig {
             min_support: 0.5,
             drop_unsupported: false,
             min_supported_share: 0.5,
+            entailment: false,
         }
     }
 }

@@ -109,6 +109,7 @@ pub async fn extractive(
             support: 1.0,
             relevance: c.score,
             supported: true,
+            entailed: None,
         });
         if !used.contains(&c.passage) {
             used.push(c.passage);

@@ -166,6 +166,9 @@ pub async fn generated(
     for s in &mut sentences_out {
         s.supported = !s.citations.is_empty() && s.support >= cfg.min_support;
     }
+    if cfg.entailment {
+        entail(generator, &mut sentences_out, &passages).await?;
+    }
     let supported = sentences_out.iter().filter(|s| s.supported).count();
     let unsupported = sentences_out.len() - supported;
     let share = if sentences_out.is_empty() {
@@ -209,6 +212,84 @@ pub async fn generated(
     };
     elapsed(&mut answer);
     Ok(answer)
+}
+
+/// The instruction of the entailment question.
+pub const ENTAILMENT_PROMPT: &str = "You check claims against source passages. Reply with \
+one word: yes if the passages state or directly imply the claim, no if they do not.";
+
+/// Asks the generator, for each sentence still supported, whether its cited passages entail
+/// it; records the judgment and flags a "no" unsupported. The questions run concurrently.
+async fn entail(
+    generator: &dyn Generator,
+    sentences: &mut [AnswerSentence],
+    passages: &[Hit],
+) -> Result<()> {
+    let budget = generator.context_tokens().saturating_sub(64);
+    let questions: Vec<(usize, String)> = sentences
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.supported)
+        .map(|(i, s)| {
+            let claim = format!(
+                "Claim: {}\n\nDo the passages support the claim? Answer yes or no.",
+                s.text
+            );
+            let mut cited = String::from("Passages:\n");
+            let mut used = generator.count_tokens(&claim) + generator.count_tokens(&cited);
+            for p in s
+                .citations
+                .iter()
+                .filter_map(|&n| passages.get(n.checked_sub(1)?))
+            {
+                let part = format!("{}\n\n", p.text);
+                let cost = generator.count_tokens(&part);
+                if used + cost > budget {
+                    break;
+                }
+                used += cost;
+                cited.push_str(&part);
+            }
+            (i, format!("{cited}{claim}"))
+        })
+        .collect();
+    let asks = questions.into_iter().map(|(i, user)| async move {
+        let request = GenerateRequest {
+            temperature: 0.0,
+            seed: Some(0),
+            ..GenerateRequest::new(
+                vec![
+                    ChatTurn::new(ChatRole::System, ENTAILMENT_PROMPT),
+                    ChatTurn::new(ChatRole::User, user),
+                ],
+                3,
+            )
+        };
+        (i, generator.generate(request, &mut |_| {}).await)
+    });
+    for (i, out) in futures_util::future::join_all(asks).await {
+        let judged = judgment(&out?.text);
+        sentences[i].entailed = judged;
+        if judged == Some(false) {
+            sentences[i].supported = false;
+        }
+    }
+    Ok(())
+}
+
+/// "yes" or "no" as the first word of a reply, in any case; `None` for anything else.
+fn judgment(text: &str) -> Option<bool> {
+    let word: String = text
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_alphabetic())
+        .collect::<String>()
+        .to_lowercase();
+    match word.as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
 }
 
 /// Whether the model's text is the refusal the instruction asks for.
@@ -302,6 +383,8 @@ mod tests {
         text: &'static str,
         context: usize,
         prompts: Mutex<Vec<String>>,
+        /// The reply to entailment questions about claims containing each key.
+        judge: Vec<(&'static str, &'static str)>,
     }
 
     impl Fixed {
@@ -310,6 +393,7 @@ mod tests {
                 text,
                 context: 4096,
                 prompts: Mutex::new(Vec::new()),
+                judge: Vec::new(),
             }
         }
     }
@@ -333,10 +417,23 @@ mod tests {
             req: GenerateRequest,
             on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
         ) -> Result<Generated> {
-            self.prompts
-                .lock()
-                .unwrap()
-                .push(req.messages.last().unwrap().content.clone());
+            let user = req.messages.last().unwrap().content.clone();
+            self.prompts.lock().unwrap().push(user.clone());
+            if req.messages[0].content == ENTAILMENT_PROMPT {
+                assert_eq!(req.max_tokens, 3);
+                let claim = user.split("Claim: ").nth(1).expect("a claim");
+                let (_, reply) = self
+                    .judge
+                    .iter()
+                    .find(|(k, _)| claim.contains(k))
+                    .expect("judged");
+                return Ok(Generated {
+                    text: reply.to_string(),
+                    finish_reason: "length".into(),
+                    prompt_tokens: 0,
+                    completion_tokens: 1,
+                });
+            }
             for piece in self.text.split_inclusive(' ') {
                 on_text(piece);
             }
@@ -464,6 +561,64 @@ mod tests {
             a.citations.iter().all(|c| c.n == 1),
             "passage 2 is no longer cited"
         );
+    }
+
+    /// With `entailment`, each sentence that passes `min_support` is put to the model with
+    /// its cited passages: "no" flags it, "yes" keeps it, anything else leaves it as it was.
+    #[tokio::test]
+    async fn the_model_judges_entailment_when_asked() {
+        let text = "Close the printer tray and press resume to clear the printer jam [1]. \
+                    Press resume to clear the printer, then close the tray [1]. \
+                    The printer jams when the tray is open [1]. \
+                    Holiday badges are printed by security on Mondays [2].";
+        let mut g = Fixed::new(text);
+        g.judge = vec![
+            ("Close the printer", " Yes."),
+            ("then close the tray", "No"),
+            ("jams when", "maybe"),
+        ];
+        let cfg = GenerateConfig {
+            entailment: true,
+            min_supported_share: 0.25,
+            ..GenerateConfig::default()
+        };
+        let a = answer(&g, &cfg).await;
+        let judged: Vec<(bool, Option<bool>)> = a
+            .sentences
+            .iter()
+            .map(|s| (s.supported, s.entailed))
+            .collect();
+        assert_eq!(
+            judged,
+            [
+                (true, Some(true)),
+                (false, Some(false)),
+                (true, None),
+                (false, None), // below min_support: not asked
+            ]
+        );
+        assert_eq!(a.unsupported, 2);
+        // One answer and three questions, each with the cited passage and the claim.
+        let prompts = g.prompts.lock().unwrap().clone();
+        assert_eq!(prompts.len(), 4);
+        assert!(
+            prompts[1..]
+                .iter()
+                .all(|p| p.starts_with("Passages:\nThe printer jams") && !p.contains("Coffee"))
+        );
+        // Off by default: no questions.
+        let g = Fixed::new(text);
+        let a = answer(&g, &GenerateConfig::default()).await;
+        assert!(a.sentences.iter().all(|s| s.entailed.is_none()));
+        assert_eq!(g.prompts.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn judgments_are_read_from_the_first_word() {
+        assert_eq!(judgment("Yes, it does."), Some(true));
+        assert_eq!(judgment("\n no"), Some(false));
+        assert_eq!(judgment("Not stated"), None);
+        assert_eq!(judgment(""), None);
     }
 
     #[tokio::test]

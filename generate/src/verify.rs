@@ -126,6 +126,7 @@ pub async fn verify(
             support,
             relevance: 0.0,
             supported: true,
+            entailed: None,
         });
     }
     let grounding = out.iter().map(|s| s.support).sum::<f32>() / out.len() as f32;

@@ -19,8 +19,9 @@ pub struct LocalGenerator {
 }
 
 impl LocalGenerator {
-    /// Loads the GGUF file at `path` (or the one in the folder) on `device`. On a CPU, weights
-    /// in a type without SIMD kernels are requantized to Q8_0 ([`WeightFormat::Fast`]).
+    /// Loads the GGUF file at `path` (or the one in the folder) on `device`. On a CPU, Q4_1
+    /// and Q8_0 weights run on cairn's own kernels and other types without SIMD kernels are
+    /// requantized to Q8_0 for them ([`WeightFormat::Fast`]).
     pub fn load(path: &Path, device: &Device, options: EngineOptions) -> cairn_core::Result<Self> {
         let format = if device.is_cpu() {
             WeightFormat::Fast

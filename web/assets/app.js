@@ -86,7 +86,10 @@ function showAnswer(a) {
     const p = el("p");
     for (const s of a.sentences) {
       const flagged = s.supported === false;
-      const span = el("span", flagged ? { class: "unsupported", title: `not supported by the cited passage (support ${s.support.toFixed(2)})` } : {}, s.text);
+      const why = s.entailed === false
+        ? "the model judged that the cited passages do not entail it"
+        : `not supported by the cited passage (support ${s.support.toFixed(2)})`;
+      const span = el("span", flagged ? { class: "unsupported", title: why } : {}, s.text);
       p.append(span);
       for (const n of s.citations) {
         const c = a.citations.find((x) => x.n === n);

@@ -1,6 +1,10 @@
 //! Generates an answer to one user message with a GGUF model, streaming it to stdout.
 //!
 //! `cargo run --release -p cairn-infer --example chat -- MODEL_DIR "question" [SYSTEM_FILE]`
+//!
+//! A question given as `@FILE` is read from that file. `WEIGHTS=f32`,
+//! `WEIGHTS=quantized` or `WEIGHTS=fast` (the default) picks how the weights are held, to
+//! compare what each writes.
 
 use std::io::Write;
 use std::path::Path;
@@ -14,10 +18,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [_, dir, user, rest @ ..] = args.as_slice() else {
         return Err("usage: chat MODEL_DIR USER_MESSAGE [SYSTEM_FILE]".into());
     };
+    let format = match std::env::var("WEIGHTS").as_deref() {
+        Ok("f32") => WeightFormat::F32,
+        Ok("quantized") => WeightFormat::Quantized,
+        Ok("fast") | Err(_) => WeightFormat::Fast,
+        Ok(other) => return Err(format!("WEIGHTS={other}: expected f32, quantized or fast").into()),
+    };
     let engine = Engine::load(
         Path::new(dir),
         &candle_core::Device::Cpu,
-        WeightFormat::Fast,
+        format,
         EngineOptions::default(),
     )?;
     let mut messages = Vec::new();

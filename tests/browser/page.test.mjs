@@ -171,7 +171,25 @@ if (!failed) {
     CAIRN_GENERATE__MIN_SUPPORTED_SHARE: "0",
   });
   try {
-    const question = "what guides the ptarmigan expedition home?";
+    // Which sentences a 135M model writes shifts with every change to the arithmetic of its
+    // kernels, so the question is picked through the API: the first of these that gets a
+    // written answer with at least one unsupported sentence.
+    const ask = async (question) => (await fetch(wbase + "/v1/ask", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ question }),
+    })).json();
+    let question, api;
+    for (const q of [
+      "how do you build a cairn?",
+      "what do cairns mark?",
+      "what guides the ptarmigan expedition home?",
+    ]) {
+      const a = await ask(q);
+      assert.equal(a.mode, "generated", JSON.stringify(a));
+      if (!a.abstained && a.unsupported > 0) { question = q; api = a; break; }
+    }
+    assert.ok(question, "the tiny model wrote no unsupported sentence to mark for any question");
     const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
     await page.goto(wbase + "/");
     await page.getByRole("heading", { name: "Ask" }).waitFor();
@@ -188,16 +206,10 @@ if (!failed) {
     await page.locator("#ask-status", { hasText: /Answered|do not answer/ }).waitFor({ timeout: 120_000 });
     const pieces = await page.evaluate(() => window.liveTexts.size);
     assert.ok(pieces > 3, `the answer arrived in ${pieces} pieces, not token by token`);
-    // The page shows what the API says: the same number of unsupported sentences.
-    const api = await (await fetch(wbase + "/v1/ask", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ question }),
-    })).json();
-    assert.equal(api.mode, "generated", JSON.stringify(api));
+    // The page shows what the API said (greedy decoding): the same number of unsupported
+    // sentences.
     assert.match(await page.locator("#ask-status").innerText(), /Answered by smollm2-135m/);
     assert.equal(await page.locator("#answer .unsupported").count(), api.unsupported);
-    assert.ok(api.unsupported > 0, "the tiny model wrote no unsupported sentence to mark");
     assert.match(await page.locator("#answer").innerText(), /not supported by the cited passages/);
     await shot(page, "generated-answer");
   } catch (e) {

@@ -260,6 +260,7 @@ fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::test_util::numbers;
 
     /// The textbook computation: softmax(q kᵀ / √d + causal mask) v, head by head.
     fn reference(
@@ -300,18 +301,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn numbers(n: usize, seed: u32) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(2_654_435_761).max(1);
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                (x % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
     }
 
     #[test]

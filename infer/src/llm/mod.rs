@@ -74,3 +74,20 @@ pub fn load_parts(
     }
     Ok((model, tokenizer, template))
 }
+
+#[cfg(test)]
+mod test_util {
+    /// `n` numbers in [-1, 1] from a xorshift seeded with `seed`: test inputs that are the
+    /// same on every run.
+    pub(crate) fn numbers(n: usize, seed: u32) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+}

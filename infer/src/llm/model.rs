@@ -45,7 +45,7 @@ pub enum WeightFormat {
     F32,
     /// The fastest way this build knows for each stored type. On the CPU, Q4_1 and Q8_0
     /// matrices stay as stored and are multiplied by cairn's own kernels, which read each
-    /// block of weights once for up to eight rows (see `qmm`); other types without SIMD
+    /// block of weights once for up to four rows (see `qmm`); other types without SIMD
     /// kernels in candle (Q5_0, Q5_1, …) are requantized to Q8_0 for those kernels, and
     /// k-quants stay with candle's. On a GPU, types without candle kernels become Q8_0. Q8_0
     /// keeps 8 bits per weight, so re-quantizing 4- or 5-bit weights loses almost nothing.

@@ -560,20 +560,9 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::test_util::numbers;
 
-    fn numbers(n: usize, seed: u32) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(2_654_435_761).max(1);
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                (x % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
-
-    /// Products of 1 to 19 rows (tiles of 8 and the remainders) against matrices of both
+    /// Products of 1 to 19 rows (tiles of four and the remainders) against matrices of both
     /// types equal the product of the dequantized weights, and each row's result is the
     /// same whatever rows it is batched with.
     #[test]

@@ -58,6 +58,10 @@ pub struct AnswerSentence {
     /// passages entail the sentence (`None` when it was not asked or gave no clear answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entailed: Option<bool>,
+    /// The model cited nothing here; cairn cited the passage that supports the sentence
+    /// best (`[generate] attribute`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attributed: bool,
 }
 
 fn supported_default() -> bool {

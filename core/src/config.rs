@@ -256,6 +256,10 @@ pub struct GenerateConfig {
     /// cited passages entail it (a yes/no question); a "no" flags it unsupported. One short
     /// generation per sentence, run concurrently (batched by the local engine).
     pub entailment: bool,
+    /// Give a sentence the model wrote without a citation the passage that supports it best,
+    /// when that support reaches `min_support` (the sentence is then marked `attributed`:
+    /// cairn, not the model, cited it). Small models often leave out their markers.
+    pub attribute: bool,
 }
 
 impl Default for GenerateConfig {
@@ -275,6 +279,7 @@ impl Default for GenerateConfig {
             drop_unsupported: false,
             min_supported_share: 0.5,
             entailment: false,
+            attribute: true,
         }
     }
 }

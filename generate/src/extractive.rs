@@ -110,6 +110,7 @@ pub async fn extractive(
             relevance: c.score,
             supported: true,
             entailed: None,
+            attributed: false,
         });
         if !used.contains(&c.passage) {
             used.push(c.passage);

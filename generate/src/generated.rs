@@ -162,7 +162,8 @@ pub async fn generated(
 
     let cited = parse(&out.text, passages.len());
     let texts: Vec<&str> = passages.iter().map(|h| h.text.as_str()).collect();
-    let (mut sentences_out, _) = verify(&cited, &texts, embedder).await?;
+    let attribute_at = cfg.attribute.then_some(cfg.min_support);
+    let (mut sentences_out, _) = verify(&cited, &texts, embedder, attribute_at).await?;
     for s in &mut sentences_out {
         s.supported = !s.citations.is_empty() && s.support >= cfg.min_support;
     }
@@ -561,6 +562,29 @@ mod tests {
             a.citations.iter().all(|c| c.n == 1),
             "passage 2 is no longer cited"
         );
+    }
+
+    /// A sentence the model left without a marker cites the passage that supports it, marked
+    /// as cairn's citation; with `attribute` off it is unsupported.
+    #[tokio::test]
+    async fn uncited_sentences_are_attributed() {
+        let text = "Close the printer tray and press resume to clear the printer jam.";
+        let a = answer(&Fixed::new(text), &GenerateConfig::default()).await;
+        assert_eq!(a.mode, AnswerMode::Generated);
+        assert_eq!(a.sentences.len(), 1);
+        let s = &a.sentences[0];
+        assert!(s.attributed && s.supported && s.citations == [1], "{s:?}");
+        assert_eq!(a.citations.len(), 1);
+        assert!(a.citations[0].quote.starts_with("Close the printer tray"));
+        assert_eq!(a.answer, format!("{text} [1]"));
+
+        let cfg = GenerateConfig {
+            attribute: false,
+            ..GenerateConfig::default()
+        };
+        let a = answer(&Fixed::new(text), &cfg).await;
+        assert_eq!(a.mode, AnswerMode::Extractive, "no sentence was supported");
+        assert_eq!(a.unsupported, 1);
     }
 
     /// With `entailment`, each sentence that passes `min_support` is put to the model with

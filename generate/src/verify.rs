@@ -7,7 +7,9 @@
 //! counted. [`verify`] then scores each sentence against the passages it cites:
 //! `0.5 * term recall + 0.5 * embedding cosine` (term recall: the share of the sentence's
 //! content terms found in the passage), the best over its citations; a sentence citing
-//! nothing has support 0. The answer's grounding is the mean support of its sentences.
+//! nothing has support 0, unless it is attributed: given `attribute_at`, a sentence without
+//! markers is scored against every passage, and the best one becomes its citation when its
+//! support reaches that level. The answer's grounding is the mean support of its sentences.
 
 use crate::sentences::sentences;
 use crate::terms::{overlap, terms};
@@ -94,12 +96,15 @@ fn strip_markers(
     (text, cites, leading)
 }
 
-/// Scores each sentence against the passages it cites (`passages[n - 1]` is passage `n`);
-/// returns the sentences with their support and the answer's grounding.
+/// Scores each sentence against the passages it cites (`passages[n - 1]` is passage `n`),
+/// and cites for the sentences without markers the best passage whose support reaches
+/// `attribute_at` (when given); returns the sentences with their support and the answer's
+/// grounding.
 pub async fn verify(
     cited: &Cited,
     passages: &[&str],
     embedder: &dyn Embedder,
+    attribute_at: Option<f32>,
 ) -> Result<(Vec<AnswerSentence>, f32)> {
     if cited.sentences.is_empty() {
         return Ok((Vec::new(), 0.0));
@@ -111,22 +116,35 @@ pub async fn verify(
     let mut out = Vec::with_capacity(cited.sentences.len());
     for ((text, cites), v) in cited.sentences.iter().zip(sent_vecs) {
         let want = terms(text);
+        let support_of = |n: usize| {
+            let i = n.checked_sub(1)?;
+            let p = passages.get(i)?;
+            let cosine: f32 = v.iter().zip(&passage_vecs[i]).map(|(a, b)| a * b).sum();
+            Some(0.5 * overlap(&want, p) + 0.5 * cosine.max(0.0))
+        };
         let support = cites
             .iter()
-            .filter_map(|&n| {
-                let i = n.checked_sub(1)?;
-                let p = passages.get(i)?;
-                let cosine: f32 = v.iter().zip(&passage_vecs[i]).map(|(a, b)| a * b).sum();
-                Some(0.5 * overlap(&want, p) + 0.5 * cosine.max(0.0))
-            })
+            .filter_map(|&n| support_of(n))
             .fold(0.0f32, f32::max);
+        // The best passage for a sentence without markers; the first one on ties.
+        let attributed = match attribute_at {
+            Some(at) if cites.is_empty() => (1..=passages.len())
+                .filter_map(|n| Some((n, support_of(n)?)))
+                .fold(None, |best: Option<(usize, f32)>, (n, s)| match best {
+                    Some((_, b)) if b >= s => best,
+                    _ => Some((n, s)),
+                })
+                .filter(|&(_, s)| s >= at),
+            _ => None,
+        };
         out.push(AnswerSentence {
             text: text.clone(),
-            citations: cites.clone(),
-            support,
+            citations: attributed.map_or_else(|| cites.clone(), |(n, _)| vec![n]),
+            support: attributed.map_or(support, |(_, s)| s),
             relevance: 0.0,
             supported: true,
             entailed: None,
+            attributed: attributed.is_some(),
         });
     }
     let grounding = out.iter().map(|s| s.support).sum::<f32>() / out.len() as f32;
@@ -175,12 +193,47 @@ mod tests {
              Badge photos are taken on Mondays [2]. Nobody cites this one.",
             2,
         );
-        let (sentences, grounding) = verify(&cited, &passages, &WORDS).await.unwrap();
+        let (sentences, grounding) = verify(&cited, &passages, &WORDS, None).await.unwrap();
         assert_eq!(sentences.len(), 3);
         assert!(sentences[0].support > 0.8, "{sentences:?}");
         assert!(sentences[1].support < 0.2, "{sentences:?}");
         assert_eq!(sentences[2].support, 0.0);
         let mean = sentences.iter().map(|s| s.support).sum::<f32>() / 3.0;
         assert!((grounding - mean).abs() < 1e-6);
+    }
+
+    /// A sentence without markers cites the passage that supports it best, if that support
+    /// is high enough; sentences with markers keep theirs, supported or not.
+    #[tokio::test]
+    async fn sentences_without_markers_are_attributed_to_their_best_passage() {
+        let passages = [
+            "Coffee is free on Fridays.",
+            "A paper jam in tray 2 is cleared by removing the sheet from tray 2.",
+        ];
+        let cited = parse(
+            "Clear the jam by removing the sheet from tray 2. \
+             Badge photos are taken on Mondays. Coffee is free on Fridays [2].",
+            2,
+        );
+        let (sentences, _) = verify(&cited, &passages, &WORDS, Some(0.5)).await.unwrap();
+        let got: Vec<(Vec<usize>, bool)> = sentences
+            .iter()
+            .map(|s| (s.citations.clone(), s.attributed))
+            .collect();
+        assert_eq!(
+            got,
+            [(vec![2], true), (vec![], false), (vec![2], false)],
+            "{sentences:?}"
+        );
+        assert!(sentences[0].support > 0.8, "{sentences:?}");
+        assert_eq!(sentences[1].support, 0.0);
+        assert!(
+            sentences[2].support < 0.5,
+            "the model's own marker is kept and scored"
+        );
+        // Off: nothing is attributed.
+        let (sentences, _) = verify(&cited, &passages, &WORDS, None).await.unwrap();
+        assert!(sentences.iter().all(|s| !s.attributed));
+        assert!(sentences[0].citations.is_empty() && sentences[0].support == 0.0);
     }
 }

@@ -31,6 +31,7 @@ async function api(path, init = {}) {
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined) continue;
     if (k === "class") node.className = v;
     else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
     else node.setAttribute(k, v);
@@ -96,7 +97,8 @@ function showAnswer(a) {
         if (!c) continue;
         p.append(el("button", {
           class: "cite", type: "button",
-          "aria-label": `citation ${n}: ${c.title}, page ${c.page}`,
+          title: s.attributed ? "cited by cairn: the model wrote this without a citation" : undefined,
+          "aria-label": `citation ${n}: ${c.title}, page ${c.page}${s.attributed ? " (cited by cairn)" : ""}`,
           onclick: () => showPassage(passageOf(c) || { ...c, text: c.quote, heading_path: [] }, c.span, c.title),
         }, `[${n}]`));
       }

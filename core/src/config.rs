@@ -297,6 +297,16 @@ pub struct AnswerConfig {
     pub min_score: f32,
     /// Sentences scoring within this of the best one are quoted too.
     pub margin: f32,
+    /// When no passage read comes closer to the question than this embedding cosine (the
+    /// dense retriever's score of the passage), the answer abstains too, whatever its best
+    /// sentence scored: a sentence can echo the question's words while the passages are about
+    /// something else. 0 turns the check off; it is skipped for hits without a dense score
+    /// (`bm25` mode).
+    pub min_dense: f32,
+    /// `min_dense` for questions written in Chinese, Japanese or Korean script. Off (0) by
+    /// default: the default embedder is English-first, and its cosines between Chinese texts
+    /// do not tell an answering passage from an unrelated one.
+    pub min_dense_cjk: f32,
     /// Passages shown with an abstention.
     pub closest: usize,
 }
@@ -309,6 +319,9 @@ impl Default for AnswerConfig {
             // Chosen on the tune split of eval/debian (eval/debian/RESULTS.md).
             min_score: 0.4,
             margin: 0.08,
+            // Chosen on the tune split of eval/debian too (eval/debian/RESULTS.md).
+            min_dense: 0.45,
+            min_dense_cjk: 0.0,
             closest: 3,
         }
     }

@@ -9,6 +9,12 @@
 //! best sentences within `margin` of the best (at most `max_sentences`) are quoted in
 //! passage order, each citing its own exact span, so every claim is verbatim from a
 //! document and its support is 1.
+//!
+//! The answer also abstains when no passage as a whole comes close to the question: when the
+//! best dense-retriever score (embedding cosine) among the hits is below `min_dense`
+//! (`min_dense_cjk` for a question in CJK script). A sentence can share the question's words
+//! while its passage is about something else; on the judged set this check catches
+//! unanswerable questions the sentence score lets through (eval/debian/RESULTS.md).
 
 use crate::sentences::sentences;
 use crate::terms::{is_cjk, overlap, terms};
@@ -75,6 +81,23 @@ pub async fn extractive(
         .fold(f32::NEG_INFINITY, f32::max);
     if best < cfg.min_score {
         return Ok(abstain(hits, cfg, best, started));
+    }
+    let floor = if is_cjk(question) {
+        cfg.min_dense_cjk
+    } else {
+        cfg.min_dense
+    };
+    let closest = hits
+        .iter()
+        .filter_map(|h| h.dense.map(|d| d.score))
+        .reduce(f32::max);
+    if let Some(closest) = closest.filter(|&c| c < floor) {
+        let mut a = abstain(hits, cfg, best, started);
+        a.note = Some(format!(
+            "no passage is close enough to the question: the closest scores {closest:.2} \
+             (embedding cosine), below [answer] min_dense {floor:.2}"
+        ));
+        return Ok(a);
     }
     candidates.retain(|c| c.score >= best - cfg.margin);
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -161,7 +184,7 @@ fn abstain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_core::{ChunkId, DocId};
+    use cairn_core::{ChunkId, DocId, RetrieverScore};
 
     const TOPICS: crate::BagOfWords = crate::BagOfWords(&["coffee", "printer", "holiday", "badge"]);
 
@@ -252,5 +275,68 @@ mod tests {
             .await
             .unwrap();
         assert!(none.abstained && none.passages.is_empty());
+    }
+
+    #[tokio::test]
+    async fn abstains_when_no_passage_is_close_as_a_whole() {
+        let passages = [
+            "Close the printer tray and press resume to clear the printer jam.",
+            "The printer is in room 4.",
+        ];
+        let question = "how do I clear a printer jam";
+        let with_dense = |cosines: [f32; 2]| {
+            passages
+                .iter()
+                .zip(cosines)
+                .enumerate()
+                .map(|(i, (text, score))| Hit {
+                    dense: Some(RetrieverScore { rank: i + 1, score }),
+                    ..hit(i as i64 + 1, 0, text)
+                })
+                .collect::<Vec<_>>()
+        };
+        let cfg = AnswerConfig::default();
+        // The best sentence matches the question well either way.
+        let close = extractive(question, with_dense([0.62, 0.30]), &TOPICS, &cfg)
+            .await
+            .unwrap();
+        assert!(!close.abstained, "{:?}", close.note);
+        let far = extractive(question, with_dense([0.41, 0.30]), &TOPICS, &cfg)
+            .await
+            .unwrap();
+        assert!(far.abstained);
+        assert_eq!(far.answer, ABSTAIN_TEXT);
+        assert!(
+            far.confidence >= cfg.min_score,
+            "the sentence score is kept"
+        );
+        assert!(far.note.unwrap().contains("0.41"));
+        assert_eq!(far.passages.len(), 2);
+        // Off at 0, and for questions in CJK script by default.
+        let off = AnswerConfig {
+            min_dense: 0.0,
+            ..AnswerConfig::default()
+        };
+        let a = extractive(question, with_dense([0.41, 0.30]), &TOPICS, &off)
+            .await
+            .unwrap();
+        assert!(!a.abstained);
+        let a = extractive("printer jam 卡纸", with_dense([0.41, 0.30]), &TOPICS, &cfg)
+            .await
+            .unwrap();
+        assert!(!a.abstained);
+        // Hits without a dense score (bm25 mode) are not judged by it.
+        let a = extractive(
+            question,
+            with_dense([0.41, 0.30])
+                .into_iter()
+                .map(|h| Hit { dense: None, ..h })
+                .collect(),
+            &TOPICS,
+            &cfg,
+        )
+        .await
+        .unwrap();
+        assert!(!a.abstained);
     }
 }

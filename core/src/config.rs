@@ -304,8 +304,9 @@ pub struct AnswerConfig {
     /// (`bm25` mode).
     pub min_dense: f32,
     /// `min_dense` for questions written in Chinese, Japanese or Korean script. Off (0) by
-    /// default: the default embedder is English-first, and its cosines between Chinese texts
-    /// do not tell an answering passage from an unrelated one.
+    /// default: the default embedder is English-first, its cosines between Chinese texts are
+    /// all high, and Chinese fusion leans on BM25, so the hits' dense scores do not tell an
+    /// answering passage from an unrelated one (eval/debian/RESULTS.md).
     pub min_dense_cjk: f32,
     /// Passages shown with an abstention.
     pub closest: usize,

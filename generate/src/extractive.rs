@@ -312,7 +312,7 @@ mod tests {
         );
         assert!(far.note.unwrap().contains("0.41"));
         assert_eq!(far.passages.len(), 2);
-        // Off at 0, and for questions in CJK script by default.
+        // Off at 0.
         let off = AnswerConfig {
             min_dense: 0.0,
             ..AnswerConfig::default()
@@ -321,10 +321,24 @@ mod tests {
             .await
             .unwrap();
         assert!(!a.abstained);
-        let a = extractive("printer jam 卡纸", with_dense([0.41, 0.30]), &TOPICS, &cfg)
+        // Questions in CJK script have their own floor, off by default.
+        let cjk = "printer jam 卡纸";
+        let a = extractive(cjk, with_dense([0.41, 0.30]), &TOPICS, &cfg)
             .await
             .unwrap();
         assert!(!a.abstained);
+        let higher = AnswerConfig {
+            min_dense_cjk: 0.6,
+            ..AnswerConfig::default()
+        };
+        let a = extractive(question, with_dense([0.55, 0.30]), &TOPICS, &higher)
+            .await
+            .unwrap();
+        assert!(!a.abstained);
+        let a = extractive(cjk, with_dense([0.55, 0.30]), &TOPICS, &higher)
+            .await
+            .unwrap();
+        assert!(a.abstained && a.note.unwrap().contains("0.60"));
         // Hits without a dense score (bm25 mode) are not judged by it.
         let a = extractive(
             question,

@@ -295,15 +295,16 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
         };
+        let answer = |question: &'static str, cosines, cfg: AnswerConfig| async move {
+            extractive(question, with_dense(cosines), &TOPICS, &cfg)
+                .await
+                .unwrap()
+        };
         let cfg = AnswerConfig::default();
         // The best sentence matches the question well either way.
-        let close = extractive(question, with_dense([0.62, 0.30]), &TOPICS, &cfg)
-            .await
-            .unwrap();
+        let close = answer(question, [0.62, 0.30], cfg.clone()).await;
         assert!(!close.abstained, "{:?}", close.note);
-        let far = extractive(question, with_dense([0.41, 0.30]), &TOPICS, &cfg)
-            .await
-            .unwrap();
+        let far = answer(question, [0.41, 0.30], cfg.clone()).await;
         assert!(far.abstained);
         assert_eq!(far.answer, ABSTAIN_TEXT);
         assert!(
@@ -317,27 +318,20 @@ mod tests {
             min_dense: 0.0,
             ..AnswerConfig::default()
         };
-        let a = extractive(question, with_dense([0.41, 0.30]), &TOPICS, &off)
-            .await
-            .unwrap();
-        assert!(!a.abstained);
+        assert!(!answer(question, [0.41, 0.30], off).await.abstained);
         // Questions in CJK script have their own floor, off by default.
         let cjk = "printer jam 卡纸";
-        let a = extractive(cjk, with_dense([0.41, 0.30]), &TOPICS, &cfg)
-            .await
-            .unwrap();
-        assert!(!a.abstained);
+        assert!(!answer(cjk, [0.41, 0.30], cfg.clone()).await.abstained);
         let higher = AnswerConfig {
             min_dense_cjk: 0.6,
             ..AnswerConfig::default()
         };
-        let a = extractive(question, with_dense([0.55, 0.30]), &TOPICS, &higher)
-            .await
-            .unwrap();
-        assert!(!a.abstained);
-        let a = extractive(cjk, with_dense([0.55, 0.30]), &TOPICS, &higher)
-            .await
-            .unwrap();
+        assert!(
+            !answer(question, [0.55, 0.30], higher.clone())
+                .await
+                .abstained
+        );
+        let a = answer(cjk, [0.55, 0.30], higher).await;
         assert!(a.abstained && a.note.unwrap().contains("0.60"));
         // Hits without a dense score (bm25 mode) are not judged by it.
         let a = extractive(

@@ -156,8 +156,9 @@ impl RopeTables {
 /// A pointer to the output that work items write disjoint parts of.
 #[derive(Clone, Copy)]
 struct Out(*mut f32);
-// SAFETY: every work item writes only the rows of its sequence at the columns of its head,
-// which no other item writes, and the pool returns only when every item is done.
+// SAFETY: every work item writes only its own part of the output (in `attend`, the rows of
+// its sequence at the columns of its head), which no other item writes, and the pool returns
+// only when every item is done.
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
@@ -227,6 +228,31 @@ pub(crate) fn attend(
         .map(|(s, c)| s.len * c.len * shape.heads * shape.dim)
         .sum();
     if work < PARALLEL_WORK {
+        (0..items).for_each(item);
+    } else {
+        barrier_pool().execute_chunked(items, |range| range.for_each(item));
+    }
+}
+
+/// Values of an elementwise pass (such as the feed-forward gating) below which it runs on the
+/// calling thread alone.
+const PARALLEL_VALUES: usize = 4096;
+
+/// Runs `f` on consecutive parts of `data` of `part` values (the last may be shorter), with
+/// each part's offset, on candle's thread pool when `data` is long enough to be worth it.
+/// Each value is computed the same way whichever thread computes it.
+pub(crate) fn for_parts(data: &mut [f32], part: usize, f: impl Fn(&mut [f32], usize) + Sync) {
+    let (n, part) = (data.len(), part.max(1));
+    let base = Out(data.as_mut_ptr());
+    let item = |i: usize| {
+        let start = i * part;
+        // SAFETY: the parts are disjoint and inside `data`, which outlives the pool's work.
+        let values =
+            unsafe { std::slice::from_raw_parts_mut({ base }.0.add(start), part.min(n - start)) };
+        f(values, start);
+    };
+    let items = n.div_ceil(part);
+    if n < PARALLEL_VALUES || barrier_pool().n_workers() == 0 {
         (0..items).for_each(item);
     } else {
         barrier_pool().execute_chunked(items, |range| range.for_each(item));

@@ -292,13 +292,14 @@ impl Mlp {
         if let (Matrix::Cpu(_), Matrix::Cpu(_)) = (&self.gate, &self.up) {
             // One quantization of the input for both matrices, the gating in one loop.
             let mut acts = None;
-            let gate = self.gate.host(xs, &mut acts)?;
+            let mut hidden = self.gate.host(xs, &mut acts)?;
             let up = self.up.host(xs, &mut acts)?;
-            let hidden = gate
-                .iter()
-                .zip(&up)
-                .map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
-                .collect();
+            // On the pool: with many rows, one `exp` per value is worth sharing out.
+            host::for_parts(&mut hidden, 1024, |gate, start| {
+                for (g, u) in gate.iter_mut().zip(&up[start..]) {
+                    *g = *g / (1.0 + (-*g).exp()) * u;
+                }
+            });
             return self.down.forward_host(hidden, xs.dim(0)?, xs.device());
         }
         let gate = candle_nn::ops::silu(&self.gate.forward(xs)?)?;

@@ -153,14 +153,26 @@ impl RopeTables {
     }
 }
 
-/// A pointer to the output that work items write disjoint parts of.
+/// A pointer to the output that work items write disjoint parts of (use it whole, `{ out }.0`,
+/// so that closures capture the `Sync` wrapper rather than the bare pointer).
 #[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: every work item writes only its own part of the output (in `attend`, the rows of
-// its sequence at the columns of its head), which no other item writes, and the pool returns
-// only when every item is done.
+pub(crate) struct Out(pub *mut f32);
+// SAFETY: every user of `Out` has each work item write only its own part of the output (in
+// `attend`, the rows of its sequence at the columns of its head; in the quantized products,
+// the rows of its tile at the columns of its group), which no other item writes, and
+// `run_items` returns only when every item is done.
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
+
+/// Runs `item` for each of `0..items`: on candle's thread pool when `parallel` (there is
+/// enough work to share) and the pool has workers, otherwise on the calling thread.
+pub(crate) fn run_items(items: usize, parallel: bool, item: impl Fn(usize) + Sync) {
+    if parallel && barrier_pool().n_workers() > 0 {
+        barrier_pool().execute_chunked(items, |range| range.for_each(&item));
+    } else {
+        (0..items).for_each(item);
+    }
+}
 
 /// Causal attention of every sequence of a batch over its cache.
 ///
@@ -227,11 +239,7 @@ pub(crate) fn attend(
         .zip(caches)
         .map(|(s, c)| s.len * c.len * shape.heads * shape.dim)
         .sum();
-    if work < PARALLEL_WORK {
-        (0..items).for_each(item);
-    } else {
-        barrier_pool().execute_chunked(items, |range| range.for_each(item));
-    }
+    run_items(items, work >= PARALLEL_WORK, item);
 }
 
 /// Values of an elementwise pass (such as the feed-forward gating) below which it runs on the
@@ -251,12 +259,7 @@ pub(crate) fn for_parts(data: &mut [f32], part: usize, f: impl Fn(&mut [f32], us
             unsafe { std::slice::from_raw_parts_mut({ base }.0.add(start), part.min(n - start)) };
         f(values, start);
     };
-    let items = n.div_ceil(part);
-    if n < PARALLEL_VALUES || barrier_pool().n_workers() == 0 {
-        (0..items).for_each(item);
-    } else {
-        barrier_pool().execute_chunked(items, |range| range.for_each(item));
-    }
+    run_items(n.div_ceil(part), n >= PARALLEL_VALUES, item);
 }
 
 /// `a · b`, in eight lanes so that it vectorises.

@@ -34,10 +34,10 @@
 //! results bit for bit, with VNNI or without.
 
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::utils::barrier_pool;
 use candle_core::{Device, Tensor};
 use half::f16;
 
+use super::host::{Out, run_items};
 use crate::error::{InferError, Result};
 
 /// Values per quantization block.
@@ -330,39 +330,26 @@ impl CpuMatrix {
                         unsafe { *{ dst }.0.add((r0 + r) * n + col) = *sum };
                     }
                 };
+                // One weight row (column of the output) at a time, or eight interleaved.
+                let by_column = |dot: &dyn Fn(usize) -> [f32; TILE]| {
+                    columns.clone().for_each(|col| store(col, &dot(col)));
+                };
+                let by_group = |dot: &dyn Fn(usize) -> [[f32; TILE]; GROUP]| {
+                    for c0 in columns.clone().step_by(GROUP) {
+                        let sums = dot(c0 / GROUP);
+                        sums.iter().enumerate().for_each(|(c, s)| store(c0 + c, s));
+                    }
+                };
+                let blocks = |i: usize| i * kb..(i + 1) * kb; // of a weight row, or of a group
                 match &self.blocks {
-                    Blocks::Q4_1x8(w) => {
-                        for c0 in columns.clone().step_by(GROUP) {
-                            let g = c0 / GROUP;
-                            let sums = dot_q4_1x8(&w[g * kb..(g + 1) * kb], tile);
-                            sums.iter().enumerate().for_each(|(c, s)| store(c0 + c, s));
-                        }
-                    }
-                    Blocks::Q8_0x8(w) => {
-                        for c0 in columns.clone().step_by(GROUP) {
-                            let g = c0 / GROUP;
-                            let sums = dot_q8_0x8(&w[g * kb..(g + 1) * kb], tile);
-                            sums.iter().enumerate().for_each(|(c, s)| store(c0 + c, s));
-                        }
-                    }
-                    Blocks::Q4_1(w) => {
-                        for col in columns.clone() {
-                            store(col, &dot_q4_1(&w[col * kb..(col + 1) * kb], tile));
-                        }
-                    }
-                    Blocks::Q8_0(w) => {
-                        for col in columns.clone() {
-                            store(col, &dot_q8_0(&w[col * kb..(col + 1) * kb], tile));
-                        }
-                    }
+                    Blocks::Q4_1(w) => by_column(&|col| dot_q4_1(&w[blocks(col)], tile)),
+                    Blocks::Q8_0(w) => by_column(&|col| dot_q8_0(&w[blocks(col)], tile)),
+                    Blocks::Q4_1x8(w) => by_group(&|g| dot_q4_1x8(&w[blocks(g)], tile)),
+                    Blocks::Q8_0x8(w) => by_group(&|g| dot_q8_0x8(&w[blocks(g)], tile)),
                 }
             }
         };
-        if m * n * kb < 4096 || barrier_pool().n_workers() == 0 {
-            (0..items).for_each(item);
-        } else {
-            barrier_pool().execute_chunked(items, |range| range.for_each(item));
-        }
+        run_items(items, m * n * kb >= 4096, item);
     }
 }
 
@@ -395,14 +382,6 @@ fn vnni() -> bool {
         false
     }
 }
-
-/// The output that work items write disjoint elements of.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: each work item writes only the (row, column) pairs of its own row tile and column
-// group, and the pool returns only when every item is done.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
 
 /// Rows of activations quantized to 8 bits per block of 32.
 #[derive(Debug)]

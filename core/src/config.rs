@@ -237,6 +237,10 @@ pub struct GenerateConfig {
     pub timeout_secs: u64,
     /// The most tokens of one answer.
     pub max_tokens: usize,
+    /// The most sentences of one generated answer: generation stops when the model begins
+    /// the next one (the instruction asks for one to three; small models run on). 0: no
+    /// limit.
+    pub max_sentences: usize,
     /// 0 is greedy (the default: answers should not vary).
     pub temperature: f32,
     /// `local`: the most sequences decoded together.
@@ -271,6 +275,7 @@ impl Default for GenerateConfig {
             api_key_env: "OPENAI_API_KEY".into(),
             timeout_secs: 120,
             max_tokens: 256,
+            max_sentences: 0,
             temperature: 0.0,
             max_batch: 8,
             max_queue: 64,

@@ -19,7 +19,7 @@
 use crate::extractive::{ABSTAIN_TEXT, extractive};
 use crate::sentences::sentences;
 use crate::terms::{overlap, terms};
-use crate::verify::{parse, verify};
+use crate::verify::{cut_after, parse, verify};
 use cairn_core::config::{AnswerConfig, GenerateConfig};
 use cairn_core::{
     Answer, AnswerMode, AnswerSentence, ChatRole, ChatTurn, Citation, Embedder, GenerateRequest,
@@ -117,28 +117,24 @@ pub async fn generated(
         generator,
         cfg.max_tokens,
     )?;
-    let out = generator
-        .generate(
-            GenerateRequest {
-                temperature: cfg.temperature,
-                seed: Some(0),
-                stop: vec!["\nQuestion:".into(), "\nPassages:".into()],
-                ..GenerateRequest::new(
-                    vec![
-                        ChatTurn::new(ChatRole::System, SYSTEM_PROMPT),
-                        ChatTurn::new(ChatRole::User, user),
-                    ],
-                    cfg.max_tokens,
-                )
-            },
-            on_text,
+    let request = GenerateRequest {
+        temperature: cfg.temperature,
+        seed: Some(0),
+        stop: vec!["\nQuestion:".into(), "\nPassages:".into()],
+        ..GenerateRequest::new(
+            vec![
+                ChatTurn::new(ChatRole::System, SYSTEM_PROMPT),
+                ChatTurn::new(ChatRole::User, user),
+            ],
+            cfg.max_tokens,
         )
-        .await?;
+    };
+    let text = generate_sentences(generator, request, cfg.max_sentences, on_text).await?;
     let model = Some(generator.model_id().to_string());
     let passages: Vec<Hit> = hits.into_iter().take(used).collect();
     let elapsed = |a: &mut Answer| a.took_ms = started.elapsed().as_secs_f64() * 1000.0;
 
-    if says_no_answer(&out.text) {
+    if says_no_answer(&text) {
         let mut closest = passages;
         closest.truncate(answer_cfg.closest);
         let mut answer = Answer {
@@ -160,7 +156,7 @@ pub async fn generated(
         return Ok(answer);
     }
 
-    let cited = parse(&out.text, passages.len());
+    let cited = parse(&text, passages.len());
     let texts: Vec<&str> = passages.iter().map(|h| h.text.as_str()).collect();
     let attribute_at = cfg.attribute.then_some(cfg.min_support);
     let (mut sentences_out, _) = verify(&cited, &texts, embedder, attribute_at).await?;
@@ -213,6 +209,53 @@ pub async fn generated(
     };
     elapsed(&mut answer);
     Ok(answer)
+}
+
+/// Runs `request` and returns its text, streaming it to `on_text`. With `max_sentences`
+/// (0: no limit), the generation is cancelled as soon as the model begins the sentence after
+/// that many: the text is cut where that sentence's words begin, and nothing past the cut is
+/// streamed.
+async fn generate_sentences(
+    generator: &dyn Generator,
+    request: GenerateRequest,
+    max_sentences: usize,
+    on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+) -> Result<String> {
+    let enough = tokio::sync::Notify::new();
+    let mut text = String::new();
+    let mut cut = None;
+    let mut streamed = 0;
+    let mut watch = |piece: &str| {
+        if cut.is_some() {
+            return;
+        }
+        text.push_str(piece);
+        cut = (max_sentences > 0)
+            .then(|| cut_after(&text, max_sentences))
+            .flatten();
+        let upto = cut.unwrap_or(text.len());
+        if upto > streamed {
+            on_text(&text[streamed..upto]);
+            streamed = upto;
+        }
+        if cut.is_some() {
+            enough.notify_one();
+        }
+    };
+    // Dropping the generation's future cancels it (the `Generator` contract).
+    let finished = tokio::select! {
+        biased;
+        out = generator.generate(request, &mut watch) => Some(out?),
+        () = enough.notified() => None,
+    };
+    Ok(match (cut, finished) {
+        (Some(at), _) => {
+            text.truncate(at);
+            text
+        }
+        (None, Some(out)) => out.text,
+        (None, None) => unreachable!("notified only once cut"),
+    })
 }
 
 /// The instruction of the entailment question.
@@ -635,6 +678,100 @@ mod tests {
         let a = answer(&g, &GenerateConfig::default()).await;
         assert!(a.sentences.iter().all(|s| s.entailed.is_none()));
         assert_eq!(g.prompts.lock().unwrap().len(), 1);
+    }
+
+    /// A generator that hands out its text a word at a time, waiting between words, and
+    /// counts the words it got to (a cancelled generation stops early).
+    struct Slow {
+        text: &'static str,
+        words: std::sync::atomic::AtomicUsize,
+    }
+
+    impl TokenCounter for Slow {
+        fn count_tokens(&self, text: &str) -> usize {
+            text.split_whitespace().count()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Generator for Slow {
+        fn model_id(&self) -> &str {
+            "slow"
+        }
+        fn context_tokens(&self) -> usize {
+            4096
+        }
+        async fn generate(
+            &self,
+            _: GenerateRequest,
+            on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        ) -> Result<Generated> {
+            for piece in self.text.split_inclusive(' ') {
+                on_text(piece);
+                self.words
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+            Ok(Generated {
+                text: self.text.to_string(),
+                finish_reason: "stop".into(),
+                prompt_tokens: 0,
+                completion_tokens: 0,
+            })
+        }
+    }
+
+    /// With `max_sentences`, the generation is cancelled once the model begins one sentence
+    /// too many, and neither the answer nor the stream holds any of it.
+    #[tokio::test]
+    async fn generation_stops_after_max_sentences() {
+        let text = "Close the printer tray and press resume to clear the printer jam. [1] \
+                    The printer jams when the tray is open [1]. \
+                    Coffee is free on Fridays [2]. The coffee machine is on floor two [2]. \
+                    Holiday badges are printed by security on Mondays.";
+        let all = text.split_inclusive(' ').count();
+        for (limit, want) in [(1, 1), (2, 2), (3, 3), (0, 5), (9, 5)] {
+            let g = Slow {
+                text,
+                words: Default::default(),
+            };
+            let cfg = GenerateConfig {
+                max_sentences: limit,
+                ..GenerateConfig::default()
+            };
+            let mut streamed = String::new();
+            let a = generated(
+                "how do I clear a printer jam",
+                hits(),
+                &TOPICS,
+                &g,
+                &AnswerConfig::default(),
+                &cfg,
+                &mut |p| streamed.push_str(p),
+            )
+            .await
+            .expect("answer");
+            assert_eq!(a.mode, AnswerMode::Generated, "limit {limit}");
+            assert_eq!(a.sentences.len(), want, "limit {limit}: {}", a.answer);
+            assert_eq!(a.sentences[0].citations, [1], "the marker after the stop");
+            let words = g.words.load(std::sync::atomic::Ordering::Relaxed);
+            if want < 5 {
+                // Stopped at the first word of the next sentence.
+                let kept: usize = a
+                    .sentences
+                    .iter()
+                    .map(|s| s.text.split_whitespace().count())
+                    .sum();
+                // Each kept sentence has one marker, a word of its own.
+                assert_eq!(words, kept + want + 1, "limit {limit}");
+                assert!(words < all);
+                assert!(text.starts_with(&streamed), "{streamed}");
+                assert_eq!(parse(&streamed, 2).sentences.len(), want, "{streamed}");
+            } else {
+                assert_eq!(words, all);
+                assert_eq!(streamed, text);
+            }
+        }
     }
 
     #[test]

@@ -5,22 +5,48 @@
 use unicode_segmentation::UnicodeSegmentation;
 
 /// The sentences of `text` as (start, end) byte ranges, trimmed of whitespace, in order,
-/// never empty.
+/// never empty. A citation marker (`[2]`, `[1, 3]`) is never cut: the Unicode rules would cut
+/// "Done.[1] Next" inside the marker, and it stays with the sentence before.
 pub fn sentences(text: &str) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
+    let mut cuts = Vec::new();
     for (at, piece) in text.split_sentence_bound_indices() {
-        let mut start = 0;
         for (i, c) in piece.char_indices() {
             let end = i + c.len_utf8();
             let blank_line = c == '\n' && piece[end..].starts_with('\n');
             if matches!(c, '。' | '！' | '？') || blank_line {
-                push_trimmed(text, at + start, at + end, &mut out);
-                start = end;
+                cuts.push(at + end);
             }
         }
-        push_trimmed(text, at + start, at + piece.len(), &mut out);
+        cuts.push(at + piece.len());
+    }
+    let mut out = Vec::new();
+    let mut start = 0;
+    for mut cut in cuts {
+        if let Some(open) = text[start..cut].rfind('[').map(|o| start + o) {
+            if let Some(len) = marker_len(&text[open..]) {
+                cut = cut.max(open + len);
+            }
+        }
+        if cut > start {
+            push_trimmed(text, start, cut, &mut out);
+            start = cut;
+        }
     }
     out
+}
+
+/// The length of the citation marker (`[2]`, `[1, 3]`: numbers between commas) that opens
+/// `s`, if one does.
+pub fn marker_len(s: &str) -> Option<usize> {
+    let inside = s.strip_prefix('[')?;
+    let close = inside.find(']')?;
+    inside[..close]
+        .split(',')
+        .all(|n| {
+            let n = n.trim();
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+        })
+        .then_some(close + 2)
 }
 
 fn push_trimmed(text: &str, start: usize, end: usize, out: &mut Vec<(usize, usize)>) {
@@ -55,5 +81,23 @@ mod tests {
             ["Heading line", "Body text here"]
         );
         assert!(texts("   \n ").is_empty());
+    }
+
+    #[test]
+    fn citation_markers_are_not_cut() {
+        assert_eq!(texts("Open it.[1] Then go."), ["Open it.[1]", "Then go."]);
+        assert_eq!(
+            texts("Open it. [1, 2] Then go."),
+            ["Open it.", "[1, 2] Then go."]
+        );
+        assert_eq!(
+            texts("打开纸盒。[1]取出纸张。"),
+            ["打开纸盒。", "[1]", "取出纸张。"]
+        );
+        assert_eq!(
+            texts("See [optional]. Then go."),
+            ["See [optional].", "Then go."]
+        );
+        assert_eq!(texts("Unclosed.[1 Then go."), ["Unclosed.[", "1 Then go."]);
     }
 }

@@ -11,7 +11,7 @@
 //! markers is scored against every passage, and the best one becomes its citation when its
 //! support reaches that level. The answer's grounding is the mean support of its sentences.
 
-use crate::sentences::sentences;
+use crate::sentences::{marker_len, sentences};
 use crate::terms::{overlap, terms};
 use cairn_core::{AnswerSentence, Embedder, Result};
 
@@ -45,6 +45,36 @@ pub fn parse(answer: &str, passages: usize) -> Cited {
     Cited {
         sentences: out,
         dropped,
+    }
+}
+
+/// Where the words of the answer's sentence after its first `n` begin, once the answer has
+/// one: cut there, the answer keeps `n` sentences and every marker [`parse`] gives them
+/// (markers that open the next sentence belong to the one before). `None` while the answer
+/// has at most `n` sentences with words.
+pub fn cut_after(answer: &str, n: usize) -> Option<usize> {
+    let mut seen = 0;
+    for (start, end) in sentences(answer) {
+        let words = start + markers_before_words(&answer[start..end]);
+        if words < end {
+            if seen == n {
+                return Some(words);
+            }
+            seen += 1;
+        }
+    }
+    None
+}
+
+/// The length of the whitespace and `[n]` markers that open `s`.
+fn markers_before_words(s: &str) -> usize {
+    let mut at = 0;
+    loop {
+        at += s[at..].len() - s[at..].trim_start().len();
+        match marker_len(&s[at..]) {
+            Some(len) => at += len,
+            None => return at,
+        }
     }
 }
 
@@ -177,6 +207,43 @@ mod tests {
                 ("Options are [optional] here.", vec![]),
             ]
         );
+        // Markers written against the full stop, in English and Chinese.
+        let c = parse("Open tray 2.[2] Restart it.[1] 再试一次。[1]完成。", 2);
+        let got: Vec<(&str, &[usize])> = c
+            .sentences
+            .iter()
+            .map(|(t, n)| (t.as_str(), n.as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Open tray 2.", &[2][..]),
+                ("Restart it.", &[1]),
+                ("再试一次。", &[1]),
+                ("完成。", &[])
+            ]
+        );
+    }
+
+    #[test]
+    fn answers_are_cut_where_the_next_sentence_begins() {
+        let text = "E1147 means a paper jam [1]. Open tray 2. [2][1] Restart it [1, 2]. Done";
+        assert_eq!(cut_after(text, 0), Some(0));
+        let one = cut_after(text, 1).expect("a second sentence");
+        assert_eq!(&text[one..one + 4], "Open");
+        let two = cut_after(text, 2).expect("a third sentence");
+        assert!(text[two..].starts_with("Restart"), "{}", &text[two..]);
+        // The markers that opened the third sentence stay with the second.
+        let kept = parse(&text[..two], 2);
+        assert_eq!(kept.sentences.len(), 2);
+        assert_eq!(kept.sentences[1], ("Open tray 2.".to_string(), vec![2, 1]));
+        assert_eq!(cut_after(text, 4), None, "four sentences only");
+        // A sentence of markers alone has not begun.
+        assert_eq!(cut_after("Open tray 2. [2]", 1), None);
+        assert_eq!(cut_after("Open tray 2. [2] ", 1), None);
+        // Chinese full stops end sentences too.
+        let zh = "打开纸盒。[1]取出纸张。";
+        assert_eq!(&zh[cut_after(zh, 1).unwrap()..], "取出纸张。");
     }
 
     const WORDS: crate::BagOfWords =

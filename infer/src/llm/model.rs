@@ -221,19 +221,25 @@ impl Matrix {
         }
     }
 
-    /// `xs · Wᵀ` as a row-major vector. `acts` keeps `xs` quantized for the next matrix
-    /// that reads the same input, so q, k and v (or gate and up) quantize it once.
-    fn host(&self, xs: &Tensor, acts: &mut Option<Activations>) -> Result<Vec<f32>> {
-        match self {
-            Self::Cpu(m) => {
-                let acts = match acts {
-                    Some(acts) => acts,
-                    None => acts.insert(Activations::from_tensor(xs)?),
-                };
-                m.apply(acts)
-            }
-            Self::Candle(m) => Ok(m.forward(xs)?.flatten_all()?.to_vec1()?),
+    /// `xs · Wᵀ` as a row-major vector for each matrix `W` of `ms`. When cairn's kernels
+    /// hold them all, `xs` is quantized once and the products share the thread pool in one
+    /// go (q, k and v; gate and up).
+    fn host_all<const N: usize>(ms: [&Matrix; N], xs: &Tensor) -> Result<[Vec<f32>; N]> {
+        let cpu: Vec<&CpuMatrix> = ms
+            .iter()
+            .filter_map(|m| match m {
+                Self::Cpu(m) => Some(&**m),
+                Self::Candle(_) => None,
+            })
+            .collect();
+        if let Ok(cpu) = <[&CpuMatrix; N]>::try_from(cpu) {
+            return CpuMatrix::apply_all(cpu, &Activations::from_tensor(xs)?);
         }
+        let mut out = [const { Vec::new() }; N];
+        for (o, m) in out.iter_mut().zip(ms) {
+            *o = m.forward(xs)?.flatten_all()?.to_vec1()?;
+        }
+        Ok(out)
     }
 
     /// `xs · Wᵀ` for `xs` given as `rows` rows of a row-major vector.
@@ -266,13 +272,15 @@ impl Linear {
         })
     }
 
-    /// As [`Matrix::host`], plus the bias.
-    fn host(&self, xs: &Tensor, acts: &mut Option<Activations>) -> Result<Vec<f32>> {
-        let mut ys = self.weight.host(xs, acts)?;
-        if let Some(bias) = &self.bias {
-            let bias = bias.to_vec1::<f32>()?;
-            for row in ys.chunks_exact_mut(bias.len()) {
-                row.iter_mut().zip(&bias).for_each(|(y, b)| *y += b);
+    /// As [`Matrix::host_all`], plus the biases.
+    fn host_all<const N: usize>(ls: [&Linear; N], xs: &Tensor) -> Result<[Vec<f32>; N]> {
+        let mut ys = Matrix::host_all(ls.map(|l| &l.weight), xs)?;
+        for (ys, l) in ys.iter_mut().zip(ls) {
+            if let Some(bias) = &l.bias {
+                let bias = bias.to_vec1::<f32>()?;
+                for row in ys.chunks_exact_mut(bias.len()) {
+                    row.iter_mut().zip(&bias).for_each(|(y, b)| *y += b);
+                }
             }
         }
         Ok(ys)
@@ -291,9 +299,7 @@ impl Mlp {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         if let (Matrix::Cpu(_), Matrix::Cpu(_)) = (&self.gate, &self.up) {
             // One quantization of the input for both matrices, the gating in one loop.
-            let mut acts = None;
-            let mut hidden = self.gate.host(xs, &mut acts)?;
-            let up = self.up.host(xs, &mut acts)?;
+            let [mut hidden, up] = Matrix::host_all([&self.gate, &self.up], xs)?;
             // On the pool: with many rows, one `exp` per value is worth sharing out.
             host::for_parts(&mut hidden, 1024, |gate, start| {
                 for (g, u) in gate.iter_mut().zip(&up[start..]) {
@@ -414,10 +420,7 @@ impl Attention {
         caches: &mut [&mut KvCache],
     ) -> Result<Vec<f32>> {
         let rows = xs.dim(0)?;
-        let mut acts = None;
-        let mut q = self.q.host(xs, &mut acts)?;
-        let mut k = self.k.host(xs, &mut acts)?;
-        let v = self.v.host(xs, &mut acts)?;
+        let [mut q, mut k, v] = Linear::host_all([&self.q, &self.k, &self.v], xs)?;
         rope.rotate(&mut q, self.num_heads, self.rope_style);
         rope.rotate(&mut k, self.num_kv_heads, self.rope_style);
         let shape = Heads {

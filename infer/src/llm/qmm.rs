@@ -297,60 +297,82 @@ impl CpuMatrix {
     /// The `[m, out]` product of quantized activations, row-major; activations quantized
     /// once serve every matrix that reads the same input.
     pub fn apply(&self, acts: &Activations) -> Result<Vec<f32>> {
-        if acts.cols != self.cols {
-            return Err(InferError::BadInput(format!(
-                "a product of {}×{} activations with a {}×{} matrix",
-                acts.rows, acts.cols, self.rows, self.cols
-            )));
-        }
-        let mut out = vec![0f32; acts.rows * self.rows];
-        self.multiply(&acts.blocks, acts.rows, &mut out);
+        let [out] = Self::apply_all([self], acts)?;
         Ok(out)
     }
 
-    /// Writes the `[m, out]` product of `m` quantized rows into `out`.
-    fn multiply(&self, acts: &[BlockQ8], m: usize, out: &mut [f32]) {
-        let kb = self.cols / QK;
-        let n = self.rows;
-        let dst = Out(out.as_mut_ptr());
-        let tiles: Vec<Tile> = (0..m)
-            .step_by(TILE)
-            .map(|r0| Tile::new(acts, kb, r0, TILE.min(m - r0)))
-            .collect();
-        let items = n.div_ceil(COLUMNS_PER_ITEM);
-        let item = |item: usize| {
-            // Each item's weight rows stay in cache while every tile of rows goes past them,
-            // so the matrix is read from memory once per product.
-            let columns = item * COLUMNS_PER_ITEM..n.min((item + 1) * COLUMNS_PER_ITEM);
-            for (t, tile) in tiles.iter().enumerate() {
-                let r0 = t * TILE;
-                let store = |col: usize, sums: &[f32; TILE]| {
-                    for (r, sum) in sums.iter().take(tile.rows).enumerate() {
-                        // SAFETY: see `Out`: (row, col) belongs to this item alone.
-                        unsafe { *{ dst }.0.add((r0 + r) * n + col) = *sum };
-                    }
-                };
-                // One weight row (column of the output) at a time, or eight interleaved.
-                let by_column = |dot: &dyn Fn(usize) -> [f32; TILE]| {
-                    columns.clone().for_each(|col| store(col, &dot(col)));
-                };
-                let by_group = |dot: &dyn Fn(usize) -> [[f32; TILE]; GROUP]| {
-                    for c0 in columns.clone().step_by(GROUP) {
-                        let sums = dot(c0 / GROUP);
-                        sums.iter().enumerate().for_each(|(c, s)| store(c0 + c, s));
-                    }
-                };
-                let blocks = |i: usize| i * kb..(i + 1) * kb; // of a weight row, or of a group
-                match &self.blocks {
-                    Blocks::Q4_1(w) => by_column(&|col| dot_q4_1(&w[blocks(col)], tile)),
-                    Blocks::Q8_0(w) => by_column(&|col| dot_q8_0(&w[blocks(col)], tile)),
-                    Blocks::Q4_1x8(w) => by_group(&|g| dot_q4_1x8(&w[blocks(g)], tile)),
-                    Blocks::Q8_0x8(w) => by_group(&|g| dot_q8_0x8(&w[blocks(g)], tile)),
-                }
-            }
-        };
-        run_items(items, m * n * kb >= 4096, item);
+    /// The products of the same activations with each of `mats`, their work shared out in
+    /// one go (one wait for the thread pool instead of one per matrix, and small matrices
+    /// share it evenly with large ones); the same values as [`CpuMatrix::apply`] on each.
+    pub fn apply_all<const N: usize>(
+        mats: [&CpuMatrix; N],
+        acts: &Activations,
+    ) -> Result<[Vec<f32>; N]> {
+        if let Some(w) = mats.iter().find(|w| w.cols != acts.cols) {
+            return Err(InferError::BadInput(format!(
+                "a product of {}×{} activations with a {}×{} matrix",
+                acts.rows, acts.cols, w.rows, w.cols
+            )));
+        }
+        let mut outs = mats.map(|w| vec![0f32; acts.rows * w.rows]);
+        multiply(&mats, &acts.blocks, acts.rows, &mut outs);
+        Ok(outs)
     }
+}
+
+/// Writes the `[m, out]` product of `m` quantized rows with each of `mats` (as wide as the
+/// rows) into `outs`.
+fn multiply(mats: &[&CpuMatrix], acts: &[BlockQ8], m: usize, outs: &mut [Vec<f32>]) {
+    let Some(first) = mats.first() else {
+        return;
+    };
+    let kb = first.cols / QK;
+    let dsts: Vec<Out> = outs.iter_mut().map(|o| Out(o.as_mut_ptr())).collect();
+    let tiles: Vec<Tile> = (0..m)
+        .step_by(TILE)
+        .map(|r0| Tile::new(acts, kb, r0, TILE.min(m - r0)))
+        .collect();
+    // Matrix `j`'s items are `starts[j]..starts[j + 1]`.
+    let mut starts = vec![0];
+    for w in mats {
+        starts.push(starts.last().unwrap_or(&0) + w.rows.div_ceil(COLUMNS_PER_ITEM));
+    }
+    let item = |item: usize| {
+        let j = starts.partition_point(|&s| s <= item) - 1;
+        let (w, dst, n) = (mats[j], dsts[j], mats[j].rows);
+        let item = item - starts[j];
+        // Each item's weight rows stay in cache while every tile of rows goes past them,
+        // so the matrix is read from memory once per product.
+        let columns = item * COLUMNS_PER_ITEM..n.min((item + 1) * COLUMNS_PER_ITEM);
+        for (t, tile) in tiles.iter().enumerate() {
+            let r0 = t * TILE;
+            let store = |col: usize, sums: &[f32; TILE]| {
+                for (r, sum) in sums.iter().take(tile.rows).enumerate() {
+                    // SAFETY: see `Out`: (row, col) belongs to this item alone.
+                    unsafe { *{ dst }.0.add((r0 + r) * n + col) = *sum };
+                }
+            };
+            // One weight row (column of the output) at a time, or eight interleaved.
+            let by_column = |dot: &dyn Fn(usize) -> [f32; TILE]| {
+                columns.clone().for_each(|col| store(col, &dot(col)));
+            };
+            let by_group = |dot: &dyn Fn(usize) -> [[f32; TILE]; GROUP]| {
+                for c0 in columns.clone().step_by(GROUP) {
+                    let sums = dot(c0 / GROUP);
+                    sums.iter().enumerate().for_each(|(c, s)| store(c0 + c, s));
+                }
+            };
+            let blocks = |i: usize| i * kb..(i + 1) * kb; // of a weight row, or of a group
+            match &w.blocks {
+                Blocks::Q4_1(w) => by_column(&|col| dot_q4_1(&w[blocks(col)], tile)),
+                Blocks::Q8_0(w) => by_column(&|col| dot_q8_0(&w[blocks(col)], tile)),
+                Blocks::Q4_1x8(w) => by_group(&|g| dot_q4_1x8(&w[blocks(g)], tile)),
+                Blocks::Q8_0x8(w) => by_group(&|g| dot_q8_0x8(&w[blocks(g)], tile)),
+            }
+        }
+    };
+    let columns: usize = mats.iter().map(|w| w.rows).sum();
+    run_items(*starts.last().unwrap_or(&0), m * columns * kb >= 4096, item);
 }
 
 /// The blocks of a matrix whose rows come in eights (`kb` blocks per row), as interleaved

@@ -19,7 +19,7 @@
 use crate::extractive::{ABSTAIN_TEXT, extractive};
 use crate::sentences::sentences;
 use crate::terms::{overlap, terms};
-use crate::verify::{cut_after, parse, verify};
+use crate::verify::{cut_at, parse, verify};
 use cairn_core::config::{AnswerConfig, GenerateConfig};
 use cairn_core::{
     Answer, AnswerMode, AnswerSentence, ChatRole, ChatTurn, Citation, Embedder, GenerateRequest,
@@ -156,7 +156,12 @@ pub async fn generated(
         return Ok(answer);
     }
 
-    let cited = parse(&text, passages.len());
+    let mut cited = parse(&text, passages.len());
+    // A last sentence that repeats an earlier one (earlier repeats were cut already).
+    let mut seen = std::collections::HashSet::new();
+    cited
+        .sentences
+        .retain(|(text, _)| seen.insert(text.clone()));
     let texts: Vec<&str> = passages.iter().map(|h| h.text.as_str()).collect();
     let attribute_at = cfg.attribute.then_some(cfg.min_support);
     let (mut sentences_out, _) = verify(&cited, &texts, embedder, attribute_at).await?;
@@ -211,10 +216,10 @@ pub async fn generated(
     Ok(answer)
 }
 
-/// Runs `request` and returns its text, streaming it to `on_text`. With `max_sentences`
-/// (0: no limit), the generation is cancelled as soon as the model begins the sentence after
-/// that many: the text is cut where that sentence's words begin, and nothing past the cut is
-/// streamed.
+/// Runs `request` and returns its text, streaming it to `on_text`. The generation is
+/// cancelled as soon as the model begins a sentence past `max_sentences` (0: no limit) or
+/// completes one that repeats an earlier one ([`cut_at`]): the text is cut where that
+/// sentence's words begin, and nothing past the cut is streamed.
 async fn generate_sentences(
     generator: &dyn Generator,
     request: GenerateRequest,
@@ -230,9 +235,7 @@ async fn generate_sentences(
             return;
         }
         text.push_str(piece);
-        cut = (max_sentences > 0)
-            .then(|| cut_after(&text, max_sentences))
-            .flatten();
+        cut = cut_at(&text, max_sentences);
         let upto = cut.unwrap_or(text.len());
         if upto > streamed {
             on_text(&text[streamed..upto]);
@@ -771,6 +774,48 @@ mod tests {
                 assert_eq!(words, all);
                 assert_eq!(streamed, text);
             }
+        }
+    }
+
+    /// A model caught in a loop is stopped once it has repeated a sentence, and a repeat
+    /// at the very end is left out.
+    #[tokio::test]
+    async fn repeated_sentences_are_left_out() {
+        let clear = "Close the printer tray and press resume to clear the printer jam [1].";
+        let open = "The printer jams when the tray is open [1].";
+        for (text, words) in [
+            // Stopped at the first word after the repeat (13 pieces to C, 9 to O).
+            ("C O C O C O C", 13 + 9 + 13 + 1),
+            // Nothing comes after the repeat: the model stopped by itself.
+            ("C O C", 13 + 9 + 13),
+        ] {
+            let text: &'static str = text.replace('C', clear).replace('O', open).leak();
+            let g = Slow {
+                text,
+                words: Default::default(),
+            };
+            let a = generated(
+                "how do I clear a printer jam",
+                hits(),
+                &TOPICS,
+                &g,
+                &AnswerConfig::default(),
+                &GenerateConfig::default(),
+                &mut |_| {},
+            )
+            .await
+            .expect("answer");
+            let kept: Vec<&str> = a.sentences.iter().map(|s| s.text.as_str()).collect();
+            assert_eq!(
+                kept,
+                [&clear.replace(" [1]", "")[..], &open.replace(" [1]", "")],
+                "{text}"
+            );
+            assert_eq!(
+                g.words.load(std::sync::atomic::Ordering::Relaxed),
+                words,
+                "{text}"
+            );
         }
     }
 

@@ -6,7 +6,8 @@ use unicode_segmentation::UnicodeSegmentation;
 
 /// The sentences of `text` as (start, end) byte ranges, trimmed of whitespace, in order,
 /// never empty. A citation marker (`[2]`, `[1, 3]`) is never cut: the Unicode rules would cut
-/// "Done.[1] Next" inside the marker, and it stays with the sentence before.
+/// "Done.[1] Next" inside the marker, and it stays with the sentence before. A list item's
+/// number ("2.", "(3)") is not a sentence of its own: it opens the sentence after it.
 pub fn sentences(text: &str) -> Vec<(usize, usize)> {
     let mut cuts = Vec::new();
     for (at, piece) in text.split_sentence_bound_indices() {
@@ -32,7 +33,26 @@ pub fn sentences(text: &str) -> Vec<(usize, usize)> {
             start = cut;
         }
     }
-    out
+    // Join each list number to the sentence after it.
+    let mut joined: Vec<(usize, usize)> = Vec::with_capacity(out.len());
+    let mut after_number = false;
+    for (a, b) in out {
+        match joined.last_mut() {
+            Some(last) if after_number => last.1 = b,
+            _ => joined.push((a, b)),
+        }
+        after_number = is_list_number(&text[a..b]);
+    }
+    joined
+}
+
+/// Whether `s` is only the number of a list item: `2.`, `2)`, `(2)`.
+fn is_list_number(s: &str) -> bool {
+    let s = s.strip_prefix('(').unwrap_or(s);
+    let Some(digits) = s.strip_suffix(['.', ')']) else {
+        return false;
+    };
+    (1..=3).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The length of the citation marker (`[2]`, `[1, 3]`: numbers between commas) that opens
@@ -81,6 +101,17 @@ mod tests {
             ["Heading line", "Body text here"]
         );
         assert!(texts("   \n ").is_empty());
+    }
+
+    #[test]
+    fn list_numbers_open_their_items() {
+        assert_eq!(
+            texts("Steps: 1. Open it [1]. 2. Close it. (3) Done."),
+            ["Steps: 1.", "Open it [1].", "2. Close it.", "(3) Done."]
+        );
+        assert_eq!(texts("1.\n2. Go."), ["1.\n2. Go."]);
+        assert_eq!(texts("Version 2. Then go."), ["Version 2.", "Then go."]);
+        assert_eq!(texts("Done 1."), ["Done 1."]);
     }
 
     #[test]

@@ -48,20 +48,30 @@ pub fn parse(answer: &str, passages: usize) -> Cited {
     }
 }
 
-/// Where the words of the answer's sentence after its first `n` begin, once the answer has
-/// one: cut there, the answer keeps `n` sentences and every marker [`parse`] gives them
-/// (markers that open the next sentence belong to the one before). `None` while the answer
-/// has at most `n` sentences with words.
-pub fn cut_after(answer: &str, n: usize) -> Option<usize> {
-    let mut seen = 0;
+/// Where to cut a generated answer once the model has begun a sentence that should not be
+/// there: the one after its first `max_sentences` (0: no limit), or one that repeats an
+/// earlier sentence word for word (a small model caught in a loop; known once the sentence
+/// after it begins). The cut is where that sentence's words begin, so the sentences kept
+/// keep every marker [`parse`] gives them (markers that open a sentence belong to the one
+/// before). `None` while neither has happened.
+pub fn cut_at(answer: &str, max_sentences: usize) -> Option<usize> {
+    // Where each sentence's words begin, and its text without markers.
+    let mut seen: Vec<(usize, String)> = Vec::new();
     for (start, end) in sentences(answer) {
         let words = start + markers_before_words(&answer[start..end]);
-        if words < end {
-            if seen == n {
-                return Some(words);
-            }
-            seen += 1;
+        if words == end {
+            continue;
         }
+        if let Some(((at, last), earlier)) = seen.split_last() {
+            if earlier.iter().any(|(_, text)| text == last) {
+                return Some(*at);
+            }
+        }
+        if max_sentences > 0 && seen.len() == max_sentences {
+            return Some(words);
+        }
+        let (text, _, _) = strip_markers(&answer[start..end], usize::MAX, &mut 0);
+        seen.push((words, text));
     }
     None
 }
@@ -228,22 +238,43 @@ mod tests {
     #[test]
     fn answers_are_cut_where_the_next_sentence_begins() {
         let text = "E1147 means a paper jam [1]. Open tray 2. [2][1] Restart it [1, 2]. Done";
-        assert_eq!(cut_after(text, 0), Some(0));
-        let one = cut_after(text, 1).expect("a second sentence");
+        assert_eq!(cut_at(text, 0), None, "no limit");
+        let one = cut_at(text, 1).expect("a second sentence");
         assert_eq!(&text[one..one + 4], "Open");
-        let two = cut_after(text, 2).expect("a third sentence");
+        let two = cut_at(text, 2).expect("a third sentence");
         assert!(text[two..].starts_with("Restart"), "{}", &text[two..]);
         // The markers that opened the third sentence stay with the second.
         let kept = parse(&text[..two], 2);
         assert_eq!(kept.sentences.len(), 2);
         assert_eq!(kept.sentences[1], ("Open tray 2.".to_string(), vec![2, 1]));
-        assert_eq!(cut_after(text, 4), None, "four sentences only");
+        assert_eq!(cut_at(text, 4), None, "four sentences only");
         // A sentence of markers alone has not begun.
-        assert_eq!(cut_after("Open tray 2. [2]", 1), None);
-        assert_eq!(cut_after("Open tray 2. [2] ", 1), None);
+        assert_eq!(cut_at("Open tray 2. [2]", 1), None);
+        assert_eq!(cut_at("Open tray 2. [2] ", 1), None);
         // Chinese full stops end sentences too.
         let zh = "打开纸盒。[1]取出纸张。";
-        assert_eq!(&zh[cut_after(zh, 1).unwrap()..], "取出纸张。");
+        assert_eq!(&zh[cut_at(zh, 1).unwrap()..], "取出纸张。");
+    }
+
+    #[test]
+    fn a_repeated_sentence_is_cut_once_it_is_complete() {
+        let looped = "Open tray 2 [1]. Remove the sheet [2]. Open tray 2 [1]. Remove";
+        let at = cut_at(looped, 0).expect("a loop");
+        assert_eq!(&looped[..at], "Open tray 2 [1]. Remove the sheet [2]. ");
+        // Not before the repeat is complete: it may still go on differently.
+        assert_eq!(
+            cut_at("Open tray 2 [1]. Remove the sheet. Open tray", 0),
+            None
+        );
+        assert_eq!(
+            cut_at("Open tray 2 [1]. Open tray 2 and close it. Go", 0),
+            None
+        );
+        // The limit counts the sentences before the repeat.
+        assert_eq!(
+            cut_at(looped, 1).map(|at| &looped[at..at + 6]),
+            Some("Remove")
+        );
     }
 
     const WORDS: crate::BagOfWords =

@@ -157,6 +157,13 @@ pub async fn extractive(
     })
 }
 
+/// An abstention that shows the closest of `hits` (best first) and says why in its `note`.
+pub fn abstention(hits: Vec<Hit>, cfg: &AnswerConfig, note: String) -> Answer {
+    let mut a = abstain(hits, cfg, 0.0, std::time::Instant::now());
+    a.note = Some(note);
+    a
+}
+
 fn abstain(
     mut hits: Vec<Hit>,
     cfg: &AnswerConfig,

@@ -16,9 +16,10 @@ mod sentences;
 mod terms;
 pub mod verify;
 
-pub use extractive::extractive;
+pub use extractive::{abstention, extractive};
 pub use generated::generated;
 pub use openai::OpenAiGenerator;
+pub use terms::latin_names;
 
 /// An embedder for unit tests: a text's vector counts a few vocabulary words, normalised,
 /// so texts on the same topic point the same way.

@@ -37,6 +37,38 @@ pub(crate) fn terms(text: &str) -> HashSet<String> {
     out
 }
 
+/// English words that the lexical index leaves out (tantivy's English stop words), so a
+/// search for one alone finds nothing whatever the documents say.
+const FUNCTION_WORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
+    "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
+    "they", "this", "to", "was", "will", "with",
+];
+
+/// In a question written in CJK script, the words in Latin script: there they are names of
+/// programs, packages, protocols or things ("ufw", "SR-7781"). Words of two or more
+/// characters with a letter, English function words left out, each once, in order; none for
+/// a question not in CJK script.
+pub fn latin_names(question: &str) -> Vec<&str> {
+    if !is_cjk(question) {
+        return Vec::new();
+    }
+    let mut out: Vec<&str> = Vec::new();
+    let in_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+');
+    for word in question.split(|c: char| !in_name(c)) {
+        let word = word.trim_matches(|c: char| matches!(c, '-' | '_' | '.'));
+        let lower = word.to_ascii_lowercase();
+        if word.len() >= 2
+            && word.bytes().any(|b| b.is_ascii_alphabetic())
+            && !FUNCTION_WORDS.contains(&lower.as_str())
+            && !out.iter().any(|w| w.eq_ignore_ascii_case(word))
+        {
+            out.push(word);
+        }
+    }
+    out
+}
+
 /// The share of `terms` that `sentence` contains (0 when there are none).
 pub(crate) fn overlap(terms: &HashSet<String>, sentence: &str) -> f32 {
     if terms.is_empty() {
@@ -58,5 +90,20 @@ mod tests {
         }
         assert!(!t.contains("how") && !t.contains("the"));
         assert!((overlap(&t, "Clear the printer.") - 2.0 / 7.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn latin_words_in_cjk_questions_are_names() {
+        assert_eq!(
+            latin_names("怎样用 ufw 防火墙放行 80 和 443 端口？"),
+            ["ufw"]
+        );
+        assert_eq!(
+            latin_names("用 dpkg -i 装 deb 包，SSH 和 ssh 转发到 SMTP/POP3 端口。"),
+            ["dpkg", "deb", "SSH", "SMTP", "POP3"]
+        );
+        assert_eq!(latin_names("SR-7781 是哪里的读卡器"), ["SR-7781"]);
+        assert_eq!(latin_names("用 the 和 a 写 apt-get."), ["apt-get"]);
+        assert!(latin_names("How do I configure ufw?").is_empty(), "not CJK");
     }
 }

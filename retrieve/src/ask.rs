@@ -4,7 +4,9 @@
 
 use crate::Retriever;
 use cairn_core::config::AnswerConfig;
-use cairn_core::{Answer, AskRequest, Hit, Principal, Result, SearchRequest};
+use cairn_core::{
+    Answer, AskRequest, Hit, Principal, Result, SearchFilter, SearchMode, SearchRequest,
+};
 
 /// What [`Retriever::ask_with`] reports as it goes.
 #[derive(Debug)]
@@ -14,7 +16,7 @@ pub enum AskEvent<'a> {
     /// A piece of the answer text, as the language model writes it.
     Text(&'a str),
 }
-use cairn_generate::{extractive, generated};
+use cairn_generate::{abstention, extractive, generated, latin_names};
 
 impl Retriever {
     /// Retrieves passages for `req.question` as `principal` and answers from them. The
@@ -50,6 +52,21 @@ impl Retriever {
         let found = self.search(&search, principal).await?;
         on_event(AskEvent::Retrieved(&found.results));
         let question = search.query.trim();
+        if cfg.unknown_names {
+            let hits = &found.results;
+            if let Some(name) = self
+                .unmentioned_name(question, hits, &req.filter, principal)
+                .await?
+            {
+                let mut answer = abstention(
+                    found.results,
+                    cfg,
+                    format!("no document mentions {name}, which the question names"),
+                );
+                answer.took_ms = started.elapsed().as_secs_f64() * 1000.0;
+                return Ok(answer);
+            }
+        }
         let mut answer = match &self.generator {
             Some(generator) => {
                 generated(
@@ -67,5 +84,34 @@ impl Retriever {
         };
         answer.took_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(answer)
+    }
+
+    /// The first name in Latin script of a question in CJK script ([`latin_names`]) that
+    /// no passage the caller may read mentions: not in the retrieved `hits`, and a BM25
+    /// search for it alone, in the caller's scope and `filter`, finds nothing.
+    async fn unmentioned_name(
+        &self,
+        question: &str,
+        hits: &[Hit],
+        filter: &SearchFilter,
+        principal: &Principal,
+    ) -> Result<Option<String>> {
+        for name in latin_names(question) {
+            let lower = name.to_lowercase();
+            if hits.iter().any(|h| h.text.to_lowercase().contains(&lower)) {
+                continue;
+            }
+            let probe = SearchRequest {
+                top_k: Some(1),
+                mode: SearchMode::Bm25,
+                filter: filter.clone(),
+                rerank: Some(false),
+                ..SearchRequest::new(name)
+            };
+            if self.search(&probe, principal).await?.results.is_empty() {
+                return Ok(Some(name.to_string()));
+            }
+        }
+        Ok(None)
     }
 }

@@ -245,3 +245,43 @@ fn answers_cite_their_passage_and_unanswerable_questions_abstain() {
     );
     assert_eq!(status, 400, "{err}");
 }
+
+/// A Chinese question naming a program no document mentions abstains and names it; one
+/// naming what a document does mention is answered from it.
+#[test]
+fn chinese_questions_naming_what_no_document_mentions_abstain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, corpus) = (tmp.path().join("data"), tmp.path().join("corpus"));
+    copy_corpus(&corpus);
+    ok(cairn(&data).arg("ingest").arg(&corpus));
+
+    let known = json(&ok(cairn(&data).args([
+        "ask",
+        "门禁读卡器 SR-7781 的权限什么时候失效？",
+        "--json",
+    ])));
+    assert_eq!(known["abstained"], false, "{known}");
+    assert_eq!(
+        file_name(known["citations"][0]["source"].as_str().unwrap()),
+        "zh-server-room.txt",
+        "{known}"
+    );
+
+    let unknown = json(&ok(cairn(&data).args([
+        "ask",
+        "门禁读卡器 Kerberos 的权限什么时候失效？",
+        "--json",
+    ])));
+    assert_eq!(unknown["abstained"], true, "{unknown}");
+    assert!(
+        unknown["note"].as_str().unwrap_or("").contains("Kerberos"),
+        "{unknown}"
+    );
+    assert!(!unknown["passages"].as_array().unwrap().is_empty(), "{unknown}");
+
+    // Off, the same question is answered from the server-room rules.
+    let off = json(&ok(cairn(&data)
+        .env("CAIRN_ANSWER__UNKNOWN_NAMES", "false")
+        .args(["ask", "门禁读卡器 Kerberos 的权限什么时候失效？", "--json"])));
+    assert_eq!(off["abstained"], false, "{off}");
+}

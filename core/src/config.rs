@@ -275,7 +275,9 @@ impl Default for GenerateConfig {
             api_key_env: "OPENAI_API_KEY".into(),
             timeout_secs: 120,
             max_tokens: 256,
-            max_sentences: 0,
+            // The instruction asks for one to three; 3 was the best limit on the tune split
+            // of eval/debian (eval/debian/RESULTS.md).
+            max_sentences: 3,
             temperature: 0.0,
             max_batch: 8,
             max_queue: 64,

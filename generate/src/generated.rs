@@ -647,10 +647,15 @@ mod tests {
             ("then close the tray", "No"),
             ("jams when", "maybe"),
         ];
+        // Four sentences: no limit on their number.
+        let base = GenerateConfig {
+            max_sentences: 0,
+            ..GenerateConfig::default()
+        };
         let cfg = GenerateConfig {
             entailment: true,
             min_supported_share: 0.25,
-            ..GenerateConfig::default()
+            ..base.clone()
         };
         let a = answer(&g, &cfg).await;
         let judged: Vec<(bool, Option<bool>)> = a
@@ -678,7 +683,7 @@ mod tests {
         );
         // Off by default: no questions.
         let g = Fixed::new(text);
-        let a = answer(&g, &GenerateConfig::default()).await;
+        let a = answer(&g, &base).await;
         assert!(a.sentences.iter().all(|s| s.entailed.is_none()));
         assert_eq!(g.prompts.lock().unwrap().len(), 1);
     }

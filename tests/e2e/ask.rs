@@ -277,7 +277,44 @@ fn chinese_questions_naming_what_no_document_mentions_abstain() {
         unknown["note"].as_str().unwrap_or("").contains("Kerberos"),
         "{unknown}"
     );
-    assert!(!unknown["passages"].as_array().unwrap().is_empty(), "{unknown}");
+    assert!(
+        !unknown["passages"].as_array().unwrap().is_empty(),
+        "{unknown}"
+    );
+
+    // A document of another tenant that mentions the name changes nothing for this one:
+    // the check searches only what the caller may read.
+    let other = tmp.path().join("other.md");
+    std::fs::write(
+        &other,
+        "# Access\n\nKerberos tickets open the doors of our lab.\n",
+    )
+    .unwrap();
+    ok(cairn(&data)
+        .args(["--tenant", "globex"])
+        .arg("ingest")
+        .arg(&other));
+    let still = json(&ok(cairn(&data).args([
+        "ask",
+        "门禁读卡器 Kerberos 的权限什么时候失效？",
+        "--json",
+    ])));
+    assert_eq!(still["abstained"], true, "{still}");
+    assert!(
+        still["note"].as_str().unwrap_or("").contains("Kerberos"),
+        "{still}"
+    );
+    let theirs = json(&ok(cairn(&data).args([
+        "--tenant",
+        "globex",
+        "ask",
+        "门禁 Kerberos 怎么用？",
+        "--json",
+    ])));
+    assert!(
+        !theirs["note"].as_str().unwrap_or("").contains("Kerberos"),
+        "{theirs}"
+    );
 
     // Off, the same question is answered from the server-room rules.
     let off = json(&ok(cairn(&data)

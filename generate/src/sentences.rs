@@ -23,10 +23,10 @@ pub fn sentences(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut start = 0;
     for mut cut in cuts {
-        if let Some(open) = text[start..cut].rfind('[').map(|o| start + o) {
-            if let Some(len) = marker_len(&text[open..]) {
-                cut = cut.max(open + len);
-            }
+        if let Some(open) = text[start..cut].rfind('[').map(|o| start + o)
+            && let Some(len) = marker_len(&text[open..])
+        {
+            cut = cut.max(open + len);
         }
         if cut > start {
             push_trimmed(text, start, cut, &mut out);

@@ -62,10 +62,10 @@ pub fn cut_at(answer: &str, max_sentences: usize) -> Option<usize> {
         if words == end {
             continue;
         }
-        if let Some(((at, last), earlier)) = seen.split_last() {
-            if earlier.iter().any(|(_, text)| text == last) {
-                return Some(*at);
-            }
+        if let Some(((at, last), earlier)) = seen.split_last()
+            && earlier.iter().any(|(_, text)| text == last)
+        {
+            return Some(*at);
         }
         if max_sentences > 0 && seen.len() == max_sentences {
             return Some(words);

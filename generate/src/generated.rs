@@ -425,13 +425,17 @@ mod tests {
     const TOPICS: crate::BagOfWords = crate::BagOfWords(&["coffee", "printer", "holiday", "badge"]);
 
     /// A generator that answers with fixed text, for checking what is done with the text;
-    /// the real model is exercised by the end-to-end tests.
+    /// the real model is exercised by the end-to-end tests. It hands the text out a word at
+    /// a time and counts the words it got to; with `paced`, it waits between words, so a
+    /// cancelled generation stops early.
     struct Fixed {
         text: &'static str,
         context: usize,
         prompts: Mutex<Vec<String>>,
         /// The reply to entailment questions about claims containing each key.
         judge: Vec<(&'static str, &'static str)>,
+        paced: bool,
+        words: std::sync::atomic::AtomicUsize,
     }
 
     impl Fixed {
@@ -441,6 +445,15 @@ mod tests {
                 context: 4096,
                 prompts: Mutex::new(Vec::new()),
                 judge: Vec::new(),
+                paced: false,
+                words: Default::default(),
+            }
+        }
+
+        fn paced(text: &'static str) -> Self {
+            Self {
+                paced: true,
+                ..Self::new(text)
             }
         }
     }
@@ -483,6 +496,11 @@ mod tests {
             }
             for piece in self.text.split_inclusive(' ') {
                 on_text(piece);
+                self.words
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if self.paced {
+                    tokio::task::yield_now().await;
+                }
             }
             Ok(Generated {
                 text: self.text.to_string(),
@@ -688,47 +706,6 @@ mod tests {
         assert_eq!(g.prompts.lock().unwrap().len(), 1);
     }
 
-    /// A generator that hands out its text a word at a time, waiting between words, and
-    /// counts the words it got to (a cancelled generation stops early).
-    struct Slow {
-        text: &'static str,
-        words: std::sync::atomic::AtomicUsize,
-    }
-
-    impl TokenCounter for Slow {
-        fn count_tokens(&self, text: &str) -> usize {
-            text.split_whitespace().count()
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl Generator for Slow {
-        fn model_id(&self) -> &str {
-            "slow"
-        }
-        fn context_tokens(&self) -> usize {
-            4096
-        }
-        async fn generate(
-            &self,
-            _: GenerateRequest,
-            on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
-        ) -> Result<Generated> {
-            for piece in self.text.split_inclusive(' ') {
-                on_text(piece);
-                self.words
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tokio::task::yield_now().await;
-            }
-            Ok(Generated {
-                text: self.text.to_string(),
-                finish_reason: "stop".into(),
-                prompt_tokens: 0,
-                completion_tokens: 0,
-            })
-        }
-    }
-
     /// With `max_sentences`, the generation is cancelled once the model begins one sentence
     /// too many, and neither the answer nor the stream holds any of it.
     #[tokio::test]
@@ -739,10 +716,7 @@ mod tests {
                     Holiday badges are printed by security on Mondays.";
         let all = text.split_inclusive(' ').count();
         for (limit, want) in [(1, 1), (2, 2), (3, 3), (0, 5), (9, 5)] {
-            let g = Slow {
-                text,
-                words: Default::default(),
-            };
+            let g = Fixed::paced(text);
             let cfg = GenerateConfig {
                 max_sentences: limit,
                 ..GenerateConfig::default()
@@ -795,10 +769,7 @@ mod tests {
             ("C O C", 13 + 9 + 13),
         ] {
             let text: &'static str = text.replace('C', clear).replace('O', open).leak();
-            let g = Slow {
-                text,
-                words: Default::default(),
-            };
+            let g = Fixed::paced(text);
             let a = generated(
                 "how do I clear a printer jam",
                 hits(),

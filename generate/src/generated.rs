@@ -545,6 +545,13 @@ mod tests {
     }
 
     async fn answer(g: &Fixed, cfg: &GenerateConfig) -> Answer {
+        let (a, streamed) = answer_streamed(g, cfg).await;
+        assert_eq!(streamed, g.text, "the text streams as generated");
+        a
+    }
+
+    /// The answer to the printer question, and the text streamed while it was written.
+    async fn answer_streamed(g: &Fixed, cfg: &GenerateConfig) -> (Answer, String) {
         let mut streamed = String::new();
         let a = generated(
             "how do I clear a printer jam",
@@ -557,8 +564,7 @@ mod tests {
         )
         .await
         .expect("answer");
-        assert_eq!(streamed, g.text, "the text streams as generated");
-        a
+        (a, streamed)
     }
 
     #[tokio::test]
@@ -721,18 +727,7 @@ mod tests {
                 max_sentences: limit,
                 ..GenerateConfig::default()
             };
-            let mut streamed = String::new();
-            let a = generated(
-                "how do I clear a printer jam",
-                hits(),
-                &TOPICS,
-                &g,
-                &AnswerConfig::default(),
-                &cfg,
-                &mut |p| streamed.push_str(p),
-            )
-            .await
-            .expect("answer");
+            let (a, streamed) = answer_streamed(&g, &cfg).await;
             assert_eq!(a.mode, AnswerMode::Generated, "limit {limit}");
             assert_eq!(a.sentences.len(), want, "limit {limit}: {}", a.answer);
             assert_eq!(a.sentences[0].citations, [1], "the marker after the stop");
@@ -770,17 +765,7 @@ mod tests {
         ] {
             let text: &'static str = text.replace('C', clear).replace('O', open).leak();
             let g = Fixed::paced(text);
-            let a = generated(
-                "how do I clear a printer jam",
-                hits(),
-                &TOPICS,
-                &g,
-                &AnswerConfig::default(),
-                &GenerateConfig::default(),
-                &mut |_| {},
-            )
-            .await
-            .expect("answer");
+            let (a, _) = answer_streamed(&g, &GenerateConfig::default()).await;
             let kept: Vec<&str> = a.sentences.iter().map(|s| s.text.as_str()).collect();
             assert_eq!(
                 kept,

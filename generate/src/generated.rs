@@ -17,7 +17,7 @@
 //!    the extractive answer's quotes, and the answer's `note` says why.
 
 use crate::extractive::{ABSTAIN_TEXT, extractive};
-use crate::sentences::sentences;
+use crate::sentences::{sentences, without_list_number};
 use crate::terms::{overlap, terms};
 use crate::verify::{cut_at, parse, verify};
 use cairn_core::config::{AnswerConfig, GenerateConfig};
@@ -161,7 +161,7 @@ pub async fn generated(
     let mut seen = std::collections::HashSet::new();
     cited
         .sentences
-        .retain(|(text, _)| seen.insert(text.clone()));
+        .retain(|(text, _)| seen.insert(without_list_number(text).to_string()));
     let texts: Vec<&str> = passages.iter().map(|h| h.text.as_str()).collect();
     let attribute_at = cfg.attribute.then_some(cfg.min_support);
     let (mut sentences_out, _) = verify(&cited, &texts, embedder, attribute_at).await?;

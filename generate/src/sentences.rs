@@ -55,6 +55,15 @@ fn is_list_number(s: &str) -> bool {
     (1..=3).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// `sentence` without the list item number that opens it ("2. Open it." → "Open it."), to
+/// tell a repeated sentence in a numbered list.
+pub fn without_list_number(sentence: &str) -> &str {
+    match sentence.split_once(char::is_whitespace) {
+        Some((first, rest)) if is_list_number(first) => rest.trim_start(),
+        _ => sentence,
+    }
+}
+
 /// The length of the citation marker (`[2]`, `[1, 3]`: numbers between commas) that opens
 /// `s`, if one does.
 pub fn marker_len(s: &str) -> Option<usize> {
@@ -112,6 +121,9 @@ mod tests {
         assert_eq!(texts("1.\n2. Go."), ["1.\n2. Go."]);
         assert_eq!(texts("Version 2. Then go."), ["Version 2.", "Then go."]);
         assert_eq!(texts("Done 1."), ["Done 1."]);
+        assert_eq!(without_list_number("2. Close it."), "Close it.");
+        assert_eq!(without_list_number("(3)  Done."), "Done.");
+        assert_eq!(without_list_number("Version 2. Then"), "Version 2. Then");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! markers is scored against every passage, and the best one becomes its citation when its
 //! support reaches that level. The answer's grounding is the mean support of its sentences.
 
-use crate::sentences::{marker_len, sentences};
+use crate::sentences::{marker_len, sentences, without_list_number};
 use crate::terms::{overlap, terms};
 use cairn_core::{AnswerSentence, Embedder, Result};
 
@@ -50,8 +50,8 @@ pub fn parse(answer: &str, passages: usize) -> Cited {
 
 /// Where to cut a generated answer once the model has begun a sentence that should not be
 /// there: the one after its first `max_sentences` (0: no limit), or one that repeats an
-/// earlier sentence word for word (a small model caught in a loop; known once the sentence
-/// after it begins). The cut is where that sentence's words begin, so the sentences kept
+/// earlier sentence word for word, whatever the list numbers before them (a small model
+/// caught in a loop; known once the sentence after it begins). The cut is where that sentence's words begin, so the sentences kept
 /// keep every marker [`parse`] gives them (markers that open a sentence belong to the one
 /// before). `None` while neither has happened.
 pub fn cut_at(answer: &str, max_sentences: usize) -> Option<usize> {
@@ -71,7 +71,7 @@ pub fn cut_at(answer: &str, max_sentences: usize) -> Option<usize> {
             return Some(words);
         }
         let (text, _, _) = strip_markers(&answer[start..end], usize::MAX, &mut 0);
-        seen.push((words, text));
+        seen.push((words, without_list_number(&text).to_string()));
     }
     None
 }
@@ -270,6 +270,8 @@ mod tests {
             cut_at("Open tray 2 [1]. Open tray 2 and close it. Go", 0),
             None
         );
+        let listed = "1. Open tray 2 [1]. 2. Open tray 2 [1]. 3. Open";
+        assert_eq!(cut_at(listed, 0), Some(listed.find("2. Open").unwrap()));
         // The limit counts the sentences before the repeat.
         assert_eq!(
             cut_at(looped, 1).map(|at| &looped[at..at + 6]),

@@ -24,7 +24,7 @@ pub fn sentences(text: &str) -> Vec<(usize, usize)> {
     let mut start = 0;
     for mut cut in cuts {
         if let Some(open) = text[start..cut].rfind('[').map(|o| start + o)
-            && let Some(len) = marker_len(&text[open..])
+            && let Some((len, _)) = marker(&text[open..])
         {
             cut = cut.max(open + len);
         }
@@ -64,18 +64,21 @@ pub fn without_list_number(sentence: &str) -> &str {
     }
 }
 
-/// The length of the citation marker (`[2]`, `[1, 3]`: numbers between commas) that opens
-/// `s`, if one does.
-pub fn marker_len(s: &str) -> Option<usize> {
+/// The citation marker (`[2]`, `[1, 3]`: numbers between commas) that opens `s`, if one
+/// does: its length in bytes and its numbers. The one reading of a marker, for the sentence
+/// splitter and for the parsing of answers.
+pub fn marker(s: &str) -> Option<(usize, Vec<usize>)> {
     let inside = s.strip_prefix('[')?;
     let close = inside.find(']')?;
-    inside[..close]
+    let numbers = inside[..close]
         .split(',')
-        .all(|n| {
+        .map(|n| {
             let n = n.trim();
-            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+            let digits = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+            digits.then(|| n.parse::<usize>().ok()).flatten()
         })
-        .then_some(close + 2)
+        .collect::<Option<Vec<usize>>>()?;
+    Some((close + 2, numbers))
 }
 
 fn push_trimmed(text: &str, start: usize, end: usize, out: &mut Vec<(usize, usize)>) {

@@ -11,7 +11,7 @@
 //! markers is scored against every passage, and the best one becomes its citation when its
 //! support reaches that level. The answer's grounding is the mean support of its sentences.
 
-use crate::sentences::{marker_len, sentences, without_list_number};
+use crate::sentences::{marker, sentences, without_list_number};
 use crate::terms::{overlap, terms};
 use cairn_core::{AnswerSentence, Embedder, Result};
 
@@ -81,8 +81,8 @@ fn markers_before_words(s: &str) -> usize {
     let mut at = 0;
     loop {
         at += s[at..].len() - s[at..].trim_start().len();
-        match marker_len(&s[at..]) {
-            Some(len) => at += len,
+        match marker(&s[at..]) {
+            Some((len, _)) => at += len,
             None => return at,
         }
     }
@@ -99,36 +99,30 @@ fn strip_markers(
     let (mut cites, mut leading) = (Vec::new(), Vec::new());
     let mut rest = s;
     while let Some(open) = rest.find('[') {
-        let Some(close) = rest[open..].find(']').map(|c| open + c) else {
-            break;
-        };
-        let inside = &rest[open + 1..close];
-        let numbers: Option<Vec<usize>> = inside
-            .split(',')
-            .map(|n| n.trim().parse::<usize>().ok())
-            .collect();
         text.push_str(&rest[..open]);
-        match numbers {
-            Some(ns) if !ns.is_empty() => {
-                let target = if text.trim().is_empty() {
-                    &mut leading
-                } else {
-                    &mut cites
-                };
-                for n in ns {
-                    if (1..=passages).contains(&n) {
-                        if !target.contains(&n) {
-                            target.push(n);
-                        }
-                    } else {
-                        *dropped += 1;
-                    }
+        rest = &rest[open..];
+        let Some((len, numbers)) = marker(rest) else {
+            // Not a marker (e.g. "[optional]"): keep it as text, up to its `]`.
+            let end = rest.find(']').map_or(rest.len(), |c| c + 1);
+            text.push_str(&rest[..end]);
+            rest = &rest[end..];
+            continue;
+        };
+        let target = if text.trim().is_empty() {
+            &mut leading
+        } else {
+            &mut cites
+        };
+        for n in numbers {
+            if (1..=passages).contains(&n) {
+                if !target.contains(&n) {
+                    target.push(n);
                 }
+            } else {
+                *dropped += 1;
             }
-            // Not a marker (e.g. "[optional]"): keep it as text.
-            _ => text.push_str(&rest[open..=close]),
         }
-        rest = &rest[close + 1..];
+        rest = &rest[len..];
     }
     text.push_str(rest);
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -52,23 +52,19 @@ impl Retriever {
         let found = self.search(&search, principal).await?;
         on_event(AskEvent::Retrieved(&found.results));
         let question = search.query.trim();
-        if cfg.unknown_names {
-            let hits = &found.results;
-            if let Some(name) = self
-                .unmentioned_name(question, hits, &req.filter, principal)
+        let unmentioned = if cfg.unknown_names {
+            self.unmentioned_name(question, &found.results, &req.filter, principal)
                 .await?
-            {
-                let mut answer = abstention(
-                    found.results,
-                    cfg,
-                    format!("no document mentions {name}, which the question names"),
-                );
-                answer.took_ms = started.elapsed().as_secs_f64() * 1000.0;
-                return Ok(answer);
-            }
-        }
-        let mut answer = match &self.generator {
-            Some(generator) => {
+        } else {
+            None
+        };
+        let mut answer = match (unmentioned, &self.generator) {
+            (Some(name), _) => abstention(
+                found.results,
+                cfg,
+                format!("no document mentions {name}, which the question names"),
+            ),
+            (None, Some(generator)) => {
                 generated(
                     question,
                     found.results,
@@ -80,7 +76,9 @@ impl Retriever {
                 )
                 .await?
             }
-            None => extractive(question, found.results, self.embedder.as_ref(), cfg).await?,
+            (None, None) => {
+                extractive(question, found.results, self.embedder.as_ref(), cfg).await?
+            }
         };
         answer.took_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(answer)

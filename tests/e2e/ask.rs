@@ -23,10 +23,8 @@ fn assert_quotes_slice_back(answer: &Value, corpus: &Path) {
 
 #[test]
 fn answers_cite_their_passage_and_unanswerable_questions_abstain() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (data, corpus) = (tmp.path().join("data"), tmp.path().join("corpus"));
-    copy_corpus(&corpus);
-    ok(cairn(&data).arg("ingest").arg(&corpus));
+    let (tmp, data) = ingested();
+    let corpus = tmp.path().join("corpus");
 
     // The CLI: the error code's meaning, quoted from page 2 of the printer guide.
     let a = json(&ok(cairn(&data).args([
@@ -250,10 +248,7 @@ fn answers_cite_their_passage_and_unanswerable_questions_abstain() {
 /// naming what a document does mention is answered from it.
 #[test]
 fn chinese_questions_naming_what_no_document_mentions_abstain() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (data, corpus) = (tmp.path().join("data"), tmp.path().join("corpus"));
-    copy_corpus(&corpus);
-    ok(cairn(&data).arg("ingest").arg(&corpus));
+    let (tmp, data) = ingested();
 
     let known = json(&ok(cairn(&data).args([
         "ask",

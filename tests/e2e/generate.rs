@@ -30,14 +30,6 @@ fn sse_events(body: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn ingested() -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let (data, corpus) = (tmp.path().join("data"), tmp.path().join("corpus"));
-    copy_corpus(&corpus);
-    ok(cairn(&data).arg("ingest").arg(&corpus));
-    (tmp, data)
-}
-
 /// Every citation of an answer points at one of the passages it was drawn from.
 fn assert_cites_only_its_passages(a: &Value) {
     let passages: Vec<&Value> = a["passages"].as_array().unwrap().iter().collect();

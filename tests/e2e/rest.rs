@@ -68,10 +68,7 @@ fn raw_request(s: &Server, head: &str) -> (u16, Value) {
 
 #[test]
 fn rest_api_round_trip_and_bad_input() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (data, corpus) = (tmp.path().join("data"), tmp.path().join("corpus"));
-    copy_corpus(&corpus);
-    ok(cairn(&data).arg("ingest").arg(&corpus));
+    let (_tmp, data) = ingested();
     let s = Server::start(&data, &[("CAIRN_SERVER__MAX_BODY_BYTES", "65536")]);
     let agent = http();
 

@@ -92,6 +92,16 @@ pub fn file_name(source: &str) -> String {
 }
 
 /// Copies the shipped corpus into `dir` (so tests can change files without touching it).
+/// A scratch folder with the shipped corpus copied into `corpus/` and ingested into the
+/// data dir `data/`; returns the folder (kept while it lives) and the data dir.
+pub fn ingested() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, corpus) = (tmp.path().join("data"), tmp.path().join("corpus"));
+    copy_corpus(&corpus);
+    ok(cairn(&data).arg("ingest").arg(&corpus));
+    (tmp, data)
+}
+
 pub fn copy_corpus(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     for e in std::fs::read_dir(corpus_dir()).unwrap() {

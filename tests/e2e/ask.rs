@@ -249,12 +249,15 @@ fn answers_cite_their_passage_and_unanswerable_questions_abstain() {
 #[test]
 fn chinese_questions_naming_what_no_document_mentions_abstain() {
     let (tmp, data) = ingested();
+    // `cairn [EXTRA] ask QUESTION --json`, with `env` set.
+    let ask = |extra: &[&str], env: &[(&str, &str)], question: &str| -> Value {
+        let mut cmd = cairn(&data);
+        cmd.envs(env.iter().copied());
+        json(&ok(cmd.args(extra).args(["ask", question, "--json"])))
+    };
+    let question = "门禁读卡器 Kerberos 的权限什么时候失效？";
 
-    let known = json(&ok(cairn(&data).args([
-        "ask",
-        "门禁读卡器 SR-7781 的权限什么时候失效？",
-        "--json",
-    ])));
+    let known = ask(&[], &[], "门禁读卡器 SR-7781 的权限什么时候失效？");
     assert_eq!(known["abstained"], false, "{known}");
     assert_eq!(
         file_name(known["citations"][0]["source"].as_str().unwrap()),
@@ -262,11 +265,7 @@ fn chinese_questions_naming_what_no_document_mentions_abstain() {
         "{known}"
     );
 
-    let unknown = json(&ok(cairn(&data).args([
-        "ask",
-        "门禁读卡器 Kerberos 的权限什么时候失效？",
-        "--json",
-    ])));
+    let unknown = ask(&[], &[], question);
     assert_eq!(unknown["abstained"], true, "{unknown}");
     assert!(
         unknown["note"].as_str().unwrap_or("").contains("Kerberos"),
@@ -289,31 +288,19 @@ fn chinese_questions_naming_what_no_document_mentions_abstain() {
         .args(["--tenant", "globex"])
         .arg("ingest")
         .arg(&other));
-    let still = json(&ok(cairn(&data).args([
-        "ask",
-        "门禁读卡器 Kerberos 的权限什么时候失效？",
-        "--json",
-    ])));
+    let still = ask(&[], &[], question);
     assert_eq!(still["abstained"], true, "{still}");
     assert!(
         still["note"].as_str().unwrap_or("").contains("Kerberos"),
         "{still}"
     );
-    let theirs = json(&ok(cairn(&data).args([
-        "--tenant",
-        "globex",
-        "ask",
-        "门禁 Kerberos 怎么用？",
-        "--json",
-    ])));
+    let theirs = ask(&["--tenant", "globex"], &[], "门禁 Kerberos 怎么用？");
     assert!(
         !theirs["note"].as_str().unwrap_or("").contains("Kerberos"),
         "{theirs}"
     );
 
     // Off, the same question is answered from the server-room rules.
-    let off = json(&ok(cairn(&data)
-        .env("CAIRN_ANSWER__UNKNOWN_NAMES", "false")
-        .args(["ask", "门禁读卡器 Kerberos 的权限什么时候失效？", "--json"])));
+    let off = ask(&[], &[("CAIRN_ANSWER__UNKNOWN_NAMES", "false")], question);
     assert_eq!(off["abstained"], false, "{off}");
 }

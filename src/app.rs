@@ -3,13 +3,18 @@
 
 use anyhow::{Context, Result};
 use cairn_core::config::GenerateBackend;
-use cairn_core::{Catalog, Config, DocumentStore, Embedder, Generator, Principal};
+use cairn_core::{Catalog, Config, DocumentStore, Embedder, Generator, Principal, Reranker};
 use cairn_index::{Store, StoreOptions};
 use cairn_infer::llm::EngineOptions;
 use cairn_ingest::Ingestor;
+use cairn_rerank::SentenceReranker;
 use cairn_retrieve::Retriever;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// The `[rerank] model` that is no folder: each passage's best sentence, in the embedder's
+/// space.
+const SENTENCE_RERANKER: &str = "sentences";
 
 pub struct App {
     pub config: Config,
@@ -82,6 +87,17 @@ impl App {
     /// for reranking then get a clear error).
     pub fn load_reranker(&mut self, required: bool) -> Result<()> {
         let name = self.config.rerank.model.clone();
+        if name == SENTENCE_RERANKER {
+            let reranker: Arc<dyn Reranker> =
+                Arc::new(SentenceReranker::new(self.retriever.embedder()));
+            tracing::info!(model = reranker.model_id(), "reranker ready");
+            self.retriever = self.retriever.clone().with_reranker(
+                name,
+                Some(reranker),
+                self.config.rerank.clone(),
+            );
+            return Ok(());
+        }
         let dir = model_path(&self.config, &name);
         if !dir.exists() && !required {
             tracing::info!(path = %dir.display(), "no reranker installed; reranking is off");

@@ -123,9 +123,11 @@ impl Default for ChunkConfig {
 pub struct RerankConfig {
     /// Rerank searches that do not say (a request's `rerank` overrides it).
     pub enabled: bool,
-    /// The reranker: a model folder name under `models_dir` or a path. A folder with a
-    /// `.gguf` file is an LLM reranker (P("yes") to "does the passage answer the query?");
-    /// a BERT sequence-classification folder is a cross-encoder.
+    /// The reranker: `sentences` (each passage's sentence closest to the query, embedded
+    /// by the index's embedder; no other model), or a model folder name under `models_dir`
+    /// or a path. A folder with a `.gguf` file is an LLM reranker (P("yes") to "does the
+    /// passage answer the query?"); a BERT sequence-classification folder is a
+    /// cross-encoder.
     pub model: String,
     /// How many fused candidates are reranked.
     pub candidates: usize,
@@ -138,18 +140,26 @@ pub struct RerankConfig {
     pub batch_size: usize,
     /// Longest passage the reranker reads, in its tokens (longer ones are cut).
     pub max_passage_tokens: usize,
+    /// Order by `reranker score + fused_weight · fused score`, so the fused ranking stays
+    /// a signal; 0 orders by the reranker alone (for a cross-encoder you trust).
+    pub fused_weight: f32,
+    /// Questions in these languages (`zh`, `en`) keep the fused order: the default
+    /// embedder reads Chinese poorly, so its sentences would only add noise there.
+    pub skip_langs: Vec<String>,
 }
 
 impl Default for RerankConfig {
     fn default() -> Self {
         RerankConfig {
             enabled: false,
-            model: "smollm2-135m".into(),
+            model: "sentences".into(),
             candidates: 50,
             min_score: None,
             mmr_lambda: None,
             batch_size: 8,
             max_passage_tokens: 256,
+            fused_weight: 5.0,
+            skip_langs: vec!["zh".into()],
         }
     }
 }

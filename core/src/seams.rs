@@ -25,6 +25,11 @@ pub trait Reranker: Send + Sync {
     /// One score per passage, in input order; higher is more relevant. Scores of one call
     /// are comparable with each other (and, for a given model, across calls).
     async fn score(&self, query: &str, passages: Vec<String>) -> Result<Vec<f32>>;
+    /// Whether a passage is given with its section's headings on a line before its text
+    /// (what a cross-encoder or an LLM reads), or as its text alone.
+    fn reads_headings(&self) -> bool {
+        true
+    }
 }
 
 /// Who speaks a turn of a conversation.

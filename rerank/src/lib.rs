@@ -1,13 +1,15 @@
 //! `cairn-rerank`: the reranking policy. The fused candidates of a search are scored by a
-//! [`Reranker`] (a cross-encoder or an LLM reading query and passage together) in one
-//! call, re-sorted by that score, cut at a minimum score, optionally diversified with
-//! maximal marginal relevance, and cut to `top_k`. Loading and running the models is
-//! `cairn-infer`'s business; this crate only decides what to do with their scores.
+//! [`Reranker`] (a cross-encoder or an LLM reading query and passage together, or the
+//! [`SentenceReranker`] that finds each passage's sentence closest to the query) in one
+//! call, re-sorted by that score (optionally added to the fused score), cut at a minimum
+//! score, optionally diversified with maximal marginal relevance, and cut to `top_k`.
+//! Loading and running the models is `cairn-infer`'s business; this crate only decides what
+//! to do with their scores.
 //!
 //! ```no_run
 //! # async fn demo(reranker: &dyn cairn_core::Reranker, hits: Vec<cairn_core::Hit>) -> cairn_core::Result<()> {
 //! use cairn_rerank::{Policy, rerank};
-//! let policy = Policy { min_score: Some(0.1), mmr_lambda: None };
+//! let policy = Policy { min_score: Some(0.1), ..Policy::default() };
 //! let best = rerank(reranker, "how do I rotate the VPN key?", hits, 5, &policy).await?;
 //! # Ok(()) }
 //! ```
@@ -15,6 +17,10 @@
 use cairn_core::{Hit, Reranker, Result, RetrieverScore};
 use std::collections::HashSet;
 use unicode_segmentation::UnicodeSegmentation;
+
+mod sentences;
+
+pub use sentences::SentenceReranker;
 
 /// What to do with the reranker's scores.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -26,6 +32,9 @@ pub struct Policy {
     /// min-max normalised over the candidates and similarity the Jaccard overlap of their
     /// words. 1.0 (or `None`) is pure relevance order.
     pub mmr_lambda: Option<f32>,
+    /// Order by `reranker score + fused_weight · fused score` rather than by the reranker's
+    /// score alone: the fused ranking stays a signal. `None` (or 0) is the reranker alone.
+    pub fused_weight: Option<f32>,
 }
 
 /// Scores `hits` with `reranker` in one call and returns the best `top_k` under `policy`.
@@ -41,7 +50,11 @@ pub async fn rerank(
     if hits.is_empty() {
         return Ok(hits);
     }
-    let passages: Vec<String> = hits.iter().map(passage).collect();
+    let passages: Vec<String> = if reranker.reads_headings() {
+        hits.iter().map(passage).collect()
+    } else {
+        hits.iter().map(|h| h.text.clone()).collect()
+    };
     let scores = reranker.score(query, passages).await?;
     if scores.len() != hits.len() {
         return Err(cairn_core::Error::internal(format!(
@@ -63,21 +76,34 @@ fn passage(hit: &Hit) -> String {
     }
 }
 
-/// The policy over given scores (one per hit, in order).
+/// The policy over given scores (one per hit, in order; each hit's `score` is its fused
+/// one). A returned hit's `rerank` holds the reranker's own score and its rank in the new
+/// order; its `score` is what it was ordered by (the reranker's score, plus the weighted
+/// fused score under [`Policy::fused_weight`]). `min_score` applies to the reranker's score.
 pub fn apply(hits: Vec<Hit>, scores: &[f32], top_k: usize, policy: &Policy) -> Vec<Hit> {
-    let mut scored: Vec<(Hit, f32)> = hits.into_iter().zip(scores.iter().copied()).collect();
+    let fused_weight = policy.fused_weight.unwrap_or(0.0);
+    let mut scored: Vec<(Hit, f32)> = hits
+        .into_iter()
+        .zip(scores.iter().copied())
+        .filter(|(_, s)| policy.min_score.is_none_or(|min| *s >= min))
+        .map(|(mut hit, s)| {
+            let key = if fused_weight == 0.0 {
+                s
+            } else {
+                s + fused_weight * hit.score
+            };
+            hit.rerank = Some(RetrieverScore { rank: 0, score: s });
+            hit.score = key;
+            (hit, key)
+        })
+        .collect();
     // A NaN score (a broken model) sorts last rather than poisoning the order.
     let key = |s: f32| if s.is_nan() { f32::NEG_INFINITY } else { s };
     scored.sort_by(|a, b| key(b.1).total_cmp(&key(a.1)));
-    for (rank, (hit, score)) in scored.iter_mut().enumerate() {
-        hit.rerank = Some(RetrieverScore {
-            rank: rank + 1,
-            score: *score,
-        });
-        hit.score = *score;
-    }
-    if let Some(min) = policy.min_score {
-        scored.retain(|(_, s)| *s >= min);
+    for (rank, (hit, _)) in scored.iter_mut().enumerate() {
+        if let Some(r) = hit.rerank.as_mut() {
+            r.rank = rank + 1;
+        }
     }
     match policy.mmr_lambda {
         Some(lambda) if lambda < 1.0 && scored.len() > 1 => mmr(scored, top_k, lambda),
@@ -206,7 +232,7 @@ mod tests {
         let hits = vec![hit(0, "a"), hit(1, "b"), hit(2, "c"), hit(3, "d")];
         let policy = Policy {
             min_score: Some(0.5),
-            mmr_lambda: None,
+            ..Policy::default()
         };
         let out = apply(hits.clone(), &[0.2, 0.9, 0.9, 0.6], 10, &policy);
         // ties keep the fused order; 0.2 is under the cut-off
@@ -216,6 +242,46 @@ mod tests {
         // a NaN score sorts last
         let out = apply(hits, &[f32::NAN, 0.1, 0.3, 0.2], 4, &Policy::default());
         assert_eq!(ids(&out), [2, 3, 1, 0]);
+    }
+
+    #[test]
+    fn a_fused_weight_adds_the_fused_score_to_the_rerankers() {
+        // fused scores 1/1, 1/2, 1/3, 1/4 (see `hit`)
+        let hits = vec![hit(0, "a"), hit(1, "b"), hit(2, "c"), hit(3, "d")];
+        let scores = [0.1, 0.5, 0.45, 0.0];
+        assert_eq!(
+            ids(&apply(hits.clone(), &scores, 4, &Policy::default())),
+            [1, 2, 0, 3]
+        );
+        let blended = Policy {
+            fused_weight: Some(0.5),
+            ..Policy::default()
+        };
+        // 0.1 + 0.5, 0.5 + 0.25, 0.45 + 0.1667, 0 + 0.125
+        let out = apply(hits, &scores, 4, &blended);
+        assert_eq!(ids(&out), [1, 2, 0, 3]);
+        assert!((out[0].score - 0.75).abs() < 1e-6);
+        assert_eq!(
+            out[0].rerank,
+            Some(RetrieverScore {
+                rank: 1,
+                score: 0.5
+            })
+        );
+        let heavier = Policy {
+            fused_weight: Some(2.0),
+            min_score: Some(0.05),
+            ..Policy::default()
+        };
+        // 0.1 + 2, 0.5 + 1, 0.45 + 0.667; hit 3's own score is under the cut-off
+        let out = apply(
+            vec![hit(0, "a"), hit(1, "b"), hit(2, "c"), hit(3, "d")],
+            &scores,
+            4,
+            &heavier,
+        );
+        assert_eq!(ids(&out), [0, 1, 2]);
+        assert_eq!(out[2].rerank.unwrap().rank, 3);
     }
 
     #[test]
@@ -231,15 +297,15 @@ mod tests {
         // λ = 0.3: after hit 0, hit 1 is worth 0.3 · 0.875 − 0.7 · 6/7 = −0.3375 (its words
         // are nearly hit 0's) and hit 2 is worth 0.3 · 0 − 0.7 · 1/9 = −0.078
         let diverse = Policy {
-            min_score: None,
             mmr_lambda: Some(0.3),
+            ..Policy::default()
         };
         let out = apply(hits.clone(), &scores, 2, &diverse);
         assert_eq!(ids(&out), [0, 2]);
         // lambda 1.0 is relevance order
         let pure = Policy {
-            min_score: None,
             mmr_lambda: Some(1.0),
+            ..Policy::default()
         };
         assert_eq!(ids(&apply(hits, &scores, 3, &pure)), [0, 1, 2]);
     }

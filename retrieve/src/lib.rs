@@ -111,6 +111,11 @@ impl Retriever {
         self.generator.as_ref()
     }
 
+    /// The embedder that reads queries (and the chunks of the index).
+    pub fn embedder(&self) -> Arc<dyn Embedder> {
+        self.embedder.clone()
+    }
+
     /// Adds a reranker, known by `name` (its configured model name), and the policy that
     /// uses it; `config.enabled` reranks requests that do not say.
     pub fn with_reranker(
@@ -207,6 +212,12 @@ impl Retriever {
 
     /// The weight of BM25 in the fusion of `query`: the one set for its language, else the
     /// general one, clamped to 0..=1.
+    /// Whether `query` is in a language that keeps the fused order (`[rerank] skip_langs`).
+    fn skips_reranking(&self, query: &str) -> bool {
+        let lang = cairn_core::Lang::detect(query);
+        self.rerank.skip_langs.iter().any(|l| l == lang.as_str())
+    }
+
     fn bm25_weight(&self, query: &str) -> f32 {
         let lang = cairn_core::Lang::detect(query);
         self.config
@@ -224,8 +235,10 @@ impl Retriever {
     ) -> Result<SearchResponse> {
         let started = Instant::now();
         let top_k = self.validate(req)?;
-        let reranker = self.reranker_for(req)?;
         let query = req.query.trim();
+        let reranker = self
+            .reranker_for(req)?
+            .filter(|_| !self.skips_reranking(query));
         let mut stages = StageTimes::default();
         let doc_ids = self.resolve_doc_ids(req, principal).await?;
         if doc_ids.as_ref().is_some_and(|ids| ids.is_empty()) {
@@ -318,6 +331,7 @@ impl Retriever {
             let policy = cairn_rerank::Policy {
                 min_score: self.rerank.min_score,
                 mmr_lambda: self.rerank.mmr_lambda,
+                fused_weight: Some(self.rerank.fused_weight),
             };
             // The first `candidates` are reranked; any further ones (top_k above it) follow
             // in fused order.

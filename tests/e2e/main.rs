@@ -10,5 +10,6 @@ mod generate;
 mod models;
 mod pdf;
 mod reindex;
+mod rerank;
 mod rest;
 mod support;

@@ -82,35 +82,28 @@ impl App {
         })
     }
 
-    /// Loads the configured reranker and lets searches use it. When its model is not
-    /// installed: an error if `required`, otherwise a note in the log (searches that ask
-    /// for reranking then get a clear error).
+    /// Loads the configured reranker and lets searches use it (`sentences` needs no model
+    /// beyond the embedder). When its model is not installed: an error if `required`,
+    /// otherwise a note in the log (searches that ask for reranking then get a clear error).
     pub fn load_reranker(&mut self, required: bool) -> Result<()> {
         let name = self.config.rerank.model.clone();
-        if name == SENTENCE_RERANKER {
-            let reranker: Arc<dyn Reranker> =
-                Arc::new(SentenceReranker::new(self.retriever.embedder()));
-            tracing::info!(model = reranker.model_id(), "reranker ready");
-            self.retriever = self.retriever.clone().with_reranker(
-                name,
-                Some(reranker),
-                self.config.rerank.clone(),
-            );
-            return Ok(());
-        }
-        let dir = model_path(&self.config, &name);
-        if !dir.exists() && !required {
-            tracing::info!(path = %dir.display(), "no reranker installed; reranking is off");
-            return Ok(());
-        }
-        let device = cairn_infer::pick_device()?;
-        let reranker = cairn_infer::load_reranker(
-            &dir,
-            &device,
-            self.config.rerank.batch_size,
-            self.config.rerank.max_passage_tokens,
-        )
-        .with_context(|| format!("loading the reranker from {}", dir.display()))?;
+        let reranker: Arc<dyn Reranker> = if name == SENTENCE_RERANKER {
+            Arc::new(SentenceReranker::new(self.retriever.embedder()))
+        } else {
+            let dir = model_path(&self.config, &name);
+            if !dir.exists() && !required {
+                tracing::info!(path = %dir.display(), "no reranker installed; reranking is off");
+                return Ok(());
+            }
+            let device = cairn_infer::pick_device()?;
+            cairn_infer::load_reranker(
+                &dir,
+                &device,
+                self.config.rerank.batch_size,
+                self.config.rerank.max_passage_tokens,
+            )
+            .with_context(|| format!("loading the reranker from {}", dir.display()))?
+        };
         tracing::info!(model = reranker.model_id(), "reranker loaded");
         self.retriever =
             self.retriever

@@ -210,14 +210,14 @@ impl Retriever {
         Ok(ids)
     }
 
-    /// The weight of BM25 in the fusion of `query`: the one set for its language, else the
-    /// general one, clamped to 0..=1.
     /// Whether `query` is in a language that keeps the fused order (`[rerank] skip_langs`).
     fn skips_reranking(&self, query: &str) -> bool {
         let lang = cairn_core::Lang::detect(query);
         self.rerank.skip_langs.iter().any(|l| l == lang.as_str())
     }
 
+    /// The weight of BM25 in the fusion of `query`: the one set for its language, else the
+    /// general one, clamped to 0..=1.
     fn bm25_weight(&self, query: &str) -> f32 {
         let lang = cairn_core::Lang::detect(query);
         self.config

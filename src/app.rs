@@ -88,7 +88,9 @@ impl App {
     pub fn load_reranker(&mut self, required: bool) -> Result<()> {
         let name = self.config.rerank.model.clone();
         let reranker: Arc<dyn Reranker> = if name == SENTENCE_RERANKER {
-            Arc::new(SentenceReranker::new(self.retriever.embedder()))
+            Arc::new(
+                SentenceReranker::new(self.retriever.embedder()).with_catalog(self.store.catalog()),
+            )
         } else {
             let dir = model_path(&self.config, &name);
             if !dir.exists() && !required {

@@ -143,6 +143,10 @@ pub struct NewChunk {
     pub token_count: u32,
     pub lang: Lang,
     pub embedding: Vec<f32>,
+    /// The vectors of the chunk's pieces ([`crate::pieces`]), one after another (each as
+    /// long as `embedding`); empty when they were not computed.
+    #[serde(default)]
+    pub pieces: Vec<f32>,
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod error;
 mod ids;
 mod seams;
 mod search;
+mod text;
 
 pub use acl::{Acl, DEFAULT_TENANT, PUBLIC_GROUP, Principal};
 pub use answer::{Answer, AnswerMode, AnswerSentence, AskRequest, Citation};
@@ -36,6 +37,7 @@ pub use search::{
     Fusion, Hit, RetrieverScore, SearchFilter, SearchMode, SearchRequest, SearchResponse,
     StageTimes,
 };
+pub use text::pieces;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> i64 {

@@ -7,10 +7,11 @@
 //! candidates within a [`Scope`], then reads the chunks back from the [`Catalog`].
 
 use crate::{
-    Acl, Chunk, ChunkId, DocId, Document, Lang, NewChunk, NewDocument, Principal, Result, Seq,
+    Acl, Chunk, ChunkId, DocId, Document, Hit, Lang, NewChunk, NewDocument, Principal, Result, Seq,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// Counts word pieces the way the embedder will see them.
 pub trait TokenCounter: Send + Sync {
@@ -25,10 +26,21 @@ pub trait Reranker: Send + Sync {
     /// One score per passage, in input order; higher is more relevant. Scores of one call
     /// are comparable with each other (and, for a given model, across calls).
     async fn score(&self, query: &str, passages: Vec<String>) -> Result<Vec<f32>>;
-    /// Whether a passage is given with its section's headings on a line before its text
-    /// (what a cross-encoder or an LLM reads), or as its text alone.
-    fn reads_headings(&self) -> bool {
-        true
+    /// Scores search hits: by default [`Reranker::score`] over each hit's section headings
+    /// on a line before its text. A reranker that reads something else of a hit (its
+    /// stored vectors) overrides this.
+    async fn score_hits(&self, query: &str, hits: &[Hit]) -> Result<Vec<f32>> {
+        let passages = hits
+            .iter()
+            .map(|hit| {
+                if hit.heading_path.is_empty() {
+                    hit.text.clone()
+                } else {
+                    format!("{}\n{}", hit.heading_path.join(" > "), hit.text)
+                }
+            })
+            .collect();
+        self.score(query, passages).await
     }
 }
 
@@ -180,6 +192,12 @@ pub trait Catalog: Send + Sync {
     async fn get_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Chunk>>;
     /// The chunks of a document with their embeddings, for (re)building derived indexes.
     async fn chunks_with_embeddings(&self, id: &DocId) -> Result<Vec<(Chunk, Vec<f32>)>>;
+    /// The stored piece vectors ([`NewChunk::pieces`]) of those of `ids` that have them.
+    /// A catalog that stores none returns an empty map (the default).
+    async fn piece_vectors(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Vec<f32>>> {
+        let _ = ids;
+        Ok(HashMap::new())
+    }
     /// Ops with `seq > after`, ascending, at most `limit`.
     async fn ops_since(&self, after: Seq, limit: usize) -> Result<Vec<Op>>;
     async fn last_seq(&self) -> Result<Seq>;

@@ -222,8 +222,8 @@ impl SqliteCatalog {
                 .map_err(|e| IndexError::InvalidWrite(format!("heading path: {e}")))?;
             sqlx::query(
                 "INSERT INTO chunks (doc_id, ordinal, text, page, span_start, span_end, \
-                 heading_path, token_count, lang, embedding) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 heading_path, token_count, lang, embedding, pieces) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&id)
             .bind(ordinal as i64)
@@ -235,6 +235,7 @@ impl SqliteCatalog {
             .bind(i64::from(c.token_count))
             .bind(c.lang.as_str())
             .bind(encode_embedding(&c.embedding))
+            .bind((!c.pieces.is_empty()).then(|| encode_embedding(&c.pieces)))
             .execute(&mut *tx)
             .await
             .map_err(IndexError::sqlx("cannot insert chunk"))?;
@@ -388,6 +389,37 @@ impl SqliteCatalog {
         Ok(chunks)
     }
 
+    async fn piece_vectors_inner(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Vec<f32>>> {
+        let mut out = HashMap::new();
+        for batch in ids.chunks(IN_BATCH) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT id, pieces FROM chunks WHERE pieces IS NOT NULL AND id IN (",
+            );
+            let mut sep = qb.separated(", ");
+            for id in batch {
+                sep.push_bind(id.0);
+            }
+            qb.push(")");
+            let rows = qb
+                .build()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(IndexError::sqlx("cannot read piece vectors"))?;
+            for row in &rows {
+                let id: i64 = row
+                    .try_get("id")
+                    .map_err(IndexError::sqlx("cannot read piece vectors"))?;
+                let blob: Vec<u8> = row
+                    .try_get("pieces")
+                    .map_err(IndexError::sqlx("cannot read piece vectors"))?;
+                let vectors = decode_embedding(&blob, None)
+                    .map_err(|e| IndexError::Corrupt(format!("chunk {id}: pieces: {e}")))?;
+                out.insert(ChunkId(id), vectors);
+            }
+        }
+        Ok(out)
+    }
+
     async fn chunks_with_embeddings_inner(&self, id: &DocId) -> Result<Vec<(Chunk, Vec<f32>)>> {
         let dims = self.stored_dims().await?;
         let rows = sqlx::query(&format!(
@@ -508,6 +540,13 @@ impl Catalog for SqliteCatalog {
         id: &DocId,
     ) -> cairn_core::Result<Vec<(Chunk, Vec<f32>)>> {
         Ok(self.chunks_with_embeddings_inner(id).await?)
+    }
+
+    async fn piece_vectors(
+        &self,
+        ids: &[ChunkId],
+    ) -> cairn_core::Result<HashMap<ChunkId, Vec<f32>>> {
+        Ok(self.piece_vectors_inner(ids).await?)
     }
 
     async fn ops_since(&self, after: Seq, limit: usize) -> cairn_core::Result<Vec<Op>> {

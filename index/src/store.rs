@@ -675,6 +675,7 @@ mod tests {
             token_count: 1,
             lang: Lang::En,
             embedding: vec![1.0, 0.0],
+            pieces: Vec::new(),
         }
     }
 

@@ -31,6 +31,7 @@ fn chunk(text: &str, seed: f32) -> NewChunk {
         token_count: 3,
         lang: Lang::detect(text),
         embedding: vec![seed, -seed, 0.25, 1.0],
+        pieces: Vec::new(),
     }
 }
 
@@ -298,6 +299,37 @@ async fn get_documents_and_chunks_by_id() {
 }
 
 #[tokio::test]
+async fn piece_vectors_are_stored_with_their_chunk_and_go_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = open(&tmp).await;
+    let mut with = chunk("x. y", 1.0);
+    with.pieces = vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0];
+    let a = cat
+        .put_document(doc("t", "a", &[]), vec![with.clone(), chunk("z", 2.0)])
+        .await
+        .unwrap();
+    let ids = cat.chunk_ids().await.unwrap();
+    let got = cat
+        .piece_vectors(&[ids[0], ids[1], ChunkId(999)])
+        .await
+        .unwrap();
+    // the chunk stored without pieces has none, not an empty entry
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[&ids[0]], with.pieces);
+    // more ids than one IN list holds
+    let many: Vec<ChunkId> = (0..1200).map(ChunkId).collect();
+    assert_eq!(cat.piece_vectors(&many).await.unwrap().len(), 1);
+
+    // a new version replaces the chunks, and the old vectors go with them
+    cat.put_document(doc("t", "a", &[]), vec![chunk("w", 3.0)])
+        .await
+        .unwrap();
+    assert!(cat.piece_vectors(&ids).await.unwrap().is_empty());
+    cat.delete_document(&a.id).await.unwrap();
+    assert!(cat.piece_vectors(&many).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn embeddings_must_match_the_recorded_dims() {
     let tmp = tempfile::tempdir().unwrap();
     let cat = open(&tmp).await;
@@ -338,7 +370,7 @@ async fn meta_and_everything_else_survive_a_reopen() {
         let cat = open(&tmp).await;
         assert_eq!(
             cat.meta_get("schema_version").await.unwrap().as_deref(),
-            Some("2")
+            Some("3")
         );
         assert_eq!(cat.meta_get("embedder_id").await.unwrap(), None);
         cat.meta_set("embedder_id", "bge-small").await.unwrap();

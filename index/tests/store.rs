@@ -42,6 +42,7 @@ fn new_chunk(text: &str, axis: usize) -> NewChunk {
         token_count: 4,
         lang: Lang::En,
         embedding,
+        pieces: Vec::new(),
     }
 }
 

@@ -37,12 +37,18 @@ pub const SEMANTIC_VERSION: &str = "semantic-v1";
 /// a document whose recorded signature differs is re-chunked by the next re-index.
 pub fn signature(config: &ChunkConfig) -> String {
     let max = config.max_tokens;
-    match config.strategy {
+    let cut = match config.strategy {
         ChunkStrategy::Pack => format!("{PACK_VERSION} max={max}"),
         ChunkStrategy::Semantic => format!(
             "{SEMANTIC_VERSION} max={max} min={} pct={} overlap={}",
             config.min_tokens, config.percentile, config.overlap
         ),
+    };
+    // Documents stored without piece vectors are re-embedded when they are turned on.
+    if config.piece_vectors {
+        format!("{cut} pieces")
+    } else {
+        cut
     }
 }
 
@@ -701,6 +707,7 @@ pub(crate) mod tests {
             min_tokens: min,
             percentile: 50.0,
             overlap: 0,
+            piece_vectors: false,
         }
     }
 
@@ -913,6 +920,7 @@ pub(crate) mod tests {
                 min_tokens: (rng.next() % 10) as usize,
                 percentile: (rng.next() % 101) as f32,
                 overlap: 0,
+                piece_vectors: false,
             };
             let plan = plan(&parsed, &Words, &config);
             let vectors: Vec<Vec<f32>> = plan

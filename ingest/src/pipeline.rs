@@ -101,6 +101,33 @@ impl Ingestor {
         }
     }
 
+    /// The vectors of every draft's pieces ([`cairn_core::pieces`]), flattened per draft, from
+    /// one embedding call.
+    async fn embed_pieces(&self, drafts: &[ChunkDraft]) -> Result<Vec<Vec<f32>>> {
+        let mut texts = Vec::new();
+        let mut owner = Vec::new();
+        for (i, d) in drafts.iter().enumerate() {
+            for piece in cairn_core::pieces(&d.text) {
+                texts.push(piece.to_string());
+                owner.push(i);
+            }
+        }
+        let expected = texts.len();
+        let embedded = self.embedder.embed(texts).await?;
+        if embedded.vectors.len() != expected {
+            return Err(IngestError::EmbedderContract {
+                expected,
+                got: embedded.vectors.len(),
+            }
+            .into());
+        }
+        let mut out = vec![Vec::new(); drafts.len()];
+        for (vector, i) in embedded.vectors.into_iter().zip(owner) {
+            out[i].extend(vector);
+        }
+        Ok(out)
+    }
+
     /// The chunk size in tokens actually used.
     pub fn max_tokens(&self) -> usize {
         self.chunking.max_tokens
@@ -200,11 +227,17 @@ impl Ingestor {
         }
         let truncated = embedded.truncated.iter().filter(|&&t| t).count();
         let chunk_count = prepared.drafts.len();
+        let mut pieces = if self.chunking.piece_vectors {
+            self.embed_pieces(&prepared.drafts).await?
+        } else {
+            vec![Vec::new(); chunk_count]
+        };
         let chunks: Vec<NewChunk> = prepared
             .drafts
             .into_iter()
             .zip(embedded.vectors)
-            .map(|(d, embedding)| NewChunk {
+            .zip(pieces.iter_mut())
+            .map(|((d, embedding), pieces)| NewChunk {
                 text: d.text,
                 page: d.page,
                 span: d.span,
@@ -212,6 +245,7 @@ impl Ingestor {
                 token_count: d.token_count,
                 lang: d.lang,
                 embedding,
+                pieces: std::mem::take(pieces),
             })
             .collect();
         let new_doc = NewDocument {
@@ -577,6 +611,33 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((out.chunks, out.truncated), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn piece_vectors_are_embedded_in_one_more_call_and_stored_per_chunk() {
+        let (ing, store, embedder) = setup(100, 100);
+        let text = b"Rotate the key. Then restart it.\nIt works now\n";
+        ing.ingest_bytes(text, "a.txt", &acme()).await.unwrap();
+        let (_, chunks) = store.docs.lock().unwrap()[0].clone();
+        assert!(chunks.iter().all(|c| c.pieces.is_empty()), "off by default");
+        let before = embedder.calls.load(Ordering::SeqCst);
+
+        // turning them on changes the chunker signature, so the same bytes are re-embedded
+        let with_pieces = ChunkConfig {
+            piece_vectors: true,
+            ..ChunkConfig::pack(100)
+        };
+        let ing2 = Ingestor::new(embedder.clone(), store.clone(), with_pieces);
+        let out = ing2.ingest_bytes(text, "a.txt", &acme()).await.unwrap();
+        assert_eq!((out.status, out.version), (IngestStatus::Updated, 2));
+        // the chunks in one call, their pieces in one more
+        assert_eq!(embedder.calls.load(Ordering::SeqCst) - before, 2);
+        let (doc, chunks) = store.docs.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(doc.chunker, "pack-v1 max=100 pieces");
+        assert_eq!(chunks.len(), 1);
+        // three pieces of two dims each
+        assert_eq!(cairn_core::pieces(&chunks[0].text).len(), 3);
+        assert_eq!(chunks[0].pieces, [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
     }
 
     #[tokio::test]

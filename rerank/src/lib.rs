@@ -50,12 +50,7 @@ pub async fn rerank(
     if hits.is_empty() {
         return Ok(hits);
     }
-    let passages: Vec<String> = if reranker.reads_headings() {
-        hits.iter().map(passage).collect()
-    } else {
-        hits.iter().map(|h| h.text.clone()).collect()
-    };
-    let scores = reranker.score(query, passages).await?;
+    let scores = reranker.score_hits(query, &hits).await?;
     if scores.len() != hits.len() {
         return Err(cairn_core::Error::internal(format!(
             "the reranker {} returned {} scores for {} passages",
@@ -65,15 +60,6 @@ pub async fn rerank(
         )));
     }
     Ok(apply(hits, &scores, top_k, policy))
-}
-
-/// What the reranker reads for a hit: its section's headings, then its text.
-fn passage(hit: &Hit) -> String {
-    if hit.heading_path.is_empty() {
-        hit.text.clone()
-    } else {
-        format!("{}\n{}", hit.heading_path.join(" > "), hit.text)
-    }
 }
 
 /// The policy over given scores (one per hit, in order; each hit's `score` is its fused

@@ -2,15 +2,18 @@
 //! closest to it, both embedded by the index's own embedder. A chunk's vector averages
 //! everything the chunk says, so a passage whose one line answers the question can sit
 //! below a passage that is loosely about the topic throughout; its best sentence does not.
-//! It needs no model beyond the embedder, and reads passages without their headings.
+//! It needs no model beyond the embedder, and reads passages without their headings. The
+//! pieces' vectors are read from the catalog where ingest stored them (`[chunk]
+//! piece_vectors`); the pieces of other passages are embedded at query time.
 
 use async_trait::async_trait;
-use cairn_core::{Embedder, Error, Reranker, Result};
+use cairn_core::{Catalog, Embedder, Error, Hit, Reranker, Result, pieces};
 use std::sync::Arc;
 
 /// Reranks by each passage's best sentence in the embedder's space (see the module docs).
 pub struct SentenceReranker {
     embedder: Arc<dyn Embedder>,
+    catalog: Option<Arc<dyn Catalog>>,
     model_id: String,
 }
 
@@ -25,33 +28,47 @@ impl std::fmt::Debug for SentenceReranker {
 impl SentenceReranker {
     pub fn new(embedder: Arc<dyn Embedder>) -> Self {
         let model_id = format!("sentences:{}", embedder.model_id());
-        SentenceReranker { embedder, model_id }
-    }
-}
-
-#[async_trait]
-impl Reranker for SentenceReranker {
-    fn model_id(&self) -> &str {
-        &self.model_id
+        SentenceReranker {
+            embedder,
+            catalog: None,
+            model_id,
+        }
     }
 
-    fn reads_headings(&self) -> bool {
-        false
+    /// Reads the piece vectors that ingest stored with the chunks from `catalog` (which
+    /// must hold vectors of this reranker's embedder).
+    pub fn with_catalog(mut self, catalog: Arc<dyn Catalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
     }
 
-    /// The query and every sentence of every passage go to the embedder in one call. A
-    /// passage with no sentence (only blanks) scores 0.
-    async fn score(&self, query: &str, passages: Vec<String>) -> Result<Vec<f32>> {
-        let mut texts = vec![query.to_string()];
+    /// Each passage's best cosine with `query`: over `stored[i]` (piece vectors one after
+    /// another) where given, else over the pieces of `texts[i]`, which are embedded with
+    /// the query in one call. A passage with no piece scores 0.
+    async fn best(
+        &self,
+        query: &str,
+        texts: &[&str],
+        stored: &[Option<&[f32]>],
+    ) -> Result<Vec<f32>> {
+        let mut inputs = vec![query.to_string()];
         let mut owner = Vec::new();
-        for (i, passage) in passages.iter().enumerate() {
-            for piece in pieces(passage) {
-                texts.push(piece.to_string());
-                owner.push(i);
+        for (i, text) in texts.iter().enumerate() {
+            if stored[i].is_none() {
+                for piece in pieces(text) {
+                    inputs.push(piece.to_string());
+                    owner.push(i);
+                }
             }
         }
-        let count = texts.len();
-        let embedded = self.embedder.embed(texts).await?;
+        let count = inputs.len();
+        tracing::debug!(
+            passages = texts.len(),
+            stored = stored.iter().filter(|s| s.is_some()).count(),
+            embedded = count - 1,
+            "sentence rerank: passages with stored piece vectors, pieces embedded now"
+        );
+        let embedded = self.embedder.embed(inputs).await?;
         if embedded.vectors.len() != count {
             return Err(Error::internal(format!(
                 "the embedder {} returned {} vectors for {count} texts",
@@ -61,10 +78,15 @@ impl Reranker for SentenceReranker {
         }
         let mut vectors = embedded.vectors.iter();
         let query = vectors.next().map(Vec::as_slice).unwrap_or_default();
-        let mut best = vec![f32::NEG_INFINITY; passages.len()];
+        let cosine = |v: &[f32]| -> f32 { query.iter().zip(v).map(|(a, b)| a * b).sum() };
+        let mut best = vec![f32::NEG_INFINITY; texts.len()];
+        for (i, flat) in stored.iter().enumerate() {
+            for v in flat.iter().flat_map(|f| f.chunks_exact(query.len().max(1))) {
+                best[i] = best[i].max(cosine(v));
+            }
+        }
         for (vector, &i) in vectors.zip(&owner) {
-            let cosine: f32 = query.iter().zip(vector).map(|(a, b)| a * b).sum();
-            best[i] = best[i].max(cosine);
+            best[i] = best[i].max(cosine(vector));
         }
         Ok(best
             .into_iter()
@@ -73,28 +95,40 @@ impl Reranker for SentenceReranker {
     }
 }
 
-/// What the reranker embeds of a passage: its lines (extracted PDF text breaks lines inside
-/// sentences, and then a line is the unit), each cut again after a sentence or clause mark
-/// followed by white space. Trimmed, never empty.
-pub fn pieces(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let mut start = 0;
-        let mut chars = line.char_indices().peekable();
-        while let Some((i, c)) = chars.next() {
-            let ends = matches!(c, '.' | '!' | '?' | ';' | ':' | '。' | '！' | '？' | '；');
-            if ends && chars.peek().is_some_and(|(_, next)| next.is_whitespace()) {
-                let end = i + c.len_utf8();
-                out.push(&line[start..end]);
-                start = end;
-            }
-        }
-        out.push(&line[start..]);
+#[async_trait]
+impl Reranker for SentenceReranker {
+    fn model_id(&self) -> &str {
+        &self.model_id
     }
-    out.into_iter()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect()
+
+    async fn score(&self, query: &str, passages: Vec<String>) -> Result<Vec<f32>> {
+        let texts: Vec<&str> = passages.iter().map(String::as_str).collect();
+        self.best(query, &texts, &vec![None; texts.len()]).await
+    }
+
+    /// Reads the hits' text (no headings), and their stored piece vectors where the catalog
+    /// has them (of the embedder's length; anything else is embedded again).
+    async fn score_hits(&self, query: &str, hits: &[Hit]) -> Result<Vec<f32>> {
+        let stored = match &self.catalog {
+            Some(catalog) => {
+                let ids: Vec<_> = hits.iter().map(|h| h.chunk_id).collect();
+                catalog.piece_vectors(&ids).await?
+            }
+            None => Default::default(),
+        };
+        let dims = self.embedder.dims().max(1);
+        let flat: Vec<Option<&[f32]>> = hits
+            .iter()
+            .map(|h| {
+                stored
+                    .get(&h.chunk_id)
+                    .map(Vec::as_slice)
+                    .filter(|v| !v.is_empty() && v.len() % dims == 0)
+            })
+            .collect();
+        let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
+        self.best(query, &texts, &flat).await
+    }
 }
 
 #[cfg(test)]
@@ -102,25 +136,6 @@ mod tests {
     use super::*;
     use cairn_core::{Embedded, TokenCounter};
     use std::sync::Mutex;
-
-    #[test]
-    fn pieces_are_lines_cut_after_sentence_marks() {
-        let text =
-            "Press Ctrl-Alt-F3. Then log in;  type reset\nto fix it: done\n\n  \nv1.2 is out";
-        assert_eq!(
-            pieces(text),
-            [
-                "Press Ctrl-Alt-F3.",
-                "Then log in;",
-                "type reset",
-                "to fix it:",
-                "done",
-                "v1.2 is out"
-            ]
-        );
-        assert_eq!(pieces("完成。 下一步"), ["完成。", "下一步"]);
-        assert!(pieces(" \n ").is_empty());
-    }
 
     /// Embeds a text as the counts of three words, normalised: transparent enough to check
     /// the reranker's arithmetic, and it records what it was asked to embed.
@@ -164,7 +179,6 @@ mod tests {
         let words = Arc::new(Words(Mutex::new(Vec::new())));
         let reranker = SentenceReranker::new(words.clone());
         assert_eq!(reranker.model_id(), "sentences:words");
-        assert!(!reranker.reads_headings());
         let passages = vec![
             // the whole passage is mostly about disks; one sentence is exactly the query
             "disk disk disk. disk quotas. rotate the vpn key".to_string(),
@@ -187,5 +201,26 @@ mod tests {
         assert!((scores[0] - 1.0).abs() < 1e-6, "{scores:?}");
         assert!((scores[1] - 0.5).abs() < 1e-6, "{scores:?}");
         assert_eq!(scores[2], 0.0);
+    }
+
+    #[tokio::test]
+    async fn stored_piece_vectors_are_read_instead_of_embedded() {
+        let words = Arc::new(Words(Mutex::new(Vec::new())));
+        let reranker = SentenceReranker::new(words.clone());
+        let r = std::f32::consts::FRAC_1_SQRT_2;
+        // passage 0's two stored pieces are "disk" and "vpn key" (its text says otherwise,
+        // and is not read); passages 1 and 2 have none stored
+        let stored_0 = [0.0, 0.0, 1.0, r, r, 0.0];
+        let texts = ["disk disk", "vpn disk", "vpn key"];
+        let stored = [Some(&stored_0[..]), None, None];
+        let scores = reranker.best("vpn key", &texts, &stored).await.unwrap();
+        assert!((scores[0] - 1.0).abs() < 1e-6, "{scores:?}");
+        assert!((scores[1] - 0.5).abs() < 1e-6, "{scores:?}");
+        assert!((scores[2] - 1.0).abs() < 1e-6, "{scores:?}");
+        assert_eq!(
+            words.0.lock().unwrap().clone(),
+            [["vpn key", "vpn disk", "vpn key"]],
+            "only the query and the passages without stored vectors are embedded"
+        );
     }
 }

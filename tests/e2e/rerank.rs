@@ -4,7 +4,8 @@
 
 use crate::support::{cairn, file_name, json, ok};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 const CORPUS: &[(&str, &str)] = &[
     (
@@ -79,12 +80,62 @@ Our VPN connects laptops to the office network. The VPN uses keys, and every VPN
 const QUESTION: &str = "How do I rotate the VPN key?";
 
 fn search(data: &Path, query: &str, rerank: bool) -> Value {
+    json(&searched(data, query, rerank))
+}
+
+fn searched(data: &Path, query: &str, rerank: bool) -> Output {
     let mut cmd = cairn(data);
     cmd.args(["search", "--json", "-k", "8"]);
     if rerank {
         cmd.arg("--rerank");
     }
-    json(&ok(cmd.arg(query)))
+    cmd.env("CAIRN_LOG", "cairn_rerank=debug");
+    ok(cmd.arg(query))
+}
+
+/// The planted corpus written to `dir/corpus` and ingested into `dir/<name>`, with the extra
+/// environment `env`.
+fn ingested(dir: &Path, name: &str, env: &[(&str, &str)]) -> PathBuf {
+    let (data, corpus) = (dir.join(name), dir.join("corpus"));
+    std::fs::create_dir_all(&corpus).unwrap();
+    for (file, text) in CORPUS {
+        std::fs::write(corpus.join(file), text).unwrap();
+    }
+    ok(cairn(&data)
+        .arg("ingest")
+        .arg(&corpus)
+        .envs(env.iter().copied()));
+    data
+}
+
+/// What the sentence reranker's debug line says: (passages with stored vectors, pieces
+/// embedded at query time).
+fn stored_and_embedded(out: &Output) -> (usize, usize) {
+    // without the terminal colours the log may carry
+    let mut log = String::new();
+    let mut in_escape = false;
+    for c in String::from_utf8_lossy(&out.stderr).chars() {
+        match c {
+            '\u{1b}' => in_escape = true,
+            'm' if in_escape => in_escape = false,
+            _ if in_escape => {}
+            _ => log.push(c),
+        }
+    }
+    let line = log
+        .lines()
+        .find(|l| l.contains("sentence rerank"))
+        .unwrap_or_else(|| panic!("no sentence rerank line in:\n{log}"));
+    let field = |name: &str| -> usize {
+        let at = line.find(&format!("{name}=")).expect(name) + name.len() + 1;
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (field("stored"), field("embedded"))
 }
 
 fn files(resp: &Value) -> Vec<String> {
@@ -99,12 +150,7 @@ fn files(resp: &Value) -> Vec<String> {
 #[test]
 fn the_passage_whose_sentence_answers_ends_first() {
     let tmp = tempfile::tempdir().unwrap();
-    let (data, corpus) = (tmp.path().join("data"), tmp.path().join("corpus"));
-    std::fs::create_dir_all(&corpus).unwrap();
-    for (name, text) in CORPUS {
-        std::fs::write(corpus.join(name), text).unwrap();
-    }
-    ok(cairn(&data).arg("ingest").arg(&corpus));
+    let data = ingested(tmp.path(), "data", &[]);
 
     let fused = search(&data, QUESTION, false);
     let fused_files = files(&fused);
@@ -147,4 +193,41 @@ fn the_passage_whose_sentence_answers_ends_first() {
     let zh_reranked = search(&data, zh, true);
     assert_eq!(files(&zh_fused), files(&zh_reranked));
     assert_eq!(zh_reranked["stages"]["rerank"].as_f64(), Some(0.0));
+}
+
+#[test]
+fn stored_piece_vectors_rerank_as_query_time_ones_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = ingested(tmp.path(), "plain", &[]);
+    let stored = ingested(
+        tmp.path(),
+        "stored",
+        &[("CAIRN_CHUNK__PIECE_VECTORS", "true")],
+    );
+
+    let now = searched(&plain, QUESTION, true);
+    let (from_store, embedded) = stored_and_embedded(&now);
+    assert_eq!(from_store, 0);
+    assert!(embedded > 8, "every piece of every candidate: {embedded}");
+
+    let read = searched(&stored, QUESTION, true);
+    let (from_store, embedded) = stored_and_embedded(&read);
+    let hits = json(&read)["results"].as_array().unwrap().len();
+    assert_eq!((from_store, embedded), (hits, 0), "all read, none embedded");
+
+    // the same vectors either way: the same order and scores
+    let (a, b) = (json(&now), json(&read));
+    assert_eq!(files(&a), files(&b));
+    for (x, y) in a["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(b["results"].as_array().unwrap())
+    {
+        let (x, y) = (
+            x["rerank"]["score"].as_f64().unwrap(),
+            y["rerank"]["score"].as_f64().unwrap(),
+        );
+        assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+    }
 }

@@ -1,0 +1,50 @@
+//! Cutting text into the pieces that are embedded one by one.
+
+/// The pieces a passage is read in by the sentence reranker (and embedded in at ingest when
+/// `[chunk] piece_vectors` is on): its lines (extracted PDF text breaks lines inside
+/// sentences, and then a line is the unit), each cut again after a sentence or clause mark
+/// followed by white space. Trimmed, never empty.
+pub fn pieces(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut start = 0;
+        let mut chars = line.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            let ends = matches!(c, '.' | '!' | '?' | ';' | ':' | '。' | '！' | '？' | '；');
+            if ends && chars.peek().is_some_and(|(_, next)| next.is_whitespace()) {
+                let end = i + c.len_utf8();
+                out.push(&line[start..end]);
+                start = end;
+            }
+        }
+        out.push(&line[start..]);
+    }
+    out.into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_are_lines_cut_after_sentence_marks() {
+        let text =
+            "Press Ctrl-Alt-F3. Then log in;  type reset\nto fix it: done\n\n  \nv1.2 is out";
+        assert_eq!(
+            pieces(text),
+            [
+                "Press Ctrl-Alt-F3.",
+                "Then log in;",
+                "type reset",
+                "to fix it:",
+                "done",
+                "v1.2 is out"
+            ]
+        );
+        assert_eq!(pieces("完成。 下一步"), ["完成。", "下一步"]);
+        assert!(pieces(" \n ").is_empty());
+    }
+}

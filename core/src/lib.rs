@@ -37,7 +37,7 @@ pub use search::{
     Fusion, Hit, RetrieverScore, SearchFilter, SearchMode, SearchRequest, SearchResponse,
     StageTimes,
 };
-pub use text::pieces;
+pub use text::{embed_pieces, pieces};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> i64 {

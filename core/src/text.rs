@@ -1,5 +1,7 @@
 //! Cutting text into the pieces that are embedded one by one.
 
+use crate::{Embedder, Error, Result};
+
 /// The pieces a passage is read in by the sentence reranker (and embedded in at ingest when
 /// `[chunk] piece_vectors` is on): its lines (extracted PDF text breaks lines inside
 /// sentences, and then a line is the unit), each cut again after a sentence or clause mark
@@ -23,6 +25,42 @@ pub fn pieces(text: &str) -> Vec<&str> {
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .collect()
+}
+
+/// Embeds the `whole` texts as they are and the [`pieces`] of each of `texts` (`None`: none
+/// of it), in one call to `embedder`. Returns the vectors of `whole`, and for each of `texts`
+/// the vectors of its pieces one after another (empty for `None`). Ingest and the sentence
+/// reranker both embed pieces this way, so stored and query-time vectors are the same.
+pub async fn embed_pieces(
+    embedder: &dyn Embedder,
+    whole: Vec<String>,
+    texts: &[Option<&str>],
+) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    let wholes = whole.len();
+    let mut inputs = whole;
+    let mut owner = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        for piece in text.map(pieces).unwrap_or_default() {
+            inputs.push(piece.to_string());
+            owner.push(i);
+        }
+    }
+    let count = inputs.len();
+    let embedded = embedder.embed(inputs).await?;
+    if embedded.vectors.len() != count {
+        return Err(Error::internal(format!(
+            "the embedder {} returned {} vectors for {count} texts",
+            embedder.model_id(),
+            embedded.vectors.len()
+        )));
+    }
+    let mut vectors = embedded.vectors;
+    let of_pieces = vectors.split_off(wholes);
+    let mut flat = vec![Vec::new(); texts.len()];
+    for (vector, i) in of_pieces.into_iter().zip(owner) {
+        flat[i].extend(vector);
+    }
+    Ok((vectors, flat))
 }
 
 #[cfg(test)]

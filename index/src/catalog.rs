@@ -367,55 +367,50 @@ impl SqliteCatalog {
         Ok(docs)
     }
 
-    async fn get_chunks_inner(&self, ids: &[ChunkId]) -> Result<Vec<Chunk>> {
-        let mut chunks = Vec::new();
+    /// The rows of `{select} ids {tail}` for chunk ids, asked in batches of [`IN_BATCH`];
+    /// `select` ends with `id IN (` and `tail` closes it.
+    async fn chunk_rows(
+        &self,
+        select: &str,
+        ids: &[ChunkId],
+        tail: &str,
+    ) -> Result<Vec<SqliteRow>> {
+        let mut rows = Vec::new();
         for batch in ids.chunks(IN_BATCH) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("SELECT {CHUNK_COLS} FROM chunks WHERE id IN ("));
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(select);
             let mut sep = qb.separated(", ");
             for id in batch {
                 sep.push_bind(id.0);
             }
-            qb.push(") ORDER BY id");
-            let rows = qb
-                .build()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(IndexError::sqlx("cannot read chunks"))?;
-            for row in &rows {
-                chunks.push(chunk_from_row(row)?);
-            }
+            qb.push(tail);
+            rows.extend(
+                qb.build()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(IndexError::sqlx("cannot read chunks"))?,
+            );
         }
-        Ok(chunks)
+        Ok(rows)
+    }
+
+    async fn get_chunks_inner(&self, ids: &[ChunkId]) -> Result<Vec<Chunk>> {
+        let select = format!("SELECT {CHUNK_COLS} FROM chunks WHERE id IN (");
+        self.chunk_rows(&select, ids, ") ORDER BY id")
+            .await?
+            .iter()
+            .map(chunk_from_row)
+            .collect()
     }
 
     async fn piece_vectors_inner(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Vec<f32>>> {
+        let select = "SELECT id, pieces FROM chunks WHERE pieces IS NOT NULL AND id IN (";
         let mut out = HashMap::new();
-        for batch in ids.chunks(IN_BATCH) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT id, pieces FROM chunks WHERE pieces IS NOT NULL AND id IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for id in batch {
-                sep.push_bind(id.0);
-            }
-            qb.push(")");
-            let rows = qb
-                .build()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(IndexError::sqlx("cannot read piece vectors"))?;
-            for row in &rows {
-                let id: i64 = row
-                    .try_get("id")
-                    .map_err(IndexError::sqlx("cannot read piece vectors"))?;
-                let blob: Vec<u8> = row
-                    .try_get("pieces")
-                    .map_err(IndexError::sqlx("cannot read piece vectors"))?;
-                let vectors = decode_embedding(&blob, None)
-                    .map_err(|e| IndexError::Corrupt(format!("chunk {id}: pieces: {e}")))?;
-                out.insert(ChunkId(id), vectors);
-            }
+        for row in &self.chunk_rows(select, ids, ")").await? {
+            let id: i64 = get(row, "id")?;
+            let blob: Vec<u8> = get(row, "pieces")?;
+            let vectors = decode_embedding(&blob, None)
+                .map_err(|e| IndexError::Corrupt(format!("chunk {id}: pieces: {e}")))?;
+            out.insert(ChunkId(id), vectors);
         }
         Ok(out)
     }

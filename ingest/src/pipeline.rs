@@ -101,33 +101,6 @@ impl Ingestor {
         }
     }
 
-    /// The vectors of every draft's pieces ([`cairn_core::pieces`]), flattened per draft, from
-    /// one embedding call.
-    async fn embed_pieces(&self, drafts: &[ChunkDraft]) -> Result<Vec<Vec<f32>>> {
-        let mut texts = Vec::new();
-        let mut owner = Vec::new();
-        for (i, d) in drafts.iter().enumerate() {
-            for piece in cairn_core::pieces(&d.text) {
-                texts.push(piece.to_string());
-                owner.push(i);
-            }
-        }
-        let expected = texts.len();
-        let embedded = self.embedder.embed(texts).await?;
-        if embedded.vectors.len() != expected {
-            return Err(IngestError::EmbedderContract {
-                expected,
-                got: embedded.vectors.len(),
-            }
-            .into());
-        }
-        let mut out = vec![Vec::new(); drafts.len()];
-        for (vector, i) in embedded.vectors.into_iter().zip(owner) {
-            out[i].extend(vector);
-        }
-        Ok(out)
-    }
-
     /// The chunk size in tokens actually used.
     pub fn max_tokens(&self) -> usize {
         self.chunking.max_tokens
@@ -228,7 +201,14 @@ impl Ingestor {
         let truncated = embedded.truncated.iter().filter(|&&t| t).count();
         let chunk_count = prepared.drafts.len();
         let mut pieces = if self.chunking.piece_vectors {
-            self.embed_pieces(&prepared.drafts).await?
+            let texts: Vec<Option<&str>> = prepared
+                .drafts
+                .iter()
+                .map(|d| Some(d.text.as_str()))
+                .collect();
+            cairn_core::embed_pieces(&*self.embedder, Vec::new(), &texts)
+                .await?
+                .1
         } else {
             vec![Vec::new(); chunk_count]
         };

@@ -33,8 +33,8 @@ pub struct Policy {
     /// words. 1.0 (or `None`) is pure relevance order.
     pub mmr_lambda: Option<f32>,
     /// Order by `reranker score + fused_weight · fused score` rather than by the reranker's
-    /// score alone: the fused ranking stays a signal. `None` (or 0) is the reranker alone.
-    pub fused_weight: Option<f32>,
+    /// score alone: the fused ranking stays a signal. 0 (the default) is the reranker alone.
+    pub fused_weight: f32,
 }
 
 /// Scores `hits` with `reranker` in one call and returns the best `top_k` under `policy`.
@@ -67,17 +67,12 @@ pub async fn rerank(
 /// order; its `score` is what it was ordered by (the reranker's score, plus the weighted
 /// fused score under [`Policy::fused_weight`]). `min_score` applies to the reranker's score.
 pub fn apply(hits: Vec<Hit>, scores: &[f32], top_k: usize, policy: &Policy) -> Vec<Hit> {
-    let fused_weight = policy.fused_weight.unwrap_or(0.0);
     let mut scored: Vec<(Hit, f32)> = hits
         .into_iter()
         .zip(scores.iter().copied())
         .filter(|(_, s)| policy.min_score.is_none_or(|min| *s >= min))
         .map(|(mut hit, s)| {
-            let key = if fused_weight == 0.0 {
-                s
-            } else {
-                s + fused_weight * hit.score
-            };
+            let key = s + policy.fused_weight * hit.score;
             hit.rerank = Some(RetrieverScore { rank: 0, score: s });
             hit.score = key;
             (hit, key)
@@ -240,7 +235,7 @@ mod tests {
             [1, 2, 0, 3]
         );
         let blended = Policy {
-            fused_weight: Some(0.5),
+            fused_weight: 0.5,
             ..Policy::default()
         };
         // 0.1 + 0.5, 0.5 + 0.25, 0.45 + 0.1667, 0 + 0.125
@@ -255,7 +250,7 @@ mod tests {
             })
         );
         let heavier = Policy {
-            fused_weight: Some(2.0),
+            fused_weight: 2.0,
             min_score: Some(0.05),
             ..Policy::default()
         };

@@ -7,7 +7,7 @@
 //! piece_vectors`); the pieces of other passages are embedded at query time.
 
 use async_trait::async_trait;
-use cairn_core::{Catalog, Embedder, Error, Hit, Reranker, Result, pieces};
+use cairn_core::{Catalog, Embedder, Hit, Reranker, Result, embed_pieces, pieces};
 use std::sync::Arc;
 
 /// Reranks by each passage's best sentence in the embedder's space (see the module docs).
@@ -51,46 +51,34 @@ impl SentenceReranker {
         texts: &[&str],
         stored: &[Option<&[f32]>],
     ) -> Result<Vec<f32>> {
-        let mut inputs = vec![query.to_string()];
-        let mut owner = Vec::new();
-        for (i, text) in texts.iter().enumerate() {
-            if stored[i].is_none() {
-                for piece in pieces(text) {
-                    inputs.push(piece.to_string());
-                    owner.push(i);
-                }
-            }
-        }
-        let count = inputs.len();
+        let missing: Vec<Option<&str>> = texts
+            .iter()
+            .zip(stored)
+            .map(|(text, s)| s.is_none().then_some(*text))
+            .collect();
         tracing::debug!(
             passages = texts.len(),
             stored = stored.iter().filter(|s| s.is_some()).count(),
-            embedded = count - 1,
+            embedded = missing
+                .iter()
+                .flatten()
+                .map(|t| pieces(t).len())
+                .sum::<usize>(),
             "sentence rerank: passages with stored piece vectors, pieces embedded now"
         );
-        let embedded = self.embedder.embed(inputs).await?;
-        if embedded.vectors.len() != count {
-            return Err(Error::internal(format!(
-                "the embedder {} returned {} vectors for {count} texts",
-                self.embedder.model_id(),
-                embedded.vectors.len()
-            )));
-        }
-        let mut vectors = embedded.vectors.iter();
-        let query = vectors.next().map(Vec::as_slice).unwrap_or_default();
-        let cosine = |v: &[f32]| -> f32 { query.iter().zip(v).map(|(a, b)| a * b).sum() };
-        let mut best = vec![f32::NEG_INFINITY; texts.len()];
-        for (i, flat) in stored.iter().enumerate() {
-            for v in flat.iter().flat_map(|f| f.chunks_exact(query.len().max(1))) {
-                best[i] = best[i].max(cosine(v));
-            }
-        }
-        for (vector, &i) in vectors.zip(&owner) {
-            best[i] = best[i].max(cosine(vector));
-        }
-        Ok(best
-            .into_iter()
-            .map(|s| if s.is_finite() { s } else { 0.0 })
+        let (query, fresh) =
+            embed_pieces(&*self.embedder, vec![query.to_string()], &missing).await?;
+        let query = query.first().map(Vec::as_slice).unwrap_or_default();
+        Ok(stored
+            .iter()
+            .zip(&fresh)
+            .map(|(s, fresh)| {
+                s.unwrap_or(fresh)
+                    .chunks_exact(query.len().max(1))
+                    .map(|v| query.iter().zip(v).map(|(a, b)| a * b).sum::<f32>())
+                    .fold(f32::NEG_INFINITY, f32::max)
+            })
+            .map(|best| if best.is_finite() { best } else { 0.0 })
             .collect())
     }
 }

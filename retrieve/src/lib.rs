@@ -331,7 +331,7 @@ impl Retriever {
             let policy = cairn_rerank::Policy {
                 min_score: self.rerank.min_score,
                 mmr_lambda: self.rerank.mmr_lambda,
-                fused_weight: Some(self.rerank.fused_weight),
+                fused_weight: self.rerank.fused_weight,
             };
             // The first `candidates` are reranked; any further ones (top_k above it) follow
             // in fused order.

@@ -90,6 +90,9 @@ struct IndexInfo {
     chunks: usize,
     chunker: String,
     failed: Vec<String>,
+    /// Documents of a kept `--index` stored again: their content or the chunk settings
+    /// changed since it was built.
+    reindexed: usize,
     ingest_s: f64,
 }
 
@@ -105,6 +108,14 @@ impl Render for Report {
             "index: {} documents, {} chunks ({}), indexed in {:.1} s",
             self.index.documents, self.index.chunks, self.index.chunker, self.index.ingest_s
         )?;
+        if self.index.reindexed > 0 {
+            writeln!(
+                out,
+                "re-indexed {} documents stored with other content or chunk settings \
+                 (now {}): run with the index's settings to keep it as built",
+                self.index.reindexed, self.index.chunker
+            )?;
+        }
         for f in &self.index.failed {
             writeln!(out, "failed to index: {f}")?;
         }
@@ -256,6 +267,7 @@ async fn index_corpus(app: &App, set: &EvalSet, quiet: bool) -> anyhow::Result<I
         chunks: 0,
         chunker: app.ingestor.chunker().to_string(),
         failed: Vec::new(),
+        reindexed: 0,
         ingest_s: 0.0,
     };
     match &set.corpus {
@@ -265,10 +277,7 @@ async fn index_corpus(app: &App, set: &EvalSet, quiet: bool) -> anyhow::Result<I
             for path in &walked.files {
                 bar.set_message(path.display().to_string());
                 match app.ingestor.ingest_path(path, &acl).await {
-                    Ok(out) => {
-                        info.documents += 1;
-                        info.chunks += out.chunks;
-                    }
+                    Ok(out) => info.count(&out),
                     Err(e) => info.failed.push(format!("{}: {e}", path.display())),
                 }
                 bar.inc(1);
@@ -288,10 +297,7 @@ async fn index_corpus(app: &App, set: &EvalSet, quiet: bool) -> anyhow::Result<I
                     .ingest_bytes(text.as_bytes(), &beir_source(&doc.id), &acl)
                     .await
                 {
-                    Ok(out) => {
-                        info.documents += 1;
-                        info.chunks += out.chunks;
-                    }
+                    Ok(out) => info.count(&out),
                     Err(e) => info.failed.push(format!("{}: {e}", doc.id)),
                 }
                 bar.inc(1);
@@ -302,6 +308,16 @@ async fn index_corpus(app: &App, set: &EvalSet, quiet: bool) -> anyhow::Result<I
     app.store.flush().await?;
     info.ingest_s = started.elapsed().as_secs_f64();
     Ok(info)
+}
+
+impl IndexInfo {
+    fn count(&mut self, out: &cairn_ingest::IngestOutcome) {
+        self.documents += 1;
+        self.chunks += out.chunks;
+        if out.status == cairn_ingest::IngestStatus::Updated {
+            self.reindexed += 1;
+        }
+    }
 }
 
 /// BEIR documents are ingested as text files named by their id.

@@ -94,6 +94,7 @@ fn eval_scores_a_folder_set_and_writes_trec_runs() {
     assert_eq!(report["questions"], 3);
     assert_eq!(report["unanswerable"], 1);
     assert_eq!(report["index"]["documents"], 3);
+    assert_eq!(report["index"]["reindexed"], 0);
     assert!(
         report["index"]["chunker"]
             .as_str()
@@ -113,8 +114,21 @@ fn eval_scores_a_folder_set_and_writes_trec_runs() {
     // the kept index is reused: same documents, nothing re-embedded, same figures
     let again = eval(&data, &set, &["--split", "all", "--index", index_arg]);
     assert_eq!(again["index"]["documents"], 3);
+    assert_eq!(again["index"]["reindexed"], 0);
     check_bm25(&again);
     assert!(!data.exists(), "eval must not touch the main data dir");
+
+    // run with other chunk settings, the kept index is re-chunked, and the report says so
+    let out = ok(cairn(&data)
+        .arg("eval")
+        .arg(&set)
+        .args(["--modes", "bm25", "--split", "all", "--index", index_arg])
+        .env("CAIRN_CHUNK__MAX_TOKENS", "150"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("re-indexed 3 documents stored with other content or chunk settings"),
+        "{text}"
+    );
 
     // one split at a time: q1 is in "tune", q2 and q3 (no split) in "test"
     let tune = eval(&data, &set, &["--split", "tune", "--index", index_arg]);

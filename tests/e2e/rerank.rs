@@ -111,17 +111,12 @@ fn ingested(dir: &Path, name: &str, env: &[(&str, &str)]) -> PathBuf {
 /// What the sentence reranker's debug line says: (passages with stored vectors, pieces
 /// embedded at query time).
 fn stored_and_embedded(out: &Output) -> (usize, usize) {
-    // without the terminal colours the log may carry
-    let mut log = String::new();
-    let mut in_escape = false;
-    for c in String::from_utf8_lossy(&out.stderr).chars() {
-        match c {
-            '\u{1b}' => in_escape = true,
-            'm' if in_escape => in_escape = false,
-            _ if in_escape => {}
-            _ => log.push(c),
-        }
-    }
+    let log = String::from_utf8_lossy(&out.stderr);
+    // stderr is a pipe here, not a terminal: the log must be plain text
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a piped log:\n{log}"
+    );
     let line = log
         .lines()
         .find(|l| l.contains("sentence rerank"))

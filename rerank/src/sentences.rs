@@ -7,7 +7,7 @@
 //! piece_vectors`); the pieces of other passages are embedded at query time.
 
 use async_trait::async_trait;
-use cairn_core::{Catalog, Embedder, Hit, Reranker, Result, embed_pieces, pieces};
+use cairn_core::{Catalog, Embedder, Hit, Reranker, Result, embed_pieces};
 use std::sync::Arc;
 
 /// Reranks by each passage's best sentence in the embedder's space (see the module docs).
@@ -56,19 +56,15 @@ impl SentenceReranker {
             .zip(stored)
             .map(|(text, s)| s.is_none().then_some(*text))
             .collect();
-        tracing::debug!(
-            passages = texts.len(),
-            stored = stored.iter().filter(|s| s.is_some()).count(),
-            embedded = missing
-                .iter()
-                .flatten()
-                .map(|t| pieces(t).len())
-                .sum::<usize>(),
-            "sentence rerank: passages with stored piece vectors, pieces embedded now"
-        );
         let (query, fresh) =
             embed_pieces(&*self.embedder, vec![query.to_string()], &missing).await?;
         let query = query.first().map(Vec::as_slice).unwrap_or_default();
+        tracing::debug!(
+            passages = texts.len(),
+            stored = stored.iter().filter(|s| s.is_some()).count(),
+            embedded = fresh.iter().map(Vec::len).sum::<usize>() / query.len().max(1),
+            "sentence rerank: passages with stored piece vectors, pieces embedded now"
+        );
         Ok(stored
             .iter()
             .zip(&fresh)

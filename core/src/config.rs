@@ -330,10 +330,12 @@ pub struct AnswerConfig {
     /// all high, and Chinese fusion leans on BM25, so the hits' dense scores do not tell an
     /// answering passage from an unrelated one (eval/debian/RESULTS.md).
     pub min_dense_cjk: f32,
-    /// In a question written in CJK script, words in Latin script are names (programs,
-    /// packages, protocols: "怎样用 ufw 放行端口"). When no passage the caller may read
-    /// mentions one of them, the answer abstains and names it: the documents are not about
-    /// it. (English-first embeddings tell such questions poorly from answerable ones.)
+    /// Names in the question: in one written in CJK script, its words in Latin script
+    /// (programs, packages, protocols: "怎样用 ufw 放行端口"); in any other, words
+    /// capitalised where no sentence begins or with a capital after their first letter
+    /// ("enroll a MOK key", "a Gantt chart", "WireGuard"). When no passage the caller may
+    /// read mentions one of them, the answer abstains and names it: the documents are not
+    /// about it. (Embeddings place such questions close to passages on neighbouring topics.)
     pub unknown_names: bool,
     /// Passages shown with an abstention.
     pub closest: usize,

@@ -19,7 +19,7 @@ pub mod verify;
 pub use extractive::{abstention, extractive};
 pub use generated::generated;
 pub use openai::OpenAiGenerator;
-pub use terms::latin_names;
+pub use terms::{capitalised_names, latin_names, question_names};
 
 /// An embedder for unit tests: a text's vector counts a few vocabulary words, normalised,
 /// so texts on the same topic point the same way.

@@ -16,7 +16,7 @@ pub enum AskEvent<'a> {
     /// A piece of the answer text, as the language model writes it.
     Text(&'a str),
 }
-use cairn_generate::{abstention, extractive, generated, latin_names};
+use cairn_generate::{abstention, extractive, generated, question_names};
 
 impl Retriever {
     /// Retrieves passages for `req.question` as `principal` and answers from them. The
@@ -84,8 +84,9 @@ impl Retriever {
         Ok(answer)
     }
 
-    /// The first name in Latin script of a question in CJK script ([`latin_names`]) that
-    /// no passage the caller may read mentions: not in the retrieved `hits`, and a BM25
+    /// The first name the question mentions ([`question_names`]: Latin-script words of a
+    /// question in CJK script, capitalised words of any other) that no passage the caller
+    /// may read mentions: not in the retrieved `hits`, and a BM25
     /// search for it alone, in the caller's scope and `filter`, finds nothing.
     async fn unmentioned_name(
         &self,
@@ -94,7 +95,7 @@ impl Retriever {
         filter: &SearchFilter,
         principal: &Principal,
     ) -> Result<Option<String>> {
-        for name in latin_names(question) {
+        for name in question_names(question) {
             let lower = name.to_lowercase();
             if hits.iter().any(|h| h.text.to_lowercase().contains(&lower)) {
                 continue;

@@ -244,10 +244,11 @@ fn answers_cite_their_passage_and_unanswerable_questions_abstain() {
     assert_eq!(status, 400, "{err}");
 }
 
-/// A Chinese question naming a program no document mentions abstains and names it; one
-/// naming what a document does mention is answered from it.
+/// A question naming a program no document mentions abstains and names it; one naming what
+/// a document does mention is answered from it. Chinese questions name things in Latin
+/// script, English ones with capitals.
 #[test]
-fn chinese_questions_naming_what_no_document_mentions_abstain() {
+fn questions_naming_what_no_document_mentions_abstain() {
     let (tmp, data) = ingested();
     // `cairn [EXTRA] ask QUESTION --json`, with `env` set.
     let ask = |extra: &[&str], env: &[(&str, &str)], question: &str| -> Value {
@@ -302,5 +303,35 @@ fn chinese_questions_naming_what_no_document_mentions_abstain() {
 
     // Off, the same question is answered from the server-room rules.
     let off = ask(&[], &[("CAIRN_ANSWER__UNKNOWN_NAMES", "false")], question);
+    assert_eq!(off["abstained"], false, "{off}");
+
+    // In an English question the capitalised words are the names: "WireGuard" and "Linux"
+    // are in the VPN guide, "OpenVPN" is in no document.
+    let known = ask(
+        &[],
+        &[],
+        "How do I connect to the company VPN from Linux with WireGuard?",
+    );
+    assert_eq!(known["abstained"], false, "{known}");
+    assert_eq!(
+        file_name(known["citations"][0]["source"].as_str().unwrap()),
+        "vpn-linux.md",
+        "{known}"
+    );
+    let unknown = ask(
+        &[],
+        &[],
+        "How do I connect to the company VPN from Linux with OpenVPN?",
+    );
+    assert_eq!(unknown["abstained"], true, "{unknown}");
+    assert!(
+        unknown["note"].as_str().unwrap_or("").contains("OpenVPN"),
+        "{unknown}"
+    );
+    let off = ask(
+        &[],
+        &[("CAIRN_ANSWER__UNKNOWN_NAMES", "false")],
+        "How do I connect to the company VPN from Linux with OpenVPN?",
+    );
     assert_eq!(off["abstained"], false, "{off}");
 }

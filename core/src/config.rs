@@ -323,7 +323,8 @@ pub struct AnswerConfig {
     /// dense retriever's score of the passage), the answer abstains too, whatever its best
     /// sentence scored: a sentence can echo the question's words while the passages are about
     /// something else. 0 turns the check off; it is skipped for hits without a dense score
-    /// (`bm25` mode).
+    /// (`bm25` mode), and when the passages read contain every identifier the question
+    /// names (words with letters and digits: "FIN-88R"), which embeddings place poorly.
     pub min_dense: f32,
     /// `min_dense` for questions written in Chinese, Japanese or Korean script. Off (0) by
     /// default: the default embedder is English-first, its cosines between Chinese texts are

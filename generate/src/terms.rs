@@ -134,6 +134,24 @@ pub fn capitalised_names(question: &str) -> Vec<&str> {
     out
 }
 
+/// The identifiers in a text: words with both a letter and a digit ("FIN-88R", "POP3",
+/// "de_DE.UTF-8"), each once, in order. Embeddings place them poorly; a passage that has
+/// them verbatim is about them.
+pub(crate) fn identifiers(text: &str) -> Vec<&str> {
+    let in_word = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '+');
+    let mut out: Vec<&str> = Vec::new();
+    for word in text.split(|c: char| !in_word(c)) {
+        let word = word.trim_matches(|c: char| matches!(c, '-' | '_' | '.' | '+'));
+        if word.chars().any(|c| c.is_alphabetic())
+            && word.chars().any(|c| c.is_ascii_digit())
+            && !out.iter().any(|w| w.eq_ignore_ascii_case(word))
+        {
+            out.push(word);
+        }
+    }
+    out
+}
+
 /// The share of `terms` that `sentence` contains (0 when there are none).
 pub(crate) fn overlap(terms: &HashSet<String>, sentence: &str) -> f32 {
     if terms.is_empty() {
@@ -170,6 +188,15 @@ mod tests {
         assert_eq!(latin_names("SR-7781 是哪里的读卡器"), ["SR-7781"]);
         assert_eq!(latin_names("用 the 和 a 写 apt-get."), ["apt-get"]);
         assert!(latin_names("How do I configure ufw?").is_empty(), "not CJK");
+    }
+
+    #[test]
+    fn identifiers_mix_letters_and_digits() {
+        assert_eq!(
+            identifiers("Is form FIN-88R (or fin-88r) needed for POP3 in de_DE.UTF-8, 2024?"),
+            ["FIN-88R", "POP3", "de_DE.UTF-8"]
+        );
+        assert!(identifiers("where is room 4 and the Helios board?").is_empty());
     }
 
     #[test]

@@ -334,4 +334,18 @@ fn questions_naming_what_no_document_mentions_abstain() {
         "How do I connect to the company VPN from Linux with OpenVPN?",
     );
     assert_eq!(off["abstained"], false, "{off}");
+
+    // An identifier (letters and digits) that a passage has verbatim is evidence enough,
+    // however far the question's embedding sits from it (below `min_dense` here).
+    let form = ask(&[], &[], "when is form FIN-88R required");
+    assert_eq!(form["abstained"], false, "{form}");
+    assert_eq!(
+        file_name(form["citations"][0]["source"].as_str().unwrap()),
+        "expense-reimbursement.md",
+        "{form}"
+    );
+    assert!(
+        form["answer"].as_str().unwrap().contains("FIN-88R"),
+        "{form}"
+    );
 }

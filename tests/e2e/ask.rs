@@ -256,15 +256,14 @@ fn questions_naming_what_no_document_mentions_abstain() {
         cmd.envs(env.iter().copied());
         json(&ok(cmd.args(extra).args(["ask", question, "--json"])))
     };
+    // The file name of the answer's first citation.
+    let first_cited =
+        |answer: &Value| file_name(answer["citations"][0]["source"].as_str().unwrap());
     let question = "门禁读卡器 Kerberos 的权限什么时候失效？";
 
     let known = ask(&[], &[], "门禁读卡器 SR-7781 的权限什么时候失效？");
     assert_eq!(known["abstained"], false, "{known}");
-    assert_eq!(
-        file_name(known["citations"][0]["source"].as_str().unwrap()),
-        "zh-server-room.txt",
-        "{known}"
-    );
+    assert_eq!(first_cited(&known), "zh-server-room.txt", "{known}");
 
     let unknown = ask(&[], &[], question);
     assert_eq!(unknown["abstained"], true, "{unknown}");
@@ -313,11 +312,7 @@ fn questions_naming_what_no_document_mentions_abstain() {
         "How do I connect to the company VPN from Linux with WireGuard?",
     );
     assert_eq!(known["abstained"], false, "{known}");
-    assert_eq!(
-        file_name(known["citations"][0]["source"].as_str().unwrap()),
-        "vpn-linux.md",
-        "{known}"
-    );
+    assert_eq!(first_cited(&known), "vpn-linux.md", "{known}");
     // Off, the guide's sentence on connecting at boot is close enough to quote (confidence
     // 0.50 against `min_score` 0.40); on, the unknown name makes the answer abstain.
     let openvpn = "How do I connect to the VPN automatically at boot with OpenVPN?";
@@ -329,21 +324,13 @@ fn questions_naming_what_no_document_mentions_abstain() {
     );
     let off = ask(&[], &[("CAIRN_ANSWER__UNKNOWN_NAMES", "false")], openvpn);
     assert_eq!(off["abstained"], false, "{off}");
-    assert_eq!(
-        file_name(off["citations"][0]["source"].as_str().unwrap()),
-        "vpn-linux.md",
-        "{off}"
-    );
+    assert_eq!(first_cited(&off), "vpn-linux.md", "{off}");
 
     // An identifier (letters and digits) that a passage has verbatim is evidence enough,
     // however far the question's embedding sits from it (below `min_dense` here).
     let form = ask(&[], &[], "when is form FIN-88R required");
     assert_eq!(form["abstained"], false, "{form}");
-    assert_eq!(
-        file_name(form["citations"][0]["source"].as_str().unwrap()),
-        "expense-reimbursement.md",
-        "{form}"
-    );
+    assert_eq!(first_cited(&form), "expense-reimbursement.md", "{form}");
     assert!(
         form["answer"].as_str().unwrap().contains("FIN-88R"),
         "{form}"

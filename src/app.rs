@@ -9,6 +9,8 @@ use cairn_infer::llm::EngineOptions;
 use cairn_ingest::Ingestor;
 use cairn_rerank::SentenceReranker;
 use cairn_retrieve::Retriever;
+use cairn_service::keys::KeyHasher;
+use cairn_service::{Parts, Service};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -151,7 +153,39 @@ impl App {
         Ok(())
     }
 
+    /// The CLI's principal: the machine's local admin, acting for the configured tenant
+    /// and `groups`.
     pub fn principal(&self, groups: &[String]) -> Principal {
-        Principal::new(self.config.tenant.clone(), groups.to_vec())
+        Principal::local(self.config.tenant.clone(), groups.to_vec())
+    }
+
+    /// The service over this app's store and models (starts the audit writer).
+    pub fn service(&self) -> Result<Service> {
+        let keys = self.store.keys().context("the store keeps no API keys")?;
+        let audit = self.store.audit().context("the store keeps no audit log")?;
+        let hasher = KeyHasher::load_or_create(&secret_file(&self.config))?;
+        let doc_store: Arc<dyn DocumentStore> = self.store.clone();
+        Ok(Service::new(Parts {
+            retriever: self.retriever.clone(),
+            ingestor: self.ingestor.clone(),
+            catalog: self.store.catalog(),
+            store: doc_store,
+            keys,
+            audit,
+            hasher,
+            answer: self.config.answer.clone(),
+            audit_config: self.config.audit.clone(),
+            roots: self.config.ingest.roots.clone(),
+        }))
+    }
+}
+
+/// The file of the key-hashing secret: `[auth] secret_file`, or `keys.secret` in the data
+/// dir.
+pub fn secret_file(config: &Config) -> PathBuf {
+    if config.auth.secret_file.as_os_str().is_empty() {
+        config.data_dir.join("keys.secret")
+    } else {
+        config.auth.secret_file.clone()
     }
 }

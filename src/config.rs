@@ -18,6 +18,9 @@ const KEYS: &[&str] = &[
     "answer",
     "generate",
     "server",
+    "auth",
+    "ingest",
+    "audit",
     "tenant",
 ];
 

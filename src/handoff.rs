@@ -79,24 +79,53 @@ pub fn find(data_dir: &Path) -> Option<ServeInfo> {
     serde_json::from_slice(&text).ok()
 }
 
-/// POSTs `body` to `route` of the server and decodes its JSON answer. An error answer
-/// becomes a [`cairn_core::Error`] of the matching kind (so exit codes follow it) with
-/// the server's message.
+/// The server that holds `data_dir`, if one does; `None` when the data dir is free (the
+/// caller opens it itself). Another process that is not a server holding it is the lock's
+/// `Conflict` error.
+pub fn held_by_server(data_dir: &Path) -> anyhow::Result<Option<ServeInfo>> {
+    match cairn_index::DataDirLock::acquire(data_dir) {
+        Ok(lock) => {
+            drop(lock);
+            Ok(None)
+        }
+        Err(e) if e.kind == ErrorKind::Conflict => match find(data_dir) {
+            Some(server) => Ok(Some(server)),
+            None => Err(e.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// POSTs `body` to `route` of the server and decodes its JSON answer; see [`call`].
 pub fn post<B: Serialize, T: serde::de::DeserializeOwned>(
     info: &ServeInfo,
     route: &str,
     body: &B,
+) -> anyhow::Result<T> {
+    call(info, "POST", route, Some(body))
+}
+
+/// Sends a request to `route` of the server with the data dir's token and decodes its
+/// JSON answer. An error answer becomes a [`cairn_core::Error`] of the matching kind (so
+/// exit codes follow it) with the server's message.
+pub fn call<B: Serialize, T: serde::de::DeserializeOwned>(
+    info: &ServeInfo,
+    method: &str,
+    route: &str,
+    body: Option<&B>,
 ) -> anyhow::Result<T> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
     let url = format!("{}{route}", info.url);
-    let mut resp = agent
-        .post(&url)
-        .header("authorization", &format!("Bearer {}", info.token))
-        .send_json(body)
-        .with_context(|| format!("cannot reach cairn serve at {}", info.url))?;
+    let auth = format!("Bearer {}", info.token);
+    let sent = match (method, body) {
+        ("POST", Some(b)) => agent.post(&url).header("authorization", &auth).send_json(b),
+        ("DELETE", _) => agent.delete(&url).header("authorization", &auth).call(),
+        _ => agent.get(&url).header("authorization", &auth).call(),
+    };
+    let mut resp = sent.with_context(|| format!("cannot reach cairn serve at {}", info.url))?;
     let status = resp.status();
     let text = resp
         .body_mut()
@@ -110,7 +139,9 @@ pub fn post<B: Serialize, T: serde::de::DeserializeOwned>(
             .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
             .unwrap_or(text);
         let kind = match status.as_u16() {
-            400 | 401 | 413 => ErrorKind::User,
+            400 | 413 => ErrorKind::User,
+            401 => ErrorKind::Unauthenticated,
+            403 => ErrorKind::Forbidden,
             404 => ErrorKind::NotFound,
             409 => ErrorKind::Conflict,
             503 => ErrorKind::Transient,

@@ -61,6 +61,13 @@ enum Command {
         #[command(subcommand)]
         command: cmd::docs::Command,
     },
+    /// Make, list and revoke API keys (works while the server runs)
+    Keys {
+        #[command(subcommand)]
+        command: cmd::keys::Command,
+    },
+    /// Read the audit log: who did what, when, with how many results
+    Audit(cmd::keys::AuditArgs),
     /// Parse one file in an isolated child process (internal)
     #[command(hide = true)]
     ParseWorker(cmd::parse_worker::Args),
@@ -87,7 +94,8 @@ fn init_logging(verbose: u8) {
 }
 
 /// Exit codes: 0 ok, 1 failed (some files or an internal error), 2 bad input or usage,
-/// 3 conflict (data dir in use, index built with another model), 4 not found.
+/// 3 conflict (data dir in use, index built with another model), 4 not found, 5 not
+/// allowed (a key missing or refused, or a role without the right).
 fn exit_code(err: &anyhow::Error) -> u8 {
     use cairn_core::ErrorKind;
     match err
@@ -98,6 +106,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         Some(ErrorKind::User | ErrorKind::TooLarge) => 2,
         Some(ErrorKind::Conflict) => 3,
         Some(ErrorKind::NotFound) => 4,
+        Some(ErrorKind::Unauthenticated | ErrorKind::Forbidden) => 5,
         _ => 1,
     }
 }
@@ -161,6 +170,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ask(args) => cmd::ask::run(config, &groups, args).await,
         Command::Eval(args) => cmd::eval::run(config, args).await,
         Command::Docs { command } => cmd::docs::run(config, &groups, command).await,
+        Command::Keys { command } => cmd::keys::run(config, &groups, command).await,
+        Command::Audit(args) => cmd::keys::audit(config, args).await,
         Command::Bench { command } => cmd::bench::run(config, command).await,
         Command::ParseWorker(args) => Ok(cmd::parse_worker::run(&args)),
     }

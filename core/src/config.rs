@@ -20,7 +20,10 @@ pub struct Config {
     pub answer: AnswerConfig,
     pub generate: GenerateConfig,
     pub server: ServerConfig,
-    /// Tenant used by the CLI and by the server until API keys are configured.
+    pub auth: AuthConfig,
+    pub ingest: IngestConfig,
+    pub audit: AuditConfig,
+    /// Tenant the CLI acts for (`--tenant`), and requests to a server run with `--no-auth`.
     pub tenant: String,
 }
 
@@ -36,6 +39,9 @@ impl Default for Config {
             answer: AnswerConfig::default(),
             generate: GenerateConfig::default(),
             server: ServerConfig::default(),
+            auth: AuthConfig::default(),
+            ingest: IngestConfig::default(),
+            audit: AuditConfig::default(),
             tenant: DEFAULT_TENANT.to_string(),
         }
     }
@@ -220,6 +226,87 @@ impl Default for ServerConfig {
             addr: "127.0.0.1:7700".into(),
             max_body_bytes: 32 * 1024 * 1024,
             max_query_chars: 2000,
+        }
+    }
+}
+
+/// How the server knows who calls it (`[auth]`). API keys are always accepted; `cairn
+/// serve --no-auth` (loopback only) lets requests without one act as an admin of `tenant`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Proxy mode: the name of a header (e.g. `X-Forwarded-User`) that a proxy in front
+    /// (an OIDC gateway) sets to the signed-in user; a request carrying it acts as that
+    /// user, with the tenant, groups and role of the headers below. Empty: off. Anyone
+    /// who can reach the server without the proxy can set these headers, so turn it on
+    /// only when the server listens where nothing but the proxy reaches it.
+    pub trusted_header: String,
+    /// Proxy mode: the header naming the user's tenant (absent: `tenant`).
+    pub tenant_header: String,
+    /// Proxy mode: the header with the user's groups, comma-separated.
+    pub groups_header: String,
+    /// Proxy mode: the header with the user's role (`reader`, `writer`, `admin`; absent:
+    /// `reader`).
+    pub role_header: String,
+    /// The file holding the secret that API keys are hashed under (32 bytes, made on
+    /// first use). Empty: `keys.secret` in the data dir. Servers sharing one catalog
+    /// must share it.
+    pub secret_file: PathBuf,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            trusted_header: String::new(),
+            tenant_header: "X-Cairn-Tenant".into(),
+            groups_header: "X-Cairn-Groups".into(),
+            role_header: "X-Cairn-Role".into(),
+            secret_file: PathBuf::new(),
+        }
+    }
+}
+
+/// Reading files on the server's disk (`[ingest]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Folders under which an admin key may have the server read files (`POST
+    /// /v1/admin/reindex`, re-indexing a document that came from a path). Empty: none;
+    /// the CLI on the server's machine (and `cairn reindex` handing its run to the
+    /// server) may read any path its user can.
+    pub roots: Vec<PathBuf>,
+}
+
+/// What the audit log keeps of a search or a question (`[audit] queries`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditQueries {
+    /// The text as asked.
+    Text,
+    /// Its sha256 (hex): repeated questions can be matched, the text is not kept.
+    Hash,
+    /// Nothing of the query.
+    Off,
+}
+
+/// The audit log (`[audit]`): every write (upload, delete, re-index, key changes) and
+/// every read (search, ask, document reads) with who, when, what and how many results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    pub queries: AuditQueries,
+    /// Lines older than this many days are removed (0: kept forever).
+    pub retention_days: u32,
+    /// Also log reads (search, ask, list, show); writes are always logged.
+    pub reads: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            queries: AuditQueries::Hash,
+            retention_days: 90,
+            reads: true,
         }
     }
 }

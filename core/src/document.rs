@@ -4,7 +4,7 @@
 //! is a byte range into that text, on one page, under a heading path. A chunk's `text` is
 //! exactly `extracted_text[span.start..span.end]`.
 
-use crate::{Acl, ChunkId, DocId, Seq};
+use crate::{Acl, ChunkId, DocId, Origin, Seq};
 use serde::{Deserialize, Serialize};
 
 /// A byte range `[start, end)` into a document's extracted text.
@@ -81,8 +81,10 @@ fn is_cjk(c: char) -> bool {
 pub struct Document {
     pub id: DocId,
     pub title: String,
-    /// Where it came from: a file path or an upload's file name.
-    pub source: String,
+    /// Where it came from: a path on the server or an upload's base name (in JSON, the
+    /// fields `origin` and `source`).
+    #[serde(flatten)]
+    pub origin: Origin,
     /// Media type of the original, e.g. `text/markdown`.
     pub mime: String,
     /// sha256 of the original bytes, hex.
@@ -102,11 +104,19 @@ pub struct Document {
     pub seq: Seq,
 }
 
+impl Document {
+    /// The path or the upload name.
+    pub fn source(&self) -> &str {
+        self.origin.as_str()
+    }
+}
+
 /// A document as the ingest pipeline hands it to the catalog.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewDocument {
     pub title: String,
-    pub source: String,
+    #[serde(flatten)]
+    pub origin: Origin,
     pub mime: String,
     pub content_hash: String,
     /// Signature of the chunker and its settings (see [`Document::chunker`]).

@@ -12,12 +12,18 @@ use std::fmt;
 pub enum ErrorKind {
     /// The input is wrong (bad query, malformed file, unknown mode): the caller must change it.
     User,
+    /// No credentials, or credentials that are wrong, expired or revoked.
+    Unauthenticated,
+    /// The caller is known but their role does not allow this.
+    Forbidden,
     /// The thing asked for does not exist (or the caller may not see it).
     NotFound,
     /// The request conflicts with current state (for instance the data dir is locked).
     Conflict,
     /// The input is larger than a configured limit.
     TooLarge,
+    /// The caller sent more requests than their rate allows; try again later.
+    RateLimited,
     /// Try again later (queue full, lock busy).
     Transient,
     /// A server cairn depends on (an OpenAI-compatible generator) failed or cannot be
@@ -33,9 +39,12 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::User => "bad_request",
+            ErrorKind::Unauthenticated => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",
             ErrorKind::Conflict => "conflict",
             ErrorKind::TooLarge => "too_large",
+            ErrorKind::RateLimited => "rate_limited",
             ErrorKind::Transient => "unavailable",
             ErrorKind::Upstream => "bad_gateway",
             ErrorKind::UpstreamTimeout => "gateway_timeout",
@@ -73,6 +82,12 @@ impl Error {
     }
     pub fn transient(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Transient, message)
+    }
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthenticated, message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, message)
     }
     /// Attach the underlying cause (kept for logs, never shown to API callers).
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {

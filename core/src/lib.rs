@@ -14,20 +14,24 @@
 
 mod acl;
 mod answer;
+mod auth;
 pub mod config;
 mod document;
 mod error;
 mod ids;
+mod origin;
 mod seams;
 mod search;
 mod text;
 
-pub use acl::{Acl, DEFAULT_TENANT, PUBLIC_GROUP, Principal};
+pub use acl::{Acl, Actor, DEFAULT_TENANT, PUBLIC_GROUP, Principal, Role};
 pub use answer::{Answer, AnswerMode, AnswerSentence, AskRequest, Citation};
+pub use auth::{ApiKey, AuditEntry, AuditLog, AuditQuery, KeyStore};
 pub use config::Config;
 pub use document::{Chunk, Document, Lang, NewChunk, NewDocument, Span};
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{ChunkId, DocId, Seq};
+pub use origin::{MAX_UPLOAD_NAME_BYTES, Origin, OriginKind};
 pub use seams::{
     Candidate, Catalog, ChatRole, ChatTurn, DerivedIndex, DocQuery, DocumentStore, Embedded,
     Embedder, GenerateRequest, Generated, Generator, IndexBatch, IndexedChunk, LexicalIndex, Op,

@@ -7,7 +7,8 @@
 //! candidates within a [`Scope`], then reads the chunks back from the [`Catalog`].
 
 use crate::{
-    Acl, Chunk, ChunkId, DocId, Document, Hit, Lang, NewChunk, NewDocument, Principal, Result, Seq,
+    Acl, Chunk, ChunkId, DocId, Document, Hit, Lang, NewChunk, NewDocument, Origin, OriginKind,
+    Principal, Result, Seq,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -168,6 +169,8 @@ pub enum OpKind {
 pub struct DocQuery {
     /// Only documents this principal may read; `None` lists every tenant (admin tools).
     pub principal: Option<Principal>,
+    /// Only documents of this origin.
+    pub origin: Option<OriginKind>,
     pub source_prefix: Option<String>,
     pub limit: Option<usize>,
 }
@@ -175,9 +178,9 @@ pub struct DocQuery {
 /// The catalog: the source of truth. Every write gets the next sequence number.
 #[async_trait]
 pub trait Catalog: Send + Sync {
-    /// The live document ingested from `source` for `tenant`, if any.
-    async fn find_by_source(&self, tenant: &str, source: &str) -> Result<Option<Document>>;
-    /// Stores a new version of the document at `(acl.tenant, source)` (or its first one):
+    /// The live document of `tenant` that came from `origin`, if any.
+    async fn find_by_origin(&self, tenant: &str, origin: &Origin) -> Result<Option<Document>>;
+    /// Stores a new version of the document at `(acl.tenant, origin)` (or its first one):
     /// replaces all its chunks and appends an [`OpKind::Upsert`] op, in one transaction.
     async fn put_document(&self, doc: NewDocument, chunks: Vec<NewChunk>) -> Result<Document>;
     /// Removes a document and its chunks and appends an [`OpKind::Delete`] op.
@@ -294,7 +297,7 @@ pub trait VectorStore: DerivedIndex {
 /// The write side that ingest talks to: the catalog plus the indexes derived from it.
 #[async_trait]
 pub trait DocumentStore: Send + Sync {
-    async fn find_by_source(&self, tenant: &str, source: &str) -> Result<Option<Document>>;
+    async fn find_by_origin(&self, tenant: &str, origin: &Origin) -> Result<Option<Document>>;
     /// Stores the document in the catalog (acknowledged from here on), then brings every
     /// derived index up to date.
     async fn put_document(&self, doc: NewDocument, chunks: Vec<NewChunk>) -> Result<Document>;

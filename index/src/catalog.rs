@@ -11,7 +11,7 @@ use crate::error::{IndexError, Result};
 use async_trait::async_trait;
 use cairn_core::{
     Acl, Catalog, Chunk, ChunkId, DocId, DocQuery, Document, Lang, NewChunk, NewDocument, Op,
-    OpKind, Seq, Span,
+    OpKind, Origin, OriginKind, Seq, Span,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -37,8 +37,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Ids per `IN (...)` list; well under SQLite's bound-parameter limit.
 const IN_BATCH: usize = 500;
 
-const DOC_COLS: &str = "id, tenant, groups, title, source, mime, content_hash, version, pages, \
-                        chunk_count, created_at, updated_at, seq, chunker";
+const DOC_COLS: &str = "id, tenant, groups, title, source, origin, mime, content_hash, version, \
+                        pages, chunk_count, created_at, updated_at, seq, chunker";
 const CHUNK_COLS: &str =
     "id, doc_id, ordinal, text, page, span_start, span_end, heading_path, token_count, lang";
 
@@ -85,6 +85,10 @@ impl SqliteCatalog {
             .set_meta(META_SCHEMA_VERSION, &schema_version.to_string())
             .await?;
         Ok(catalog)
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// The catalog file.
@@ -144,16 +148,27 @@ impl SqliteCatalog {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(IndexError::sqlx("cannot begin write"))?;
-        let existing: Option<(String, i64, i64)> = sqlx::query_as(
-            "SELECT id, version, created_at FROM documents WHERE tenant = $1 AND source = $2",
+        let existing: Option<(String, i64, i64, String)> = sqlx::query_as(
+            "SELECT id, version, created_at, origin FROM documents WHERE tenant = $1 AND source = $2",
         )
         .bind(&doc.acl.tenant)
-        .bind(&doc.source)
+        .bind(doc.origin.as_str())
         .fetch_optional(&mut *tx)
         .await
         .map_err(IndexError::sqlx("cannot look up document"))?;
+        // Paths are absolute and upload names have no '/', so the two never meet; a row
+        // of the other kind under this source is refused rather than replaced.
+        if let Some((id, _, _, origin)) = &existing
+            && origin != doc.origin.kind().as_str()
+        {
+            return Err(IndexError::InvalidWrite(format!(
+                "{} is already document {id} of origin {origin}; a document of origin {} cannot replace it",
+                doc.origin,
+                doc.origin.kind().as_str()
+            )));
+        }
         let (id, version, created_at) = match &existing {
-            Some((id, version, created_at)) => (id.clone(), version + 1, *created_at),
+            Some((id, version, created_at, _)) => (id.clone(), version + 1, *created_at),
             None => (uuid::Uuid::now_v7().to_string(), 1, now),
         };
 
@@ -195,14 +210,14 @@ impl SqliteCatalog {
         } else {
             sqlx::query(
                 "INSERT INTO documents (id, tenant, groups, title, source, mime, content_hash, \
-                 version, pages, chunk_count, created_at, updated_at, seq, chunker) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 version, pages, chunk_count, created_at, updated_at, seq, chunker, origin) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             )
             .bind(&id)
             .bind(&doc.acl.tenant)
             .bind(&groups)
             .bind(&doc.title)
-            .bind(&doc.source)
+            .bind(doc.origin.as_str())
             .bind(&doc.mime)
             .bind(&doc.content_hash)
             .bind(version)
@@ -212,6 +227,7 @@ impl SqliteCatalog {
             .bind(now)
             .bind(seq)
             .bind(&doc.chunker)
+            .bind(doc.origin.kind().as_str())
             .execute(&mut *tx)
             .await
             .map_err(IndexError::sqlx("cannot insert document"))?;
@@ -247,7 +263,7 @@ impl SqliteCatalog {
         Ok(Document {
             id: DocId(id),
             title: doc.title,
-            source: doc.source,
+            origin: doc.origin,
             mime: doc.mime,
             content_hash: doc.content_hash,
             chunker: doc.chunker,
@@ -334,6 +350,9 @@ impl SqliteCatalog {
             QueryBuilder::new(format!("SELECT {DOC_COLS} FROM documents WHERE 1 = 1"));
         if let Some(p) = &q.principal {
             qb.push(" AND tenant = ").push_bind(p.tenant.clone());
+        }
+        if let Some(kind) = q.origin {
+            qb.push(" AND origin = ").push_bind(kind.as_str());
         }
         if let Some(prefix) = &q.source_prefix {
             // substr/length rather than LIKE: no escaping of % and _ in paths.
@@ -467,16 +486,17 @@ impl SqliteCatalog {
 
 #[async_trait]
 impl Catalog for SqliteCatalog {
-    async fn find_by_source(
+    async fn find_by_origin(
         &self,
         tenant: &str,
-        source: &str,
+        origin: &Origin,
     ) -> cairn_core::Result<Option<Document>> {
         let row = sqlx::query(&format!(
-            "SELECT {DOC_COLS} FROM documents WHERE tenant = $1 AND source = $2"
+            "SELECT {DOC_COLS} FROM documents WHERE tenant = $1 AND source = $2 AND origin = $3"
         ))
         .bind(tenant)
-        .bind(source)
+        .bind(origin.as_str())
+        .bind(origin.kind().as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(IndexError::sqlx("cannot look up document"))?;
@@ -647,10 +667,13 @@ fn get_json<T: serde::de::DeserializeOwned>(row: &SqliteRow, col: &str) -> Resul
 }
 
 fn doc_from_row(row: &SqliteRow) -> Result<Document> {
+    let kind: String = get(row, "origin")?;
+    let kind = OriginKind::parse(&kind)
+        .ok_or_else(|| IndexError::Corrupt(format!("unknown document origin {kind:?}")))?;
     Ok(Document {
         id: DocId(get(row, "id")?),
         title: get(row, "title")?,
-        source: get(row, "source")?,
+        origin: Origin::from_parts(kind, get(row, "source")?),
         mime: get(row, "mime")?,
         content_hash: get(row, "content_hash")?,
         chunker: get(row, "chunker")?,

@@ -12,7 +12,7 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let opts = StoreOptions { data_dir: dir.path().into(), embedder_id: "my-model".into(), dims: 4 };
 //! let store = Store::open_embedded(opts).await?; // locks the dir, catches indexes up
-//! let doc = NewDocument { title: "Empty".into(), source: "empty.txt".into(), mime: "text/plain".into(),
+//! let doc = NewDocument { title: "Empty".into(), origin: cairn_core::Origin::upload("empty.txt")?, mime: "text/plain".into(),
 //!     content_hash: "0".into(), chunker: "pack-v1".into(), acl: Acl::tenant_wide("acme"), pages: 1 };
 //! let stored = store.put_document(doc, vec![]).await?; // in the catalog, then in every index
 //! assert_eq!(store.visible_seq(), stored.seq);
@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod access;
 pub mod catalog;
 mod error;
 pub mod lexical;

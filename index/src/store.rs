@@ -23,8 +23,9 @@ use crate::lock::DataDirLock;
 use crate::vector::HnswStore;
 use async_trait::async_trait;
 use cairn_core::{
-    Catalog, Chunk, ChunkId, DerivedIndex, DocId, Document, DocumentStore, Error, IndexBatch,
-    IndexedChunk, LexicalIndex, NewChunk, NewDocument, Op, Result, Seq, VectorStore,
+    AuditLog, Catalog, Chunk, ChunkId, DerivedIndex, DocId, Document, DocumentStore, Error,
+    IndexBatch, IndexedChunk, KeyStore, LexicalIndex, NewChunk, NewDocument, Op, Origin, Result,
+    Seq, VectorStore,
 };
 use serde::Serialize;
 use std::collections::HashSet;
@@ -61,6 +62,8 @@ pub struct Store {
     _dir_lock: Option<DataDirLock>,
     /// `DATA_DIR/originals`: uploaded documents' bytes, one file per document id.
     originals: Option<PathBuf>,
+    /// The embedded catalog, which also keeps API keys and the audit log.
+    sql: Option<Arc<SqliteCatalog>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -126,6 +129,7 @@ impl Store {
             sync_lock: tokio::sync::Mutex::new(()),
             _dir_lock: None,
             originals: None,
+            sql: None,
         }
     }
 
@@ -146,7 +150,9 @@ impl Store {
         let vectors = open_derived(vectors_dir, last, move |d| HnswStore::open(d, dims)).await?;
         let (lexical_from, vectors_from) = (lexical.applied_seq(), vectors.applied_seq());
 
-        let mut store = Store::new(Arc::new(catalog), Arc::new(lexical), Arc::new(vectors));
+        let catalog = Arc::new(catalog);
+        let mut store = Store::new(catalog.clone(), Arc::new(lexical), Arc::new(vectors));
+        store.sql = Some(catalog);
         store._dir_lock = Some(dir_lock);
         store.originals = Some(opts.data_dir.join("originals"));
         let visible = store.sync().await?;
@@ -167,6 +173,16 @@ impl Store {
 
     pub fn catalog(&self) -> Arc<dyn Catalog> {
         self.catalog.clone()
+    }
+
+    /// Where API keys are kept (the embedded catalog), if this store has one.
+    pub fn keys(&self) -> Option<Arc<dyn KeyStore>> {
+        self.sql.clone().map(|c| c as Arc<dyn KeyStore>)
+    }
+
+    /// The audit log (the embedded catalog), if this store has one.
+    pub fn audit(&self) -> Option<Arc<dyn AuditLog>> {
+        self.sql.clone().map(|c| c as Arc<dyn AuditLog>)
     }
 
     pub fn lexical(&self) -> Arc<dyn LexicalIndex> {
@@ -334,8 +350,8 @@ impl Store {
 
 #[async_trait]
 impl DocumentStore for Store {
-    async fn find_by_source(&self, tenant: &str, source: &str) -> Result<Option<Document>> {
-        self.catalog.find_by_source(tenant, source).await
+    async fn find_by_origin(&self, tenant: &str, origin: &Origin) -> Result<Option<Document>> {
+        self.catalog.find_by_origin(tenant, origin).await
     }
 
     async fn put_document(&self, doc: NewDocument, chunks: Vec<NewChunk>) -> Result<Document> {
@@ -654,7 +670,7 @@ mod tests {
     fn new_doc(source: &str) -> NewDocument {
         NewDocument {
             title: format!("T {source}"),
-            source: source.into(),
+            origin: Origin::upload(source).unwrap(),
             mime: "text/plain".into(),
             content_hash: "h".into(),
             chunker: "c".into(),
@@ -815,7 +831,13 @@ mod tests {
             "{}",
             err.message
         );
-        assert!(f.catalog.find_by_source("t", "a").await.unwrap().is_some());
+        assert!(
+            f.catalog
+                .find_by_origin("t", &Origin::upload("a").unwrap())
+                .await
+                .unwrap()
+                .is_some()
+        );
         assert_eq!(f.store.visible_seq(), Seq(0));
 
         f.vectors.fail.store(false, Ordering::SeqCst);
@@ -882,7 +904,7 @@ mod tests {
         let doc = Document {
             id: DocId::from("d"),
             title: "Guide".into(),
-            source: "g.md".into(),
+            origin: cairn_core::Origin::upload("g.md").unwrap(),
             mime: "text/markdown".into(),
             content_hash: "h".into(),
             chunker: "c".into(),

@@ -2,15 +2,20 @@
 //! the write log, meta, and what survives a reopen.
 
 use cairn_core::{
-    Acl, Catalog, ChunkId, DocId, DocQuery, ErrorKind, Lang, NewChunk, NewDocument, OpKind,
-    Principal, Seq, Span,
+    Acl, Catalog, ChunkId, DocId, DocQuery, ErrorKind, Lang, NewChunk, NewDocument, OpKind, Origin,
+    OriginKind, Principal, Seq, Span,
 };
 use cairn_index::SqliteCatalog;
+
+/// The catalog stores origins as given; these tests name documents by short paths.
+fn origin(source: &str) -> Origin {
+    Origin::Path(source.to_string())
+}
 
 fn doc(tenant: &str, source: &str, groups: &[&str]) -> NewDocument {
     NewDocument {
         title: format!("Title of {source}"),
-        source: source.into(),
+        origin: origin(source),
         mime: "text/markdown".into(),
         content_hash: format!("hash-{source}"),
         chunker: "pack-v1".into(),
@@ -57,9 +62,18 @@ async fn put_then_find_returns_what_was_stored() {
     assert_eq!(stored.seq, Seq(1));
     assert_eq!(stored.created_at, stored.updated_at);
 
-    let found = cat.find_by_source("acme", "a.md").await.unwrap().unwrap();
+    let found = cat
+        .find_by_origin("acme", &origin("a.md"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found, stored);
-    assert!(cat.find_by_source("other", "a.md").await.unwrap().is_none());
+    assert!(
+        cat.find_by_origin("other", &origin("a.md"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(cat.get_document(&stored.id).await.unwrap().unwrap(), stored);
 
     let chunks = cat.chunks_of(&stored.id).await.unwrap();
@@ -137,7 +151,12 @@ async fn delete_removes_document_and_chunks_and_unknown_is_not_found() {
     assert_eq!(seq, Seq(3));
     assert!(cat.get_document(&a.id).await.unwrap().is_none());
     assert!(cat.chunks_of(&a.id).await.unwrap().is_empty());
-    assert!(cat.find_by_source("acme", "a.md").await.unwrap().is_none());
+    assert!(
+        cat.find_by_origin("acme", &origin("a.md"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let b_chunks = cat.chunks_of(&b.id).await.unwrap();
     assert_eq!(cat.chunk_ids().await.unwrap(), vec![b_chunks[0].id]);
 
@@ -220,8 +239,11 @@ async fn list_filters_by_principal_prefix_and_limit() {
             .await
             .unwrap();
     }
-    let sources =
-        |docs: Vec<cairn_core::Document>| docs.into_iter().map(|d| d.source).collect::<Vec<_>>();
+    let sources = |docs: Vec<cairn_core::Document>| {
+        docs.into_iter()
+            .map(|d| d.source().to_string())
+            .collect::<Vec<_>>()
+    };
 
     let all = cat.list_documents(&DocQuery::default()).await.unwrap();
     assert_eq!(all.len(), 5);
@@ -238,7 +260,7 @@ async fn list_filters_by_principal_prefix_and_limit() {
     let q = DocQuery {
         principal: Some(Principal::new("acme", vec!["hr".into()])),
         source_prefix: Some("docs/".into()),
-        limit: None,
+        ..Default::default()
     };
     assert_eq!(
         sources(cat.list_documents(&q).await.unwrap()),
@@ -370,7 +392,7 @@ async fn meta_and_everything_else_survive_a_reopen() {
         let cat = open(&tmp).await;
         assert_eq!(
             cat.meta_get("schema_version").await.unwrap().as_deref(),
-            Some("3")
+            Some("5")
         );
         assert_eq!(cat.meta_get("embedder_id").await.unwrap(), None);
         cat.meta_set("embedder_id", "bge-small").await.unwrap();
@@ -419,4 +441,54 @@ async fn concurrent_writes_get_distinct_increasing_seqs() {
     assert_eq!(docs.len(), 4);
     assert!(docs.iter().all(|d| d.version == 4 && d.chunk_count == 1));
     assert_eq!(cat.chunk_ids().await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn origin_is_stored_and_an_upload_never_replaces_a_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = open(&tmp).await;
+    let path = cat
+        .put_document(doc("acme", "/srv/docs/passwd", &[]), vec![])
+        .await
+        .unwrap();
+    let upload = NewDocument {
+        origin: Origin::upload("passwd").unwrap(),
+        ..doc("acme", "unused", &[])
+    };
+    let up = cat.put_document(upload.clone(), vec![]).await.unwrap();
+    assert_ne!(up.id, path.id, "an upload and a path are two documents");
+    assert_eq!(up.origin, Origin::Upload("passwd".into()));
+    let got = cat.get_document(&path.id).await.unwrap().unwrap();
+    assert_eq!(got.origin, Origin::Path("/srv/docs/passwd".into()));
+    assert_eq!(
+        cat.find_by_origin("acme", &Origin::Upload("passwd".into()))
+            .await
+            .unwrap()
+            .map(|d| d.id),
+        Some(up.id.clone())
+    );
+    assert!(
+        cat.find_by_origin("acme", &Origin::Upload("/srv/docs/passwd".into()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A row of the other origin under the same text is refused, not replaced.
+    let forged = NewDocument {
+        origin: Origin::Upload("/srv/docs/passwd".into()),
+        ..doc("acme", "unused", &[])
+    };
+    let e = cat.put_document(forged, vec![]).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Internal, "{}", e.message);
+    assert_eq!(
+        cat.get_document(&path.id).await.unwrap().unwrap().version,
+        1
+    );
+    let q = DocQuery {
+        origin: Some(OriginKind::Upload),
+        ..Default::default()
+    };
+    let uploads = cat.list_documents(&q).await.unwrap();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].id, up.id);
 }

@@ -22,7 +22,7 @@ fn options(dir: &Path) -> StoreOptions {
 fn new_doc(source: &str) -> NewDocument {
     NewDocument {
         title: format!("Notes on {source}"),
-        source: source.into(),
+        origin: cairn_core::Origin::upload(source).unwrap(),
         mime: "text/markdown".into(),
         content_hash: format!("h-{source}"),
         chunker: "pack-v1".into(),
@@ -97,7 +97,7 @@ async fn writes_are_searchable_and_survive_a_reopen() {
         let seq = store
             .delete_document(
                 &store
-                    .find_by_source("acme", "oak.md")
+                    .find_by_origin("acme", &cairn_core::Origin::upload("oak.md").unwrap())
                     .await
                     .unwrap()
                     .unwrap()

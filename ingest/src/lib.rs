@@ -34,7 +34,7 @@
 //!
 //! let ingestor = Ingestor::new(embedder, store, ChunkConfig::pack(256));
 //! let outcome = ingestor.ingest_path("docs/guide.md".as_ref(), &Acl::tenant_wide("acme")).await?;
-//! println!("{} {:?}: {} chunks", outcome.source, outcome.status, outcome.chunks);
+//! println!("{} {:?}: {} chunks", outcome.origin, outcome.status, outcome.chunks);
 //! # Ok(()) }
 //! ```
 

@@ -13,7 +13,8 @@ use crate::error::{IngestError, PanicMessage};
 use crate::parse::parse_inner;
 use cairn_core::config::{ChunkConfig, ChunkStrategy};
 use cairn_core::{
-    Acl, DocId, Document, DocumentStore, Embedder, NewChunk, NewDocument, Result, TokenCounter,
+    Acl, DocId, Document, DocumentStore, Embedder, NewChunk, NewDocument, Origin, Result,
+    TokenCounter,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -48,7 +49,9 @@ impl IngestStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IngestOutcome {
     pub doc_id: DocId,
-    pub source: String,
+    /// In JSON, `origin` and `source`.
+    #[serde(flatten)]
+    pub origin: Origin,
     pub title: String,
     pub status: IngestStatus,
     /// The document version now stored.
@@ -122,7 +125,8 @@ impl Ingestor {
         Arc::clone(&self.embedder)
     }
 
-    /// Reads a file and ingests it; its source is the canonical absolute path.
+    /// Reads a file on this machine and ingests it; its origin is the canonical absolute
+    /// path. Which paths a caller may have read is decided before this (`cairn-service`).
     pub async fn ingest_path(&self, path: &Path, acl: &Acl) -> Result<IngestOutcome> {
         let shown = path.display().to_string();
         let canonical = tokio::fs::canonicalize(path)
@@ -131,28 +135,30 @@ impl Ingestor {
                 path: shown.clone(),
                 source,
             })?;
-        let source = canonical
-            .to_str()
-            .ok_or(IngestError::BadPath {
-                path: shown.clone(),
+        if canonical.to_str().is_none() {
+            return Err(IngestError::BadPath {
+                path: shown,
                 reason: "the path is not valid UTF-8",
-            })?
-            .to_string();
+            }
+            .into());
+        }
+        let origin = Origin::path(&canonical)?;
         // Read on the blocking pool, retried while the file is still being written.
         let bytes = tokio::task::spawn_blocking(move || crate::walk::read_settled(&canonical))
             .await
             .map_err(|_| IngestError::Cancelled { file: shown })??;
-        self.ingest_bytes(&bytes, &source, acl).await
+        self.ingest_bytes(&bytes, &origin, acl).await
     }
 
-    /// Ingests a file's bytes as the document at `(acl.tenant, source)`. The parser is
-    /// chosen by `source`'s file name.
+    /// Ingests a file's bytes as the document of `acl.tenant` from `origin`. The parser is
+    /// chosen by the origin's file name.
     pub async fn ingest_bytes(
         &self,
         bytes: &[u8],
-        source: &str,
+        origin: &Origin,
         acl: &Acl,
     ) -> Result<IngestOutcome> {
+        let source = origin.as_str();
         let bytes: Arc<[u8]> = Arc::from(bytes);
         let content_hash = {
             let bytes = Arc::clone(&bytes);
@@ -162,14 +168,14 @@ impl Ingestor {
                     cairn_core::Error::internal("hashing the file failed").with_source(e)
                 })?
         };
-        let existing = self.store.find_by_source(&acl.tenant, source).await?;
+        let existing = self.store.find_by_origin(&acl.tenant, origin).await?;
         if let Some(doc) = &existing
             && self.is_current(doc, &content_hash, acl)
         {
             tracing::debug!(source, doc_id = %doc.id, "unchanged, skipped");
             return Ok(IngestOutcome {
                 doc_id: doc.id.clone(),
-                source: source.to_string(),
+                origin: origin.clone(),
                 title: doc.title.clone(),
                 status: IngestStatus::Unchanged,
                 version: doc.version,
@@ -179,11 +185,7 @@ impl Ingestor {
             });
         }
 
-        let file_name = Path::new(source)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or(source)
-            .to_string();
+        let file_name = origin.file_name().to_string();
         let prepared = self.prepare(bytes, file_name.clone()).await?;
         if prepared.drafts.is_empty() {
             return Err(IngestError::NoChunks { file: file_name }.into());
@@ -230,7 +232,7 @@ impl Ingestor {
             .collect();
         let new_doc = NewDocument {
             title: prepared.title,
-            source: source.to_string(),
+            origin: origin.clone(),
             mime: prepared.mime.to_string(),
             content_hash,
             chunker: self.chunker.clone(),
@@ -247,7 +249,7 @@ impl Ingestor {
             truncated, ?status, "ingested");
         Ok(IngestOutcome {
             doc_id: doc.id,
-            source: source.to_string(),
+            origin: origin.clone(),
             title: doc.title,
             status,
             version: doc.version,
@@ -404,11 +406,11 @@ mod tests {
     }
     #[async_trait::async_trait]
     impl DocumentStore for MemStore {
-        async fn find_by_source(&self, tenant: &str, source: &str) -> Result<Option<Document>> {
+        async fn find_by_origin(&self, tenant: &str, origin: &Origin) -> Result<Option<Document>> {
             let docs = self.docs.lock().unwrap();
             Ok(docs
                 .iter()
-                .find(|(d, _)| d.acl.tenant == tenant && d.source == source)
+                .find(|(d, _)| d.acl.tenant == tenant && &d.origin == origin)
                 .map(|(d, _)| d.clone()))
         }
         async fn put_document(&self, doc: NewDocument, chunks: Vec<NewChunk>) -> Result<Document> {
@@ -416,7 +418,7 @@ mod tests {
             let mut docs = self.docs.lock().unwrap();
             let old = docs
                 .iter()
-                .position(|(d, _)| d.acl.tenant == doc.acl.tenant && d.source == doc.source);
+                .position(|(d, _)| d.acl.tenant == doc.acl.tenant && d.origin == doc.origin);
             let (id, version, created_at) = match old {
                 Some(i) => {
                     let (d, _) = docs.remove(i);
@@ -427,7 +429,7 @@ mod tests {
             let stored = Document {
                 id,
                 title: doc.title,
-                source: doc.source,
+                origin: doc.origin,
                 mime: doc.mime,
                 content_hash: doc.content_hash,
                 chunker: doc.chunker,
@@ -465,17 +467,32 @@ mod tests {
         Acl::tenant_wide("acme")
     }
 
+    /// A server path for an absolute name, an upload otherwise.
+    fn origin(name: &str) -> Origin {
+        if name.starts_with('/') {
+            Origin::Path(name.to_string())
+        } else {
+            Origin::upload(name).unwrap()
+        }
+    }
+
     #[tokio::test]
     async fn added_then_unchanged_then_updated() {
         let (ing, store, embedder) = setup(100, 100);
         let v1 = b"# Policy\n\nRemote work is allowed.\n";
-        let out = ing.ingest_bytes(v1, "hr/policy.md", &acme()).await.unwrap();
+        let out = ing
+            .ingest_bytes(v1, &origin("hr/policy.md"), &acme())
+            .await
+            .unwrap();
         assert_eq!(out.status, IngestStatus::Added);
         assert_eq!((out.version, out.chunks, out.pages), (1, 1, 1));
         assert_eq!(out.title, "Policy");
         assert_eq!(store.writes.load(Ordering::SeqCst), 1);
 
-        let again = ing.ingest_bytes(v1, "hr/policy.md", &acme()).await.unwrap();
+        let again = ing
+            .ingest_bytes(v1, &origin("hr/policy.md"), &acme())
+            .await
+            .unwrap();
         assert_eq!(again.status, IngestStatus::Unchanged);
         assert_eq!(
             (again.doc_id.clone(), again.version, again.chunks),
@@ -493,13 +510,16 @@ mod tests {
         );
 
         let v2 = b"# Policy\n\nRemote work is allowed.\n\n## Hours\n\nCore hours are 10-4.\n";
-        let upd = ing.ingest_bytes(v2, "hr/policy.md", &acme()).await.unwrap();
+        let upd = ing
+            .ingest_bytes(v2, &origin("hr/policy.md"), &acme())
+            .await
+            .unwrap();
         assert_eq!(upd.status, IngestStatus::Updated);
         assert_eq!((upd.doc_id, upd.version, upd.chunks), (out.doc_id, 2, 2));
 
         // the same bytes under another tenant are a different document
         let other = ing
-            .ingest_bytes(v1, "hr/policy.md", &Acl::tenant_wide("globex"))
+            .ingest_bytes(v1, &origin("hr/policy.md"), &Acl::tenant_wide("globex"))
             .await
             .unwrap();
         assert_eq!(other.status, IngestStatus::Added);
@@ -513,13 +533,15 @@ mod tests {
             tenant: "acme".into(),
             groups: vec!["hr".into(), "legal".into()],
         };
-        ing.ingest_bytes(bytes, "bands.txt", &hr).await.unwrap();
+        ing.ingest_bytes(bytes, &origin("bands.txt"), &hr)
+            .await
+            .unwrap();
         let reordered = Acl {
             tenant: "acme".into(),
             groups: vec!["legal".into(), "hr".into()],
         };
         let same = ing
-            .ingest_bytes(bytes, "bands.txt", &reordered)
+            .ingest_bytes(bytes, &origin("bands.txt"), &reordered)
             .await
             .unwrap();
         assert_eq!(same.status, IngestStatus::Unchanged);
@@ -528,7 +550,7 @@ mod tests {
             groups: vec!["hr".into()],
         };
         let upd = ing
-            .ingest_bytes(bytes, "bands.txt", &hr_only)
+            .ingest_bytes(bytes, &origin("bands.txt"), &hr_only)
             .await
             .unwrap();
         assert_eq!(upd.status, IngestStatus::Updated);
@@ -541,7 +563,7 @@ mod tests {
         let src =
             "Title line here\n\nalpha beta gamma delta epsilon. zeta eta.\x0csecond page text\n";
         let out = ing
-            .ingest_bytes(src.as_bytes(), "/data/notes.txt", &acme())
+            .ingest_bytes(src.as_bytes(), &origin("/data/notes.txt"), &acme())
             .await
             .unwrap();
         assert_eq!(out.pages, 2);
@@ -587,7 +609,7 @@ mod tests {
             chunking,
         };
         let out = ing
-            .ingest_bytes(b"one two three\n\n\x0cfour", "t.txt", &acme())
+            .ingest_bytes(b"one two three\n\n\x0cfour", &origin("t.txt"), &acme())
             .await
             .unwrap();
         assert_eq!((out.chunks, out.truncated), (2, 1));
@@ -597,7 +619,9 @@ mod tests {
     async fn piece_vectors_are_embedded_in_one_more_call_and_stored_per_chunk() {
         let (ing, store, embedder) = setup(100, 100);
         let text = b"Rotate the key. Then restart it.\nIt works now\n";
-        ing.ingest_bytes(text, "a.txt", &acme()).await.unwrap();
+        ing.ingest_bytes(text, &origin("a.txt"), &acme())
+            .await
+            .unwrap();
         let (_, chunks) = store.docs.lock().unwrap()[0].clone();
         assert!(chunks.iter().all(|c| c.pieces.is_empty()), "off by default");
         let before = embedder.calls.load(Ordering::SeqCst);
@@ -608,7 +632,10 @@ mod tests {
             ..ChunkConfig::pack(100)
         };
         let ing2 = Ingestor::new(embedder.clone(), store.clone(), with_pieces);
-        let out = ing2.ingest_bytes(text, "a.txt", &acme()).await.unwrap();
+        let out = ing2
+            .ingest_bytes(text, &origin("a.txt"), &acme())
+            .await
+            .unwrap();
         assert_eq!((out.status, out.version), (IngestStatus::Updated, 2));
         // the chunks in one call, their pieces in one more
         assert_eq!(embedder.calls.load(Ordering::SeqCst) - before, 2);
@@ -624,7 +651,10 @@ mod tests {
     async fn a_new_chunker_setting_re_chunks_unchanged_files() {
         let (ing, store, embedder) = setup(100, 100);
         let text = b"First point here. Second point here. Third point here. Fourth one.\n";
-        let out = ing.ingest_bytes(text, "a.txt", &acme()).await.unwrap();
+        let out = ing
+            .ingest_bytes(text, &origin("a.txt"), &acme())
+            .await
+            .unwrap();
         assert_eq!(out.status, IngestStatus::Added);
         assert_eq!(store.docs.lock().unwrap()[0].0.chunker, "pack-v1 max=100");
 
@@ -637,7 +667,10 @@ mod tests {
         };
         let ing2 = Ingestor::new(embedder.clone(), store.clone(), semantic);
         let before = embedder.calls.load(Ordering::SeqCst);
-        let out2 = ing2.ingest_bytes(text, "a.txt", &acme()).await.unwrap();
+        let out2 = ing2
+            .ingest_bytes(text, &origin("a.txt"), &acme())
+            .await
+            .unwrap();
         assert_eq!((out2.status, out2.version), (IngestStatus::Updated, 2));
         assert_eq!(embedder.calls.load(Ordering::SeqCst) - before, 2);
         let (doc, chunks) = store.docs.lock().unwrap().last().cloned().unwrap();
@@ -649,7 +682,10 @@ mod tests {
             );
         }
         // and with the same settings it is unchanged again
-        let out3 = ing2.ingest_bytes(text, "a.txt", &acme()).await.unwrap();
+        let out3 = ing2
+            .ingest_bytes(text, &origin("a.txt"), &acme())
+            .await
+            .unwrap();
         assert_eq!(out3.status, IngestStatus::Unchanged);
     }
 
@@ -657,7 +693,7 @@ mod tests {
     async fn bad_files_fail_alone_and_write_nothing() {
         let (ing, store, embedder) = setup(100, 100);
         let e = ing
-            .ingest_bytes(b"%PDF-1.4", "scan.pdf", &acme())
+            .ingest_bytes(b"%PDF-1.4", &origin("scan.pdf"), &acme())
             .await
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::User);
@@ -668,14 +704,14 @@ mod tests {
         );
 
         let e = ing
-            .ingest_bytes(b"# Only\n\n## Headings\n", "/x/h.md", &acme())
+            .ingest_bytes(b"# Only\n\n## Headings\n", &origin("/x/h.md"), &acme())
             .await
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::User);
         assert_eq!(e.message, "h.md: the document has no indexable text");
 
         let e = ing
-            .ingest_bytes(b"fine text then PANIC", "/x/boom.txt", &acme())
+            .ingest_bytes(b"fine text then PANIC", &origin("/x/boom.txt"), &acme())
             .await
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Internal);
@@ -690,7 +726,7 @@ mod tests {
         assert_eq!(embedder.calls.load(Ordering::SeqCst), 0);
         // the ingestor still works after a panic
         let ok = ing
-            .ingest_bytes(b"fine", "fine.txt", &acme())
+            .ingest_bytes(b"fine", &origin("fine.txt"), &acme())
             .await
             .unwrap();
         assert_eq!(ok.status, IngestStatus::Added);
@@ -705,7 +741,7 @@ mod tests {
         let roundabout = dir.path().join(".").join("guide.md");
         let out = ing.ingest_path(&roundabout, &acme()).await.unwrap();
         let canonical = std::fs::canonicalize(&file).unwrap();
-        assert_eq!(out.source, canonical.to_str().unwrap());
+        assert_eq!(out.origin, Origin::path(&canonical).unwrap());
         assert_eq!(out.title, "Guide");
         let again = ing.ingest_path(&canonical, &acme()).await.unwrap();
         assert_eq!(again.status, IngestStatus::Unchanged);
@@ -728,7 +764,7 @@ mod tests {
     fn outcome_serialises_in_snake_case() {
         let out = IngestOutcome {
             doc_id: DocId::from("d1"),
-            source: "a.md".into(),
+            origin: Origin::upload("a.md").unwrap(),
             title: "A".into(),
             status: IngestStatus::Unchanged,
             version: 3,
@@ -738,6 +774,8 @@ mod tests {
         };
         let json = serde_json::to_value(&out).unwrap();
         assert_eq!(json["doc_id"], "d1");
+        assert_eq!(json["origin"], "upload");
+        assert_eq!(json["source"], "a.md");
         assert_eq!(json["status"], "unchanged");
         for st in [
             IngestStatus::Added,

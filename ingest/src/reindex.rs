@@ -22,7 +22,9 @@
 
 use crate::pipeline::{IngestOutcome, IngestStatus, Ingestor};
 use crate::walk::{DEFAULT_EXTENSIONS, Walker};
-use cairn_core::{Acl, Catalog, DocId, DocQuery, Document, DocumentStore, Embedder};
+use cairn_core::{
+    Acl, Catalog, DocId, DocQuery, Document, DocumentStore, Embedder, Origin, OriginKind,
+};
 use cairn_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -205,13 +207,14 @@ async fn plan(catalog: &dyn Catalog, opts: &ReindexOptions) -> Result<Plan> {
     for folder in &folders {
         let q = DocQuery {
             principal: None,
+            origin: Some(OriginKind::Path),
             source_prefix: Some(folder_prefix(folder)),
             limit: None,
         };
         for doc in catalog.list_documents(&q).await? {
             if doc.acl.tenant == opts.acl.tenant
-                && !seen.contains(doc.source.as_str())
-                && !blind.iter().any(|b| doc.source.starts_with(b.as_str()))
+                && !seen.contains(doc.source())
+                && !blind.iter().any(|b| doc.source().starts_with(b.as_str()))
                 && queued.insert(doc.id.clone())
             {
                 deletes.push(doc);
@@ -271,7 +274,7 @@ pub async fn reindex(
     for doc in plan.deletes {
         let change = Change {
             action: Action::Deleted,
-            source: doc.source.clone(),
+            source: doc.source().to_string(),
             doc_id: Some(doc.id.clone()),
             chunks: doc.chunk_count as usize,
         };
@@ -281,11 +284,11 @@ pub async fn reindex(
                 // Gone already (deleted by someone else): nothing left to do.
                 Err(e) if e.kind == ErrorKind::NotFound => continue,
                 Err(e) => {
-                    fail(&mut report, Path::new(&doc.source), &e, progress);
+                    fail(&mut report, Path::new(doc.source()), &e, progress);
                     continue;
                 }
             }
-            tracing::info!(source = %doc.source, doc_id = %doc.id, "deleted, file vanished");
+            tracing::info!(source = %doc.origin, doc_id = %doc.id, "deleted, file vanished");
         }
         report.deleted += 1;
         progress(Progress::Changed(&change));
@@ -321,7 +324,7 @@ fn record(
     report.truncated_chunks += outcome.truncated as u64;
     let change = Change {
         action,
-        source: outcome.source,
+        source: outcome.origin.as_str().to_string(),
         doc_id: Some(outcome.doc_id),
         chunks: outcome.chunks,
     };
@@ -376,7 +379,7 @@ async fn dry_run(
             }
         };
         let existing = catalog
-            .find_by_source(&opts.acl.tenant, &looked.source)
+            .find_by_origin(&opts.acl.tenant, &Origin::Path(looked.source.clone()))
             .await?;
         let action = match &existing {
             Some(doc) if ingestor.is_current(doc, &looked.hash, &opts.acl) => {
@@ -570,7 +573,7 @@ mod tests {
                 .lock()
                 .unwrap()
                 .iter()
-                .map(|d| d.source.clone())
+                .map(|d| d.source().to_string())
                 .collect();
             s.sort();
             s
@@ -578,8 +581,8 @@ mod tests {
     }
     #[async_trait::async_trait]
     impl DocumentStore for Mem {
-        async fn find_by_source(&self, tenant: &str, source: &str) -> Result<Option<Document>> {
-            Catalog::find_by_source(self, tenant, source).await
+        async fn find_by_origin(&self, tenant: &str, origin: &Origin) -> Result<Option<Document>> {
+            Catalog::find_by_origin(self, tenant, origin).await
         }
         async fn put_document(&self, doc: NewDocument, chunks: Vec<NewChunk>) -> Result<Document> {
             Catalog::put_document(self, doc, chunks).await
@@ -590,11 +593,11 @@ mod tests {
     }
     #[async_trait::async_trait]
     impl Catalog for Mem {
-        async fn find_by_source(&self, tenant: &str, source: &str) -> Result<Option<Document>> {
+        async fn find_by_origin(&self, tenant: &str, origin: &Origin) -> Result<Option<Document>> {
             let docs = self.docs.lock().unwrap();
             Ok(docs
                 .iter()
-                .find(|d| d.acl.tenant == tenant && d.source == source)
+                .find(|d| d.acl.tenant == tenant && &d.origin == origin)
                 .cloned())
         }
         async fn put_document(&self, doc: NewDocument, chunks: Vec<NewChunk>) -> Result<Document> {
@@ -602,14 +605,14 @@ mod tests {
             let mut docs = self.docs.lock().unwrap();
             let old = docs
                 .iter()
-                .position(|d| d.acl.tenant == doc.acl.tenant && d.source == doc.source)
+                .position(|d| d.acl.tenant == doc.acl.tenant && d.origin == doc.origin)
                 .map(|i| docs.remove(i));
             let stored = Document {
                 id: old
                     .as_ref()
                     .map_or(DocId(format!("d{seq}")), |d| d.id.clone()),
                 title: doc.title,
-                source: doc.source,
+                origin: doc.origin,
                 mime: doc.mime,
                 content_hash: doc.content_hash,
                 chunker: doc.chunker,
@@ -645,9 +648,10 @@ mod tests {
             Ok(docs
                 .iter()
                 .filter(|d| {
-                    q.source_prefix
-                        .as_ref()
-                        .is_none_or(|p| d.source.starts_with(p.as_str()))
+                    q.origin.is_none_or(|k| d.origin.kind() == k)
+                        && q.source_prefix
+                            .as_ref()
+                            .is_none_or(|p| d.source().starts_with(p.as_str()))
                 })
                 .cloned()
                 .collect())
@@ -773,7 +777,7 @@ mod tests {
                 (Action::Deleted, f.src("sub/c.md")),
             ]
         );
-        let a = Catalog::find_by_source(f.mem.as_ref(), "acme", &f.src("a.md"))
+        let a = Catalog::find_by_origin(f.mem.as_ref(), "acme", &Origin::Path(f.src("a.md")))
             .await
             .unwrap()
             .unwrap();
@@ -796,7 +800,7 @@ mod tests {
                 f.mem.as_ref(),
                 NewDocument {
                     title: "x".into(),
-                    source: source.clone(),
+                    origin: Origin::Path(source.clone()),
                     mime: "text/markdown".into(),
                     content_hash: "h".into(),
                     chunker: "c".into(),

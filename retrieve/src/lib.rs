@@ -193,7 +193,7 @@ impl Retriever {
             let q = DocQuery {
                 principal: Some(principal.clone()),
                 source_prefix: Some(prefix.clone()),
-                limit: None,
+                ..DocQuery::default()
             };
             let under: Vec<DocId> = self
                 .catalog
@@ -386,7 +386,7 @@ impl Retriever {
                     chunk_id: chunk.id,
                     doc_id: doc.id.clone(),
                     title: doc.title.clone(),
-                    source: doc.source.clone(),
+                    source: doc.source().to_string(),
                     page: chunk.page,
                     span: chunk.span,
                     heading_path: chunk.heading_path.clone(),

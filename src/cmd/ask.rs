@@ -84,10 +84,10 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
     // (sentences flagged, citations listed) follows.
     let stream = !args.json && std::io::stdout().is_terminal();
     let mut streamed = false;
-    let answer = app
-        .retriever
-        .ask_with(&req, &principal, &app.config.answer, &mut |e| {
-            if let (true, cairn_retrieve::AskEvent::Text(piece)) = (stream, e) {
+    let service = app.service()?;
+    let answer = service
+        .ask(&principal, &req, &mut |e| {
+            if let (true, cairn_service::AskEvent::Text(piece)) = (stream, e) {
                 streamed = true;
                 let mut out = std::io::stdout().lock();
                 let _ = out.write_all(piece.as_bytes());

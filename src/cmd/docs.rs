@@ -2,8 +2,9 @@
 
 use crate::app::App;
 use crate::output::{Printer, Render, snippet};
-use cairn_core::{Chunk, Config, DocId, DocQuery, Document, DocumentStore};
+use cairn_core::Config;
 use cairn_index::ConsistencyReport;
+use cairn_service::wire::{Deleted, DocumentDetail, DocumentList, ListRequest};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -72,38 +73,41 @@ impl Render for Verified {
 }
 
 #[derive(Serialize)]
-struct DocList {
-    documents: Vec<Document>,
-}
+#[serde(transparent)]
+struct DocList(DocumentList);
 
 impl Render for DocList {
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
-        for d in &self.documents {
+        for d in &self.0.documents {
             writeln!(
                 out,
-                "{}  v{}  {:>4} chunks  {}  ({})",
-                d.id, d.version, d.chunk_count, d.title, d.source
+                "{}  v{}  {:>4} chunks  {}  ({} {})",
+                d.id,
+                d.version,
+                d.chunk_count,
+                d.title,
+                d.origin.kind().as_str(),
+                d.source()
             )?;
         }
-        writeln!(out, "{} documents", self.documents.len())
+        writeln!(out, "{} documents", self.0.documents.len())
     }
 }
 
 #[derive(Serialize)]
-struct DocShow {
-    document: Document,
-    chunks: Vec<Chunk>,
-}
+#[serde(transparent)]
+struct DocShow(DocumentDetail);
 
 impl Render for DocShow {
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
-        let d = &self.document;
+        let d = &self.0.document;
         writeln!(
             out,
-            "{}\n  id       {}\n  source   {}\n  version  {}\n  pages    {}\n  chunks   {}\n  chunker  {}\n  sha256   {}\n  acl      tenant={} groups=[{}]",
+            "{}\n  id       {}\n  {:<8} {}\n  version  {}\n  pages    {}\n  chunks   {}\n  chunker  {}\n  sha256   {}\n  acl      tenant={} groups=[{}]",
             d.title,
             d.id,
-            d.source,
+            d.origin.kind().as_str(),
+            d.source(),
             d.version,
             d.pages,
             d.chunk_count,
@@ -116,7 +120,7 @@ impl Render for DocShow {
             d.acl.tenant,
             d.acl.groups.join(",")
         )?;
-        for c in &self.chunks {
+        for c in &self.0.chunks {
             let path = c.heading_path.join(" › ");
             writeln!(
                 out,
@@ -135,48 +139,39 @@ impl Render for DocShow {
 }
 
 #[derive(Serialize)]
-struct Deleted {
-    deleted: DocId,
-    seq: cairn_core::Seq,
-}
+#[serde(transparent)]
+struct Gone(Deleted);
 
-impl Render for Deleted {
+impl Render for Gone {
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
-        writeln!(out, "deleted {}", self.deleted)
+        writeln!(out, "deleted {}", self.0.deleted)
     }
 }
 
 pub async fn run(config: Config, groups: &[String], command: Command) -> anyhow::Result<ExitCode> {
     let app = App::open(config).await?;
     let principal = app.principal(groups);
-    let catalog = app.store.catalog();
+    let service = app.service()?;
     match command {
         Command::List {
             source_prefix,
             json,
         } => {
-            let q = DocQuery {
-                principal: Some(principal.clone()),
+            let req = ListRequest {
                 source_prefix,
                 limit: None,
             };
-            let documents = catalog.list_documents(&q).await?;
-            Printer::new(json).print(&DocList { documents })?;
+            let list = service.list(&principal, &req).await?;
+            Printer::new(json).print(&DocList(list))?;
         }
         Command::Show { id, json } => {
-            let document =
-                cairn_retrieve::visible_document(catalog.as_ref(), &id, &principal).await?;
-            let chunks = catalog.chunks_of(&document.id).await?;
-            Printer::new(json).print(&DocShow { document, chunks })?;
+            let detail = service.show(&principal, &id).await?;
+            Printer::new(json).print(&DocShow(detail))?;
         }
         Command::Delete { id, json } => {
-            let doc = cairn_retrieve::visible_document(catalog.as_ref(), &id, &principal).await?;
-            let seq = app.store.delete_document(&doc.id).await?;
+            let deleted = service.delete(&principal, &id).await?;
             app.store.flush().await?;
-            Printer::new(json).print(&Deleted {
-                deleted: doc.id,
-                seq,
-            })?;
+            Printer::new(json).print(&Gone(deleted))?;
         }
         Command::Verify { json } => {
             let report = app.store.check_consistency().await?;

@@ -292,11 +292,15 @@ async fn index_corpus(app: &App, set: &EvalSet, quiet: bool) -> anyhow::Result<I
                 } else {
                     format!("{}\n\n{}", doc.title, doc.text)
                 };
-                match app
-                    .ingestor
-                    .ingest_bytes(text.as_bytes(), &beir_source(&doc.id), &acl)
-                    .await
-                {
+                let ingested = match cairn_core::Origin::upload(&beir_source(&doc.id)) {
+                    Ok(origin) => {
+                        app.ingestor
+                            .ingest_bytes(text.as_bytes(), &origin, &acl)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                match ingested {
                     Ok(out) => info.count(&out),
                     Err(e) => info.failed.push(format!("{}: {e}", doc.id)),
                 }

@@ -4,7 +4,7 @@
 
 use crate::app::App;
 use crate::output::{Printer, Render};
-use cairn_core::{Acl, Config};
+use cairn_core::Config;
 use cairn_ingest::walk::Walker;
 use cairn_ingest::{IngestOutcome, IngestStatus};
 use serde::Serialize;
@@ -90,16 +90,15 @@ fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Result<ExitCode> {
     let files = collect(&args.paths)?;
     let app = App::open(config).await?;
-    let acl = Acl {
-        tenant: app.config.tenant.clone(),
-        groups: groups.to_vec(),
-    };
+    let principal = app.principal(groups);
+    let service = app.service()?;
     let started = Instant::now();
     let bar = crate::output::progress_bar(files.len() as u64, "", false);
     let mut summary = Summary::default();
     for path in &files {
         bar.set_message(path.display().to_string());
-        match app.ingestor.ingest_path(path, &acl).await {
+        let absolute = std::path::absolute(path)?;
+        match service.ingest_path(&principal, &absolute, groups).await {
             Ok(outcome) => {
                 match outcome.status {
                     IngestStatus::Added => summary.added += 1,
@@ -116,7 +115,7 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
                             outcome.status.as_str(),
                             outcome.doc_id,
                             outcome.chunks,
-                            outcome.source
+                            outcome.origin
                         );
                         let _ = io::stdout().flush();
                     });

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod docs;
 pub mod eval;
 pub mod ingest;
+pub mod keys;
 pub mod parse_worker;
 pub mod reindex;
 pub mod search;

@@ -13,14 +13,14 @@
 use crate::app::App;
 use crate::handoff::{self, ServeInfo};
 use crate::output::{Printer, Render};
-use cairn_core::{Acl, Catalog, Config, DocumentStore, ErrorKind};
-use cairn_ingest::reindex::{Action, Change, Progress, ReindexOptions, ReindexReport, reindex};
+use cairn_core::Config;
+use cairn_ingest::reindex::{Action, Change, Progress, ReindexReport};
 use cairn_ingest::walk::Walker;
+use cairn_service::wire::ReindexRequest;
 use serde::Serialize;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -96,28 +96,24 @@ impl Render for Summary {
 }
 
 pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Result<ExitCode> {
-    let walker = Walker::new(&args.include, &args.exclude)?;
+    // Bad globs fail before anything is loaded (the service checks them again).
+    Walker::new(&args.include, &args.exclude)?;
     // Before loading the model: when another process holds the data dir, hand the run to
     // it if it is a server, else fail at once (App::open takes the lock for the run).
-    match cairn_index::DataDirLock::acquire(&config.data_dir) {
-        Ok(lock) => drop(lock),
-        Err(e) if e.kind == ErrorKind::Conflict => {
-            let Some(server) = handoff::find(&config.data_dir) else {
-                return Err(e.into());
-            };
-            return in_server(&server, groups, args).await;
-        }
-        Err(e) => return Err(e.into()),
+    if let Some(server) = handoff::held_by_server(&config.data_dir)? {
+        return in_server(&server, groups, args).await;
     }
     let app = App::open(config).await?;
-    let opts = ReindexOptions {
-        sources: args.sources,
-        walker,
-        acl: Acl {
-            tenant: app.config.tenant.clone(),
-            groups: groups.to_vec(),
-        },
+    let mut sources = Vec::with_capacity(args.sources.len());
+    for s in &args.sources {
+        sources.push(std::path::absolute(s)?);
+    }
+    let req = ReindexRequest {
+        sources,
+        include: args.include,
+        exclude: args.exclude,
         dry_run: args.dry_run,
+        groups: groups.to_vec(),
     };
     let bar = crate::output::progress_bar(0, "", false);
     let lines = !args.json;
@@ -136,9 +132,10 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
             bar.inc(1);
         }
     };
-    let catalog: Arc<dyn Catalog> = app.store.catalog();
-    let store: Arc<dyn DocumentStore> = app.store.clone();
-    let result = reindex(&app.ingestor, catalog, store, &opts, &mut on_progress).await;
+    let service = app.service()?;
+    let result = service
+        .reindex(&app.principal(groups), req, &mut on_progress)
+        .await;
     bar.finish_and_clear();
     let report = result?;
     app.store.flush().await?;
@@ -173,16 +170,6 @@ fn finish(report: ReindexReport, json: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The body of `POST /v1/admin/reindex`.
-#[derive(Serialize)]
-struct RemoteRun {
-    sources: Vec<PathBuf>,
-    include: Vec<String>,
-    exclude: Vec<String>,
-    dry_run: bool,
-    groups: Vec<String>,
-}
-
 /// Runs the re-index inside the server that holds the data dir and prints its report.
 async fn in_server(server: &ServeInfo, groups: &[String], args: Args) -> anyhow::Result<ExitCode> {
     // The server reads the paths: make them absolute (a missing one is exit 4 here).
@@ -202,7 +189,7 @@ async fn in_server(server: &ServeInfo, groups: &[String], args: Args) -> anyhow:
         "cairn serve (pid {}) holds the data dir; the re-index runs inside it ({})",
         server.pid, server.url
     );
-    let body = RemoteRun {
+    let body = ReindexRequest {
         sources,
         include: args.include,
         exclude: args.exclude,

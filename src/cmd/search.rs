@@ -131,7 +131,7 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
         rerank: Some(rerank),
         ..SearchRequest::new(args.query)
     };
-    let resp = app.retriever.search(&req, &app.principal(groups)).await?;
+    let resp = app.service()?.search(&app.principal(groups), &req).await?;
     Printer::new(args.json).print(&resp)?;
     Ok(ExitCode::SUCCESS)
 }

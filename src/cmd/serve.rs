@@ -5,10 +5,9 @@
 use crate::app::App;
 use crate::handoff;
 use anyhow::Context;
-use cairn_core::{Catalog, Config, DocumentStore};
-use cairn_web::{Admin, AppState};
+use cairn_core::{Actor, Config, Principal, Role};
+use cairn_web::{AppState, Auth, Proxy};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
@@ -16,6 +15,20 @@ pub struct Args {
     /// Address to listen on, e.g. 127.0.0.1:7700 (port 0 picks a free port)
     #[arg(long, env = "CAIRN_ADDR", value_name = "HOST:PORT")]
     addr: Option<String>,
+    /// Let requests without an API key act as an admin of the configured tenant (for one
+    /// person on this machine; refused unless the address is a loopback one)
+    #[arg(long)]
+    no_auth: bool,
+}
+
+/// Whether every address `addr` resolves to is a loopback one.
+fn is_loopback(addr: &str) -> anyhow::Result<bool> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<_> = addr
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve the address {addr}"))?
+        .collect();
+    Ok(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()))
 }
 
 async fn shutdown_signal() {
@@ -41,24 +54,43 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
         config.server.addr = addr;
     }
     let addr = config.server.addr.clone();
+    if args.no_auth && !is_loopback(&addr)? {
+        return Err(cairn_core::Error::user(format!(
+            "--no-auth is refused on {addr}: it is not a loopback address, so anyone who can reach it would act as an admin; make API keys (cairn keys create) instead"
+        ))
+        .into());
+    }
     let mut app = App::open(config).await?;
     // Requests may ask for reranking when a reranker is installed; `[rerank] enabled`
     // makes it the default and requires it.
     let required = app.config.rerank.enabled;
     app.load_reranker(required)?;
     app.load_generator()?;
-    let catalog: Arc<dyn Catalog> = app.store.catalog();
-    let store: Arc<dyn DocumentStore> = app.store.clone();
-    let state = AppState {
-        retriever: app.retriever.clone(),
-        ingestor: app.ingestor.clone(),
-        catalog,
-        store,
-        principal: app.principal(&[]),
-        max_body_bytes: app.config.server.max_body_bytes,
-        answer: app.config.answer.clone(),
-        admin: None,
-    };
+    let service = app.service()?;
+    let tenant = app.config.tenant.clone();
+    let open = args.no_auth.then(|| {
+        Principal::new(tenant.clone(), Vec::new())
+            .with_role(Role::Admin)
+            .with_actor(Actor::Open)
+    });
+    let auth_cfg = &app.config.auth;
+    let proxy = (!auth_cfg.trusted_header.is_empty()).then(|| Proxy {
+        user_header: auth_cfg.trusted_header.clone(),
+        tenant_header: auth_cfg.tenant_header.clone(),
+        groups_header: auth_cfg.groups_header.clone(),
+        role_header: auth_cfg.role_header.clone(),
+        default_tenant: tenant.clone(),
+    });
+    if let Some(p) = &proxy {
+        tracing::warn!(header = %p.user_header, "proxy mode: requests carrying this header act as the user it names; only the proxy may reach this server");
+    }
+    if open.is_some() {
+        tracing::warn!(tenant = %tenant, "--no-auth: requests without a key act as an admin of this tenant");
+    } else if !service.has_keys().await? {
+        tracing::warn!(
+            "no API keys yet: requests are refused until an admin makes one with `cairn keys create --role admin` (works while the server runs)"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -71,9 +103,17 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
         pid: std::process::id(),
     };
     handoff::publish(&app.config.data_dir, &info)?;
+    // The data dir's token stands for the machine's local admin: only who can read the
+    // data dir has it.
+    let machine = Principal::local(tenant, Vec::new());
     let state = AppState {
-        admin: Some(Admin::new(info.token.as_str())),
-        ..state
+        service: service.clone(),
+        auth: Auth {
+            open,
+            local_token: Some((info.token.as_str().into(), machine)),
+            proxy,
+        },
+        max_body_bytes: app.config.server.max_body_bytes,
     };
     tracing::info!(data_dir = %app.config.data_dir.display(), "serving");
     println!("cairn listening on http://{local}");
@@ -92,11 +132,27 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
             }
         })
     };
+    // The audit log's retention, at start and then daily.
+    let pruner = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            loop {
+                match service.prune_audit().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(lines = n, "audit lines past retention removed"),
+                    Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+                }
+                tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+            }
+        })
+    };
     axum::serve(listener, cairn_web::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server error")?;
     flusher.abort();
+    pruner.abort();
+    service.auditor().flush().await;
     handoff::withdraw(&app.config.data_dir, &info);
     app.store.flush().await?;
     tracing::info!("stopped");

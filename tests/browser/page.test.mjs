@@ -37,11 +37,16 @@ writeFileSync(md, "# Ferry timetable\n\nThe zanderboat ferry leaves the north pi
 const broken = join(files, "broken.pdf");
 writeFileSync(broken, "%PDF-1.4\nthis is not really a PDF\n");
 
-/// Starts `cairn serve` (with `env` added to its environment) and resolves with its base URL.
+// The server may re-read files under the scratch folder for the page ([ingest] roots).
+const config = join(scratch, "cairn.toml");
+writeFileSync(config, `[ingest]\nroots = [${JSON.stringify(files)}]\n`);
+
+/// Starts `cairn serve --no-auth` (with `env` added to its environment) and resolves with
+/// its base URL.
 function serve(env = {}) {
-  const child = spawn(cairn, ["--data-dir", join(scratch, "data"), "serve", "--addr", "127.0.0.1:0"], {
+  const child = spawn(cairn, ["--data-dir", join(scratch, "data"), "serve", "--addr", "127.0.0.1:0", "--no-auth"], {
     stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, ...env },
+    env: { ...process.env, CAIRN_CONFIG: config, ...env },
   });
   return new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error("cairn serve did not start in 120 s")), 120_000);

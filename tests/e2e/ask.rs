@@ -50,8 +50,15 @@ fn answers_cite_their_passage_and_unanswerable_questions_abstain() {
             .unwrap();
     assert!(human.contains("[1] Clearing Paper Jams"), "{human}");
 
-    // The REST API, the same shapes; and an abstention with the closest passages.
-    let server = Server::start(&data, &[]);
+    // The REST API, the same shapes; and an abstention with the closest passages. The
+    // server may re-read files under the corpus folder for API callers ([ingest] roots).
+    let config = tmp.path().join("cairn.toml");
+    std::fs::write(
+        &config,
+        format!("[ingest]\nroots = [{:?}]\n", corpus.display().to_string()),
+    )
+    .unwrap();
+    let server = Server::start(&data, &[("CAIRN_CONFIG", config.to_str().unwrap())]);
     let (status, a) = send(
         http()
             .post(&server.url("/v1/ask"))

@@ -3,6 +3,7 @@
 
 mod acl;
 mod ask;
+mod auth;
 mod cli;
 mod crash;
 mod eval;

@@ -357,7 +357,7 @@ fn while_cairn_serve_holds_the_data_dir_the_run_happens_inside_it() {
     let tmp = tempfile::tempdir().unwrap();
     let (data, docs) = (tmp.path().join("data"), tmp.path().join("docs"));
     write_notes(&docs, 4);
-    let server = Server::start(&data, &[]);
+    let server = Server::start_keyed(&data, &[]);
     let docs_arg = docs.to_str().unwrap();
 
     let (code, s, out) = reindex(&data, &["--dry-run", docs_arg]);
@@ -372,10 +372,15 @@ fn while_cairn_serve_holds_the_data_dir_the_run_happens_inside_it() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("runs inside it"), "{stderr}");
     assert_eq!(counts(&s), [4, 0, 0, 0, 0], "{s}");
-    // The server answers from what it just indexed.
+    // The server answers from what it just indexed (to a key made while it runs).
+    let made = json(&ok(
+        cairn(&data).args(["keys", "create", "--role", "reader", "--json"])
+    ));
+    let key = format!("Bearer {}", made["key"].as_str().unwrap());
     let (status, body) = send(
         http()
             .post(server.url("/v1/search"))
+            .header("authorization", &key)
             .send_json(serde_json::json!({"query": "rxnote002", "mode": "bm25", "top_k": 1})),
     );
     assert_eq!(status, 200, "{body}");

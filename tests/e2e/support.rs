@@ -121,9 +121,20 @@ pub struct Server {
 }
 
 impl Server {
+    /// `cairn serve --no-auth`: requests without a key act as the default tenant's admin.
     pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+        Server::start_with(data_dir, &["--no-auth"], extra_env)
+    }
+
+    /// `cairn serve` with keys required.
+    pub fn start_keyed(data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+        Server::start_with(data_dir, &[], extra_env)
+    }
+
+    pub fn start_with(data_dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Server {
         let mut cmd = cairn(data_dir);
         cmd.args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in extra_env {

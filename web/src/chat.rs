@@ -28,7 +28,7 @@ use cairn_core::{Answer, AskRequest, ChatRole, ChatTurn, Error, GenerateRequest}
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{AbortOnDrop, ApiError, AppState, error_body, parse_json};
+use crate::{AbortOnDrop, ApiError, AppState, Caller, error_body, parse_json};
 
 /// The name of the knowledge-base model.
 pub const RAG_MODEL: &str = "cairn";
@@ -60,11 +60,11 @@ enum Stop {
 }
 
 /// `GET /v1/models`.
-pub async fn models(State(s): State<AppState>) -> Json<Value> {
+pub async fn models(State(s): State<AppState>, Caller(p): Caller) -> Json<Value> {
     let created = now();
     let mut data =
         vec![json!({"id": RAG_MODEL, "object": "model", "created": created, "owned_by": "cairn"})];
-    if let Some(g) = s.retriever.generator() {
+    if let Some(g) = s.service.generator(&p) {
         data.push(
             json!({"id": g.model_id(), "object": "model", "created": created, "owned_by": "cairn"}),
         );
@@ -75,6 +75,7 @@ pub async fn models(State(s): State<AppState>) -> Json<Value> {
 /// `POST /v1/chat/completions`.
 pub async fn completions(
     State(s): State<AppState>,
+    Caller(p): Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: ChatRequest = parse_json(body)?;
@@ -90,9 +91,9 @@ pub async fn completions(
         req.model.clone()
     };
     if model == RAG_MODEL {
-        return rag(s, req).await;
+        return rag(s, p, req).await;
     }
-    let Some(generator) = s.retriever.generator().cloned() else {
+    let Some(generator) = s.service.generator(&p) else {
         return Err(Error::new(
             cairn_core::ErrorKind::NotFound,
             format!("model {model:?} is not served here: use \"{RAG_MODEL}\" (answers over the knowledge base); no language model is configured ([generate] backend)"),
@@ -112,7 +113,7 @@ pub async fn completions(
     let max_tokens = req
         .max_completion_tokens
         .or(req.max_tokens)
-        .unwrap_or(s.retriever.generate_config().max_tokens);
+        .unwrap_or(s.service.generate_config().max_tokens);
     if max_tokens == 0 || max_tokens > MAX_TOKENS_LIMIT {
         return Err(Error::user(format!(
             "max_tokens must be between 1 and {MAX_TOKENS_LIMIT}"
@@ -174,7 +175,11 @@ pub async fn completions(
 }
 
 /// The knowledge-base model: the last user message is the question.
-async fn rag(s: AppState, req: ChatRequest) -> Result<Response, ApiError> {
+async fn rag(
+    s: AppState,
+    p: cairn_core::Principal,
+    req: ChatRequest,
+) -> Result<Response, ApiError> {
     let Some(question) = req
         .messages
         .iter()
@@ -193,7 +198,7 @@ async fn rag(s: AppState, req: ChatRequest) -> Result<Response, ApiError> {
     };
     let id = completion_id();
     if !req.stream {
-        let answer = s.retriever.ask(&ask, &s.principal, &s.answer).await?;
+        let answer = s.service.ask(&p, &ask, &mut |_| {}).await?;
         let content = format!("{}{}", answer.answer, sources(&answer));
         let body = completion(&id, RAG_MODEL, &content, "stop", usage(0, 0), Some(&answer));
         return Ok(Json(body).into_response());
@@ -210,9 +215,9 @@ async fn rag(s: AppState, req: ChatRequest) -> Result<Response, ApiError> {
         let mut streamed = String::new();
         let id2 = id.clone();
         let result = s
-            .retriever
-            .ask_with(&ask, &s.principal, &s.answer, &mut |e| {
-                if let cairn_retrieve::AskEvent::Text(piece) = e {
+            .service
+            .ask(&p, &ask, &mut |e| {
+                if let cairn_service::AskEvent::Text(piece) = e {
                     streamed.push_str(piece);
                     let _ = sink.send(chunk(&id2, RAG_MODEL, json!({ "content": piece }), None));
                 }

@@ -30,9 +30,12 @@ impl ApiError {
 pub fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::User => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Transient => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
         ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -42,12 +45,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
 
 /// The JSON body of an error; internal errors say only that something went wrong.
 pub fn error_body(e: &Error) -> serde_json::Value {
-    let message = if e.kind == ErrorKind::Internal {
-        "internal error; the server log has the details".to_string()
-    } else {
-        e.message.clone()
-    };
-    json!({ "error": { "code": e.kind.as_str(), "message": message } })
+    json!({ "error": cairn_service::wire::ErrorInfo::from(e) })
 }
 
 impl IntoResponse for ApiError {
@@ -58,6 +56,13 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(error = %e, "request rejected");
         }
-        (status_of(e.kind), Json(error_body(&e))).into_response()
+        let mut resp = (status_of(e.kind), Json(error_body(&e))).into_response();
+        if e.kind == ErrorKind::Unauthenticated {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
     }
 }

@@ -1,11 +1,16 @@
-//! `cairn-web`: the HTTP face of cairn, an axum server. Handlers only extract typed input,
-//! call one function of a library crate (the same ones the CLI calls) and return typed
-//! output; errors leave through [`ApiError`] as JSON. Limits are layers.
+//! `cairn-web`: the HTTP face of cairn, an axum server. Handlers only extract typed input
+//! and the [`Caller`] (the principal of the request's key, [`auth`]), call one operation of
+//! [`cairn_service::Service`] (the same ones the CLI calls), and return its typed report;
+//! errors leave through [`ApiError`] as JSON. Limits are layers.
+//!
+//! Every route but the page, its assets and `/healthz` needs a key (401 without one);
+//! what a key may do is the service's decision (403 for a role that may not, 404 for a
+//! document the key may not read).
 //!
 //! | method | path | does |
 //! |---|---|---|
 //! | GET | `/` | the upload-and-ask page (its assets under `/assets/`, built into the binary) |
-//! | GET | `/healthz` | liveness, with document count and the catalog write every index reflects |
+//! | GET | `/healthz` | liveness and the catalog write every index reflects; with a key, the documents it may read |
 //! | POST | `/v1/search` | `{query, top_k?, mode?, filter?}` → `{results, took_ms, stages}` |
 //! | POST | `/v1/ask` | `{question, top_k?, rerank?, filter?, stream?}` → an answer with citations, or an abstention (SSE with `stream`) |
 //! | POST | `/v1/chat/completions` | OpenAI-compatible: model `cairn` answers over the knowledge base, the generator's name talks to the LLM ([`chat`]) |
@@ -14,58 +19,40 @@
 //! | GET | `/v1/documents` | the caller's documents |
 //! | GET | `/v1/documents/{id}` | one document with its chunks |
 //! | DELETE | `/v1/documents/{id}` | removes it from the catalog and every index |
-//! | POST | `/v1/documents/{id}/reindex` | reads its file again (documents ingested from a path on the server) |
-//! | POST | `/v1/admin/reindex` | `{sources, include?, exclude?, dry_run?, groups?}` → the re-index report; needs the data dir's admin token |
+//! | GET | `/v1/documents/{id}/original` | the uploaded file as it was sent (uploads only) |
+//! | POST | `/v1/documents/{id}/reindex` | reads it again: an upload's kept original, or its file on the server (admin, under `[ingest] roots`) |
+//! | POST | `/v1/admin/reindex` | `{sources, include?, exclude?, dry_run?, groups?}` → the re-index report (admin, under `[ingest] roots`; `cairn reindex` sends the data dir's token) |
+//! | POST | `/v1/admin/keys` | `{role, name?, groups?, tenant?, expires_in_days?}` → the new key, shown once (admin) |
+//! | GET | `/v1/admin/keys` | the tenant's keys, without secrets (admin) |
+//! | DELETE | `/v1/admin/keys/{id}` | revokes a key (admin) |
+//! | GET | `/v1/admin/audit` | `?since=&key=&limit=` → audit lines, newest first (admin) |
 
+pub mod auth;
 mod chat;
 mod error;
 
+pub use auth::{Auth, Caller, MaybeCaller, Proxy};
 pub use error::{ApiError, error_body, status_of};
 
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router, body::Bytes, extract::rejection::BytesRejection};
-use cairn_core::{Acl, Catalog, DocQuery, DocumentStore, Error, Principal, SearchRequest};
-use cairn_ingest::Ingestor;
-use cairn_retrieve::Retriever;
-use serde::{Deserialize, Serialize};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router, body::Bytes};
+use cairn_core::{Error, Principal, SearchRequest};
+use cairn_service::wire::{
+    AuditRequest, CreateKeyRequest, ListRequest, ReindexRequest, UploadFile, UploadRequest,
+};
+use cairn_service::{AskEvent, Service};
 use serde_json::json;
-use std::sync::Arc;
 
 /// Everything a handler needs, shared.
 #[derive(Clone)]
 pub struct AppState {
-    pub retriever: Retriever,
-    pub ingestor: Arc<Ingestor>,
-    pub catalog: Arc<dyn Catalog>,
-    pub store: Arc<dyn DocumentStore>,
-    /// The principal of every request until API keys exist.
-    pub principal: Principal,
+    pub service: Service,
+    pub auth: Auth,
     pub max_body_bytes: usize,
-    /// How answers are made (`[answer]`).
-    pub answer: cairn_core::config::AnswerConfig,
-    /// Administration (server-side re-index); absent: those routes answer 404.
-    pub admin: Option<Admin>,
-}
-
-/// What the administrative routes need: the token a caller must show (`Authorization:
-/// Bearer ...`), which `cairn serve` writes into the data dir so that only someone who can
-/// read the data dir can use them, and the guard that keeps re-index runs from overlapping.
-#[derive(Clone)]
-pub struct Admin {
-    pub token: Arc<str>,
-    pub reindexing: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl Admin {
-    pub fn new(token: impl Into<Arc<str>>) -> Admin {
-        Admin {
-            token: token.into(),
-            reindexing: Arc::default(),
-        }
-    }
 }
 
 /// The router with all routes and layers.
@@ -84,8 +71,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/documents/{id}",
             get(get_document).delete(delete_document),
         )
+        .route("/v1/documents/{id}/original", get(original))
         .route("/v1/documents/{id}/reindex", post(reindex_document))
         .route("/v1/admin/reindex", post(admin_reindex))
+        .route("/v1/admin/keys", post(create_key).get(list_keys))
+        .route("/v1/admin/keys/{id}", delete(revoke_key))
+        .route("/v1/admin/audit", get(audit))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
@@ -163,14 +154,14 @@ async fn asset(Path(name): Path<String>) -> Result<Response, ApiError> {
         .into_response())
 }
 
-async fn healthz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let docs = s.catalog.list_documents(&DocQuery::default()).await?.len();
-    Ok(Json(json!({
-        "status": "ok",
-        "documents": docs,
-        "visible_seq": s.retriever.visible_seq(),
-        "max_upload_bytes": s.max_body_bytes,
-    })))
+async fn healthz(
+    State(s): State<AppState>,
+    MaybeCaller(p): MaybeCaller,
+) -> Result<Response, ApiError> {
+    let health = s.service.health(p.as_ref()).await?;
+    let mut body = json!(health);
+    body["max_upload_bytes"] = json!(s.max_body_bytes);
+    Ok(Json(body).into_response())
 }
 
 /// Reads a JSON body with errors in words: too large → 413, malformed → 400.
@@ -190,22 +181,23 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 
 async fn search(
     State(s): State<AppState>,
+    Caller(p): Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: SearchRequest = parse_json(body)?;
-    let resp = s.retriever.search(&req, &s.principal).await?;
-    Ok(Json(resp).into_response())
+    Ok(Json(s.service.search(&p, &req).await?).into_response())
 }
 
 async fn ask(
     State(s): State<AppState>,
+    Caller(p): Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: cairn_core::AskRequest = parse_json(body)?;
     if req.stream {
-        return Ok(ask_stream(s, req).into_response());
+        return Ok(ask_stream(s, p, req).into_response());
     }
-    let answer = s.retriever.ask(&req, &s.principal, &s.answer).await?;
+    let answer = s.service.ask(&p, &req, &mut |_| {}).await?;
     Ok(Json(answer).into_response())
 }
 
@@ -219,6 +211,7 @@ async fn ask(
 /// included.
 fn ask_stream(
     s: AppState,
+    p: Principal,
     req: cairn_core::AskRequest,
 ) -> axum::response::sse::Sse<
     impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
@@ -235,12 +228,12 @@ fn ask_stream(
         let sink = tx.clone();
         let mut streamed = false;
         let result = s
-            .retriever
-            .ask_with(&req, &s.principal, &s.answer, &mut |e| match e {
-                cairn_retrieve::AskEvent::Retrieved(hits) => {
+            .service
+            .ask(&p, &req, &mut |e| match e {
+                AskEvent::Retrieved(hits) => {
                     let _ = sink.send(event("retrieval", &json!({ "passages": hits })));
                 }
-                cairn_retrieve::AskEvent::Text(piece) => {
+                AskEvent::Text(piece) => {
                     streamed = true;
                     let _ = sink.send(event("token", &json!({ "text": piece })));
                 }
@@ -280,16 +273,13 @@ impl Drop for AbortOnDrop {
     }
 }
 
-#[derive(Serialize)]
-struct Failed {
-    file: String,
-    error: serde_json::Value,
-}
-
-async fn upload(State(s): State<AppState>, mut form: Multipart) -> Result<Response, ApiError> {
+async fn upload(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    mut form: Multipart,
+) -> Result<Response, ApiError> {
     // Read the whole form first: a request that breaks a limit halfway stores nothing.
-    let mut files: Vec<(String, Bytes)> = Vec::new();
-    let mut groups: Vec<String> = Vec::new();
+    let mut req = UploadRequest::default();
     loop {
         let field = match form.next_field().await {
             Ok(Some(f)) => f,
@@ -300,11 +290,14 @@ async fn upload(State(s): State<AppState>, mut form: Multipart) -> Result<Respon
         match field.file_name().map(str::to_string) {
             Some(file_name) => {
                 let data = field.bytes().await.map_err(multipart_error)?;
-                files.push((file_name, data));
+                req.files.push(UploadFile {
+                    name: file_name,
+                    bytes: data.to_vec(),
+                });
             }
             None if name == "groups" => {
                 let text = field.text().await.map_err(multipart_error)?;
-                groups = text
+                req.groups = text
                     .split(',')
                     .map(|g| g.trim().to_string())
                     .filter(|g| !g.is_empty())
@@ -317,60 +310,24 @@ async fn upload(State(s): State<AppState>, mut form: Multipart) -> Result<Respon
             }
         }
     }
-    if files.is_empty() {
-        return Err(ApiError::user(
-            "no files in the upload: send one or more multipart file fields",
-        ));
-    }
-    let acl = Acl {
-        tenant: s.principal.tenant.clone(),
-        groups,
-    };
-    let mut documents = Vec::new();
-    let mut failed = Vec::new();
-    for (name, data) in files {
-        let stored = match s.ingestor.ingest_bytes(&data, &name, &acl).await {
-            // The original is kept for "re-index one" (a new parser or chunker setting).
-            Ok(outcome) => s
-                .store
-                .keep_original(&outcome.doc_id, &data)
-                .await
-                .map(|()| outcome),
-            Err(e) => Err(e),
-        };
-        match stored {
-            Ok(outcome) => documents.push(outcome),
-            Err(e) => {
-                tracing::warn!(file = %name, error = %e, "upload rejected");
-                failed.push(Failed {
-                    file: name,
-                    error: error_body(&e)["error"].clone(),
-                });
-            }
-        }
-    }
-    if documents.is_empty() {
-        let summary: Vec<String> = failed
+    let report = s.service.upload(&p, req).await?;
+    if report.documents.is_empty() {
+        let summary: Vec<String> = report
+            .failed
             .iter()
-            .map(|f| {
-                format!(
-                    "{}: {}",
-                    f.file,
-                    f.error["message"].as_str().unwrap_or("failed")
-                )
-            })
+            .map(|f| format!("{}: {}", f.file, f.error.message))
             .collect();
         let body = json!({
             "error": { "code": "bad_request", "message": format!("no file could be ingested: {}", summary.join("; ")) },
-            "failed": failed,
+            "failed": report.failed,
         });
         return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "documents": documents, "failed": failed })),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(report)).into_response())
+}
+
+fn query_error(e: QueryRejection) -> ApiError {
+    ApiError::user(format!("malformed query string: {}", e.body_text()))
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
@@ -381,132 +338,123 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     }
 }
 
-async fn list_documents(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let q = DocQuery {
-        principal: Some(s.principal.clone()),
-        ..DocQuery::default()
-    };
-    let docs = s.catalog.list_documents(&q).await?;
-    Ok(Json(json!({ "documents": docs })))
+async fn list_documents(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    req: Result<Query<ListRequest>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(req) = req.map_err(query_error)?;
+    Ok(Json(s.service.list(&p, &req).await?).into_response())
 }
 
 async fn get_document(
     State(s): State<AppState>,
+    Caller(p): Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let doc = cairn_retrieve::visible_document(s.catalog.as_ref(), &id, &s.principal).await?;
-    let chunks = s.catalog.chunks_of(&doc.id).await?;
-    Ok(Json(json!({ "document": doc, "chunks": chunks })))
+) -> Result<Response, ApiError> {
+    Ok(Json(s.service.show(&p, &id).await?).into_response())
+}
+
+/// The original bytes of an uploaded document, as `application/octet-stream` with its
+/// name.
+async fn original(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (doc, bytes) = s.service.original(&p, &id).await?;
+    let Some(bytes) = bytes else {
+        return Err(ApiError(Error::not_found(format!(
+            "document {id} has no kept original (it was not uploaded, or was uploaded before originals were kept)"
+        ))));
+    };
+    let name: String = doc
+        .origin
+        .file_name()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn delete_document(
     State(s): State<AppState>,
+    Caller(p): Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let doc = cairn_retrieve::visible_document(s.catalog.as_ref(), &id, &s.principal).await?;
-    let seq = s.store.delete_document(&doc.id).await?;
-    Ok(Json(json!({ "deleted": doc.id, "seq": seq })))
+) -> Result<Response, ApiError> {
+    Ok(Json(s.service.delete(&p, &id).await?).into_response())
 }
 
-/// Reads a document again: its file, when it came from a path on the server (`cairn ingest`,
-/// `cairn reindex`), or the original kept when it was uploaded. A changed file, ACL or
-/// chunker setting gives a new version; otherwise nothing changes.
+/// Reads a document again: its file, when it came from a path on the server, or the
+/// original kept when it was uploaded. A changed file, ACL or chunker setting gives a
+/// new version; otherwise nothing changes.
 async fn reindex_document(
     State(s): State<AppState>,
+    Caller(p): Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let doc = cairn_retrieve::visible_document(s.catalog.as_ref(), &id, &s.principal).await?;
-    let path = std::path::Path::new(&doc.source);
-    let outcome = if path.is_absolute() {
-        s.ingestor.ingest_path(path, &doc.acl).await?
-    } else {
-        let Some(bytes) = s.store.original(&doc.id).await? else {
-            return Err(ApiError::user(format!(
-                "{} was uploaded before cairn kept originals, so there is nothing to read again; upload it again instead",
-                doc.source
-            )));
-        };
-        s.ingestor
-            .ingest_bytes(&bytes, &doc.source, &doc.acl)
-            .await?
-    };
-    Ok(Json(json!({ "document": outcome })))
+) -> Result<Response, ApiError> {
+    Ok(Json(s.service.reingest(&p, &id).await?).into_response())
 }
 
-/// The body of `POST /v1/admin/reindex`: what `cairn reindex` takes on its command line.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReindexRequest {
-    /// Absolute paths on the server's machine.
-    sources: Vec<std::path::PathBuf>,
-    #[serde(default)]
-    include: Vec<String>,
-    #[serde(default)]
-    exclude: Vec<String>,
-    #[serde(default)]
-    dry_run: bool,
-    /// ACL groups of the documents added or updated.
-    #[serde(default)]
-    groups: Vec<String>,
-}
-
-/// Runs `cairn reindex` inside the server (which holds the data dir), for the command
-/// when `cairn serve` is running. One run at a time: a second gets 409.
+/// Runs `cairn reindex` inside the server (which holds the data dir): for the command
+/// when `cairn serve` is running (it sends the data dir's token), or for an admin key on
+/// folders under `[ingest] roots`. One run at a time: a second gets 409.
 async fn admin_reindex(
     State(s): State<AppState>,
-    headers: axum::http::HeaderMap,
+    Caller(p): Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Some(admin) = &s.admin else {
-        return Err(not_found().await);
-    };
-    let shown = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !same_secret(shown.as_bytes(), admin.token.as_bytes()) {
-        let body = json!({ "error": {
-            "code": "unauthorized",
-            "message": "this route needs the admin token that cairn serve writes into its data dir (serve.json)",
-        }});
-        return Ok((StatusCode::UNAUTHORIZED, Json(body)).into_response());
-    }
     let req: ReindexRequest = parse_json(body)?;
-    if let Some(p) = req.sources.iter().find(|p| !p.is_absolute()) {
-        return Err(ApiError::user(format!(
-            "source {} is not an absolute path (paths are read on the server's machine)",
-            p.display()
-        )));
-    }
-    let walker = cairn_ingest::walk::Walker::new(&req.include, &req.exclude)?;
-    let Ok(_running) = admin.reindexing.try_lock() else {
-        return Err(ApiError(Error::new(
-            cairn_core::ErrorKind::Conflict,
-            "a re-index is already running in this server; try again when it has finished",
-        )));
-    };
-    let opts = cairn_ingest::reindex::ReindexOptions {
-        sources: req.sources,
-        walker,
-        acl: Acl {
-            tenant: s.principal.tenant.clone(),
-            groups: req.groups,
-        },
-        dry_run: req.dry_run,
-    };
-    let report = cairn_ingest::reindex::reindex(
-        &s.ingestor,
-        Arc::clone(&s.catalog),
-        Arc::clone(&s.store),
-        &opts,
-        &mut |_| {},
-    )
-    .await?;
+    let report = s.service.reindex(&p, req, &mut |_| {}).await?;
     Ok(Json(report).into_response())
 }
 
-/// Compares two secrets in time that depends only on their lengths.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+async fn create_key(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: CreateKeyRequest = parse_json(body)?;
+    let created = s.service.create_key(&p, req).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+async fn list_keys(State(s): State<AppState>, Caller(p): Caller) -> Result<Response, ApiError> {
+    Ok(Json(s.service.list_keys(&p, None).await?).into_response())
+}
+
+async fn revoke_key(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.service.revoke_key(&p, &id).await?).into_response())
+}
+
+async fn audit(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    req: Result<Query<AuditRequest>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(req) = req.map_err(query_error)?;
+    Ok(Json(s.service.audit(&p, &req).await?).into_response())
 }

@@ -19,6 +19,7 @@ const KEYS: &[&str] = &[
     "generate",
     "server",
     "auth",
+    "limits",
     "ingest",
     "audit",
     "tenant",

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// A principal may read a chunk when it belongs to the same tenant and either the chunk's
 /// `groups` is empty (readable by the whole tenant) or the two share a group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Acl {
     pub tenant: String,
     #[serde(default)]
@@ -30,7 +30,19 @@ pub struct Principal {
 }
 
 /// What a principal may do. Each role may do what the ones before it may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Search, ask, list, show and download what its groups may read.

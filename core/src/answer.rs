@@ -6,7 +6,7 @@ use crate::{ChunkId, DocId, Hit, SearchFilter, Span};
 use serde::{Deserialize, Serialize};
 
 /// A question as the API and CLI take it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AskRequest {
     pub question: String,
@@ -25,7 +25,7 @@ pub struct AskRequest {
 }
 
 /// One passage an answer cites: `[n]` in the answer text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Citation {
     /// The marker number, 1-based.
     pub n: usize,
@@ -41,7 +41,7 @@ pub struct Citation {
 }
 
 /// One sentence of an answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AnswerSentence {
     pub text: String,
     /// The `n` of each citation behind it.
@@ -69,7 +69,7 @@ fn supported_default() -> bool {
 }
 
 /// How an answer was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AnswerMode {
     /// The best sentences of the passages, quoted (no language model).
@@ -79,7 +79,7 @@ pub enum AnswerMode {
 }
 
 /// An answer with its evidence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Answer {
     /// The answer text with `[n]` markers, or the statement that the documents do not
     /// answer the question.

@@ -21,6 +21,7 @@ pub struct Config {
     pub generate: GenerateConfig,
     pub server: ServerConfig,
     pub auth: AuthConfig,
+    pub limits: LimitsConfig,
     pub ingest: IngestConfig,
     pub audit: AuditConfig,
     /// Tenant the CLI acts for (`--tenant`), and requests to a server run with `--no-auth`.
@@ -40,6 +41,7 @@ impl Default for Config {
             generate: GenerateConfig::default(),
             server: ServerConfig::default(),
             auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
             ingest: IngestConfig::default(),
             audit: AuditConfig::default(),
             tenant: DEFAULT_TENANT.to_string(),
@@ -262,6 +264,33 @@ impl Default for AuthConfig {
             groups_header: "X-Cairn-Groups".into(),
             role_header: "X-Cairn-Role".into(),
             secret_file: PathBuf::new(),
+        }
+    }
+}
+
+/// How much one caller may ask of the server (`[limits]`). The upload and body limit is
+/// `[server] max_body_bytes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests per second each key (each proxy user; all `--no-auth` requests together)
+    /// may make on average: a token bucket refilled at this rate. 0: no limit. Over it:
+    /// 429 with `Retry-After`.
+    pub requests_per_second: f64,
+    /// How many requests a key may make at once before the rate applies (the bucket's
+    /// size).
+    pub burst: u32,
+    /// A request that has not answered in this many seconds is cancelled with 503 and
+    /// `Retry-After` (streams count until their first byte). 0: no limit.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            requests_per_second: 20.0,
+            burst: 40,
+            request_timeout_secs: 120,
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::{Acl, ChunkId, DocId, Origin, Seq};
 use serde::{Deserialize, Serialize};
 
 /// A byte range `[start, end)` into a document's extracted text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Span {
     pub start: usize,
     pub end: usize,
@@ -28,7 +28,9 @@ impl Span {
 }
 
 /// The language a chunk is analysed in by the lexical index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
     #[default]
@@ -77,7 +79,7 @@ fn is_cjk(c: char) -> bool {
 }
 
 /// A stored document (one version of it: the current one).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Document {
     pub id: DocId,
     pub title: String,
@@ -126,7 +128,7 @@ pub struct NewDocument {
 }
 
 /// A stored chunk.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Chunk {
     pub id: ChunkId,
     pub doc_id: DocId,

@@ -13,7 +13,7 @@ use std::path::Path;
 pub const MAX_UPLOAD_NAME_BYTES: usize = 255;
 
 /// Where a document came from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "origin", content = "source", rename_all = "snake_case")]
 pub enum Origin {
     /// A file on the server's machine: its canonical absolute path.
@@ -23,7 +23,7 @@ pub enum Origin {
 }
 
 /// [`Origin`] without its string, as the catalog stores it in its own column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OriginKind {
     Path,

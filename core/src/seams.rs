@@ -46,7 +46,7 @@ pub trait Reranker: Send + Sync {
 }
 
 /// Who speaks a turn of a conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChatRole {
     System,
@@ -55,7 +55,7 @@ pub enum ChatRole {
 }
 
 /// One turn of a conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatTurn {
     pub role: ChatRole,
     pub content: String,

@@ -5,7 +5,7 @@ use crate::{ChunkId, DocId, Span};
 use serde::{Deserialize, Serialize};
 
 /// Which retrievers run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
     Bm25,
@@ -26,7 +26,7 @@ impl SearchMode {
 }
 
 /// How hybrid mode merges the ranked lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Fusion {
     /// Reciprocal rank fusion: sum of 1 / (k + rank).
@@ -37,7 +37,7 @@ pub enum Fusion {
 }
 
 /// Restricts a search to some documents. The caller's principal is applied on top.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchFilter {
     #[serde(default)]
@@ -47,7 +47,7 @@ pub struct SearchFilter {
 }
 
 /// A search request as the API and CLI take it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     pub query: String,
@@ -80,7 +80,7 @@ impl SearchRequest {
 }
 
 /// One retriever's view of a hit.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RetrieverScore {
     /// 1-based rank in that retriever's list.
     pub rank: usize,
@@ -88,7 +88,7 @@ pub struct RetrieverScore {
 }
 
 /// A passage that answers the query, with everything a citation needs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Hit {
     pub chunk_id: ChunkId,
     pub doc_id: DocId,
@@ -108,7 +108,7 @@ pub struct Hit {
 }
 
 /// Milliseconds spent per stage.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageTimes {
     pub embed: f64,
     pub bm25: f64,
@@ -119,7 +119,7 @@ pub struct StageTimes {
     pub rerank: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SearchResponse {
     pub results: Vec<Hit>,
     pub took_ms: f64,

@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// What happened to a document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IngestStatus {
     /// First version of this source for this tenant.
@@ -46,7 +46,7 @@ impl IngestStatus {
 }
 
 /// The result of ingesting one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IngestOutcome {
     pub doc_id: DocId,
     /// In JSON, `origin` and `source`.

@@ -46,7 +46,7 @@ pub struct ReindexOptions {
 }
 
 /// What happened (or, in a dry run, would happen) to one document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Added,
@@ -65,7 +65,7 @@ impl Action {
 }
 
 /// One change to the catalog.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Change {
     pub action: Action,
     pub source: String,
@@ -77,14 +77,14 @@ pub struct Change {
 }
 
 /// A file that could not be indexed, or a folder that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FailedFile {
     pub path: String,
     pub error: String,
 }
 
 /// A dry run's estimate of the work a real run would do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Estimate {
     /// Bytes of the files to add or update.
     pub bytes: u64,
@@ -99,7 +99,7 @@ pub struct Estimate {
 }
 
 /// The outcome of a run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReindexReport {
     pub added: usize,
     pub updated: usize,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// An error as a caller sees it: internal details stay in the server's log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorInfo {
     pub code: String,
     pub message: String,
@@ -45,24 +45,25 @@ pub struct UploadRequest {
 }
 
 /// A file of an upload that was not stored, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FailedUpload {
     pub file: String,
     pub error: ErrorInfo,
 }
 
 /// What an upload stored and what it refused.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UploadReport {
     pub documents: Vec<IngestOutcome>,
     pub failed: Vec<FailedUpload>,
 }
 
 /// `POST /v1/admin/reindex` and `cairn reindex`: what to bring in line with the files.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReindexRequest {
     /// Absolute paths on the server's machine.
+    #[schema(value_type = Vec<String>)]
     pub sources: Vec<PathBuf>,
     #[serde(default)]
     pub include: Vec<String>,
@@ -76,8 +77,9 @@ pub struct ReindexRequest {
 }
 
 /// `GET /v1/documents`, `cairn docs list`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListRequest {
     #[serde(default)]
     pub source_prefix: Option<String>,
@@ -85,33 +87,33 @@ pub struct ListRequest {
     pub limit: Option<usize>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DocumentList {
     pub documents: Vec<Document>,
 }
 
 /// `GET /v1/documents/{id}`, `cairn docs show`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DocumentDetail {
     pub document: Document,
     pub chunks: Vec<Chunk>,
 }
 
 /// `DELETE /v1/documents/{id}`, `cairn docs delete`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deleted {
     pub deleted: DocId,
     pub seq: Seq,
 }
 
 /// `POST /v1/documents/{id}/reindex`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reingested {
     pub document: IngestOutcome,
 }
 
 /// `GET /healthz`: counts of what the caller may read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     pub status: String,
     /// Documents the caller may read (absent without a key).
@@ -121,7 +123,7 @@ pub struct Health {
 }
 
 /// `POST /v1/admin/keys`, `cairn keys create`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// What the key is for ("nightly-cron"); shown in lists.
@@ -140,26 +142,27 @@ pub struct CreateKeyRequest {
 }
 
 /// A new key: the secret `key` is in this answer only.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedKey {
     pub key: String,
     #[serde(flatten)]
     pub info: ApiKey,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyList {
     pub keys: Vec<ApiKey>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Revoked {
     pub revoked: String,
 }
 
 /// `GET /v1/admin/audit`, `cairn audit`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditRequest {
     /// Only lines at or after this time (Unix milliseconds).
     #[serde(default)]
@@ -175,7 +178,7 @@ pub struct AuditRequest {
     pub tenant: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditLines {
     pub lines: Vec<cairn_core::AuditEntry>,
 }

@@ -6,6 +6,7 @@ use crate::app::App;
 use crate::handoff;
 use anyhow::Context;
 use cairn_core::{Actor, Config, Principal, Role};
+use cairn_web::limits::RateLimit;
 use cairn_web::{AppState, Auth, Proxy};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -113,6 +114,11 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
             local_token: Some((info.token.as_str().into(), machine)),
             proxy,
         },
+        limits: RateLimit::new(
+            app.config.limits.requests_per_second,
+            app.config.limits.burst,
+        ),
+        request_timeout: Duration::from_secs(app.config.limits.request_timeout_secs),
         max_body_bytes: app.config.server.max_body_bytes,
     };
     tracing::info!(data_dir = %app.config.data_dir.display(), "serving");

@@ -504,3 +504,48 @@ fn no_auth_is_refused_beyond_loopback() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--no-auth is refused"), "{err}");
 }
+
+#[test]
+fn each_key_has_its_rate_and_oversized_headers_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_keyed(
+        &data,
+        &[
+            ("CAIRN_LIMITS__REQUESTS_PER_SECOND", "0.2"),
+            ("CAIRN_LIMITS__BURST", "2"),
+        ],
+    );
+    let a = make_key(&data, "default", "", "reader");
+    let b = make_key(&data, "default", "", "reader");
+    let list = |key: &str| {
+        let mut resp = http()
+            .get(&s.url("/v1/documents"))
+            .header("authorization", &bearer(key))
+            .call()
+            .unwrap();
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = resp.body_mut().read_to_string().unwrap();
+        (resp.status().as_u16(), retry, body)
+    };
+    assert_eq!(list(&a).0, 200);
+    assert_eq!(list(&a).0, 200);
+    let (st, retry, body) = list(&a);
+    assert_eq!(st, 429, "{body}");
+    assert!(body.contains("rate_limited"), "{body}");
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=5).contains(&retry), "{retry}");
+    assert_eq!(list(&b).0, 200, "another key keeps its own rate");
+
+    // Headers past hyper's limit are refused before any handler runs.
+    let head = format!(
+        "GET /v1/documents HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\nx-padding: {}\r\n\r\n",
+        bearer(&b),
+        "p".repeat(512 * 1024)
+    );
+    let (st, _) = raw_request(&s, &head);
+    assert_eq!(st, 431);
+}

@@ -10,6 +10,7 @@ mod eval;
 mod generate;
 mod leak;
 mod models;
+mod openapi;
 mod pdf;
 mod reindex;
 mod rerank;

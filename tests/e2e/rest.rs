@@ -35,37 +35,6 @@ fn assert_error(status: u16, body: &Value, want: u16, code: &str) {
     );
 }
 
-/// Sends raw bytes and reads one response (the body is taken from its Content-Length).
-fn raw_request(s: &Server, head: &str) -> (u16, Value) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let addr = s.base.trim_start_matches("http://");
-    let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    conn.write_all(head.as_bytes()).unwrap();
-    let mut reader = BufReader::new(conn);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line).unwrap();
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut len = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if line.trim().is_empty() {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).unwrap();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
 #[test]
 fn rest_api_round_trip_and_bad_input() {
     let (_tmp, data) = ingested();

@@ -15,6 +15,7 @@ use crate::{ApiError, AppState};
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use cairn_core::{Actor, Error, Principal, Role};
 use std::sync::Arc;
 
@@ -140,24 +141,57 @@ impl Proxy {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
+/// Why a request got no caller: refused credentials, or over its rate.
+pub enum Refusal {
+    Refused(ApiError),
+    OverRate { retry_after: u64 },
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal::Refused(e)
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Refused(e) => e.into_response(),
+            Refusal::OverRate { retry_after } => crate::limits::too_many(retry_after),
+        }
+    }
+}
+
+fn within_rate(state: &AppState, p: &Principal) -> Result<(), Refusal> {
+    state
+        .limits
+        .check(p)
+        .map_err(|retry_after| Refusal::OverRate { retry_after })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refusal> {
         match state.auth.resolve(state, &parts.headers).await? {
-            Some(p) => Ok(Caller(p)),
-            None => Err(ApiError(Error::unauthenticated(NEEDS_KEY))),
+            Some(p) => {
+                within_rate(state, &p)?;
+                Ok(Caller(p))
+            }
+            None => Err(ApiError(Error::unauthenticated(NEEDS_KEY)).into()),
         }
     }
 }
 
 impl FromRequestParts<AppState> for MaybeCaller {
-    type Rejection = ApiError;
+    type Rejection = Refusal;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(MaybeCaller(
-            state.auth.resolve(state, &parts.headers).await?,
-        ))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refusal> {
+        let p = state.auth.resolve(state, &parts.headers).await?;
+        if let Some(p) = &p {
+            within_rate(state, p)?;
+        }
+        Ok(MaybeCaller(p))
     }
 }
 

@@ -28,6 +28,7 @@ use cairn_core::{Answer, AskRequest, ChatRole, ChatTurn, Error, GenerateRequest}
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::openapi::Refusals;
 use crate::{AbortOnDrop, ApiError, AppState, Caller, error_body, parse_json};
 
 /// The name of the knowledge-base model.
@@ -36,8 +37,9 @@ pub const RAG_MODEL: &str = "cairn";
 /// The most tokens a pass-through request may ask for.
 const MAX_TOKENS_LIMIT: usize = 4096;
 
-#[derive(Debug, Deserialize)]
-struct ChatRequest {
+/// An OpenAI-style chat completion request.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ChatRequest {
     #[serde(default)]
     model: String,
     messages: Vec<ChatTurn>,
@@ -52,14 +54,16 @@ struct ChatRequest {
     n: Option<usize>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
-enum Stop {
+pub enum Stop {
     One(String),
     Many(Vec<String>),
 }
 
-/// `GET /v1/models`.
+/// The models `/v1/chat/completions` serves.
+#[utoipa::path(get, path = "/v1/models", tag = "answers", security(("api_key" = [])),
+    responses((status = 200, description = "`{object: list, data: [{id, object, created, owned_by}]}`: `cairn` and the generator, if any", body = Object), Refusals))]
 pub async fn models(State(s): State<AppState>, Caller(p): Caller) -> Json<Value> {
     let created = now();
     let mut data =
@@ -72,7 +76,10 @@ pub async fn models(State(s): State<AppState>, Caller(p): Caller) -> Json<Value>
     Json(json!({"object": "list", "data": data}))
 }
 
-/// `POST /v1/chat/completions`.
+/// OpenAI-compatible chat: model `cairn` answers over the knowledge base, the generator's name talks to the language model.
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "answers", security(("api_key" = [])),
+    request_body = ChatRequest,
+    responses((status = 200, description = "an OpenAI `chat.completion` (model `cairn`: with the full answer in a `cairn` field), or `chat.completion.chunk` events with `stream`", body = Object), Refusals))]
 pub async fn completions(
     State(s): State<AppState>,
     Caller(p): Caller,

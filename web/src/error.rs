@@ -57,6 +57,12 @@ impl IntoResponse for ApiError {
             tracing::debug!(error = %e, "request rejected");
         }
         let mut resp = (status_of(e.kind), Json(error_body(&e))).into_response();
+        if e.kind == ErrorKind::Transient {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         if e.kind == ErrorKind::Unauthenticated {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

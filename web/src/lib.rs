@@ -10,6 +10,7 @@
 //! | method | path | does |
 //! |---|---|---|
 //! | GET | `/` | the upload-and-ask page (its assets under `/assets/`, built into the binary) |
+//! | GET | `/openapi.json` | this API as OpenAPI 3.1 ([`openapi`]); `/docs` shows it |
 //! | GET | `/healthz` | liveness and the catalog write every index reflects; with a key, the documents it may read |
 //! | POST | `/v1/search` | `{query, top_k?, mode?, filter?}` → `{results, took_ms, stages}` |
 //! | POST | `/v1/ask` | `{question, top_k?, rerank?, filter?, stream?}` → an answer with citations, or an abstention (SSE with `stream`) |
@@ -30,6 +31,8 @@
 pub mod auth;
 mod chat;
 mod error;
+pub mod limits;
+pub mod openapi;
 
 pub use auth::{Auth, Caller, MaybeCaller, Proxy};
 pub use error::{ApiError, error_body, status_of};
@@ -38,53 +41,114 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use axum::{Json, Router, body::Bytes};
-use cairn_core::{Error, Principal, SearchRequest};
+use cairn_core::{Answer, AskRequest, Error, Principal, SearchRequest, SearchResponse};
+use cairn_ingest::reindex::ReindexReport;
 use cairn_service::wire::{
-    AuditRequest, CreateKeyRequest, ListRequest, ReindexRequest, UploadFile, UploadRequest,
+    AuditLines, AuditRequest, CreateKeyRequest, CreatedKey, Deleted, DocumentDetail, DocumentList,
+    Health, KeyList, ListRequest, ReindexRequest, Reingested, Revoked, UploadFile, UploadReport,
+    UploadRequest,
 };
 use cairn_service::{AskEvent, Service};
+use openapi::{ErrorBody, Refusals, UploadForm};
 use serde_json::json;
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Everything a handler needs, shared.
 #[derive(Clone)]
 pub struct AppState {
     pub service: Service,
     pub auth: Auth,
+    pub limits: limits::RateLimit,
+    /// `[limits] request_timeout_secs` (zero: none).
+    pub request_timeout: std::time::Duration,
     pub max_body_bytes: usize,
 }
 
 /// The router with all routes and layers.
 pub fn router(state: AppState) -> Router {
+    let (router, api) = api_router().split_for_parts();
+    serve(router, api, state)
+}
+
+/// The routes and their description, one declaration each.
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(page))
+        .routes(routes!(asset))
+        .routes(routes!(healthz))
+        .routes(routes!(search))
+        .routes(routes!(ask))
+        .routes(routes!(chat::completions))
+        .routes(routes!(chat::models))
+        .routes(routes!(upload, list_documents))
+        .routes(routes!(get_document, delete_document))
+        .routes(routes!(original))
+        .routes(routes!(reindex_document))
+        .routes(routes!(admin_reindex))
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
+        .routes(routes!(audit))
+        .routes(routes!(openapi_json))
+        .routes(routes!(docs))
+}
+
+/// The OpenAPI description of every route (what `/openapi.json` serves).
+pub fn api() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+fn serve(router: Router<AppState>, api: utoipa::openapi::OpenApi, state: AppState) -> Router {
     let limit = state.max_body_bytes;
-    Router::new()
-        .route("/", get(page))
-        .route("/assets/{name}", get(asset))
-        .route("/healthz", get(healthz))
-        .route("/v1/search", post(search))
-        .route("/v1/ask", post(ask))
-        .route("/v1/chat/completions", post(chat::completions))
-        .route("/v1/models", get(chat::models))
-        .route("/v1/documents", post(upload).get(list_documents))
-        .route(
-            "/v1/documents/{id}",
-            get(get_document).delete(delete_document),
-        )
-        .route("/v1/documents/{id}/original", get(original))
-        .route("/v1/documents/{id}/reindex", post(reindex_document))
-        .route("/v1/admin/reindex", post(admin_reindex))
-        .route("/v1/admin/keys", post(create_key).get(list_keys))
-        .route("/v1/admin/keys/{id}", delete(revoke_key))
-        .route("/v1/admin/audit", get(audit))
+    let timeout = state.request_timeout;
+    let spec: Arc<str> = api
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        .into();
+    router
         .fallback(not_found)
+        .layer(axum::Extension(Spec(spec)))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             limit,
             reject_declared_oversize,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            timeout,
+            limits::time_limit,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The spec as JSON, made once.
+#[derive(Clone)]
+struct Spec(Arc<str>);
+
+/// This description of the API.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "this description (OpenAPI 3.1)", content_type = "application/json")))]
+async fn openapi_json(axum::Extension(Spec(spec)): axum::Extension<Spec>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        spec.to_string(),
+    )
+        .into_response()
+}
+
+/// A viewer of this description.
+#[utoipa::path(get, path = "/docs", tag = "meta", responses((status = 200, description = "a viewer of this description (HTML, built in)", content_type = "text/html")))]
+async fn docs() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../assets/docs.html"),
+    )
+        .into_response()
 }
 
 /// Answers 413 at once when the declared `Content-Length` is over the limit, before any of
@@ -129,6 +193,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The upload-and-ask page.
+#[utoipa::path(get, path = "/", tag = "meta", responses((status = 200, description = "the upload-and-ask page (HTML)", content_type = "text/html")))]
 async fn page() -> Response {
     (
         [
@@ -140,6 +206,9 @@ async fn page() -> Response {
         .into_response()
 }
 
+/// A file of the page (script, style).
+#[utoipa::path(get, path = "/assets/{name}", tag = "meta", params(("name" = String, Path, description = "app.js or app.css")),
+    responses((status = 200, description = "a file of the page"), (status = 404, body = ErrorBody)))]
 async fn asset(Path(name): Path<String>) -> Result<Response, ApiError> {
     let Some((_, mime, body)) = ASSETS.iter().find(|(n, _, _)| *n == name) else {
         return Err(ApiError(Error::not_found(format!("no asset {name}"))));
@@ -154,6 +223,9 @@ async fn asset(Path(name): Path<String>) -> Result<Response, ApiError> {
         .into_response())
 }
 
+/// Liveness, the catalog write every index reflects, and for a key the number of documents it may read.
+#[utoipa::path(get, path = "/healthz", tag = "meta", security((), ("api_key" = [])),
+    responses((status = 200, description = "liveness; with a key, how many documents it may read", body = Health), Refusals))]
 async fn healthz(
     State(s): State<AppState>,
     MaybeCaller(p): MaybeCaller,
@@ -179,6 +251,9 @@ fn parse_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::user(format!("malformed JSON request: {e}")))
 }
 
+/// Hybrid (or BM25, or dense) search within what the key may read.
+#[utoipa::path(post, path = "/v1/search", tag = "search", security(("api_key" = [])), request_body = SearchRequest,
+    responses((status = 200, description = "the passages, best first, each citing document, page and span", body = SearchResponse), Refusals))]
 async fn search(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -188,6 +263,9 @@ async fn search(
     Ok(Json(s.service.search(&p, &req).await?).into_response())
 }
 
+/// Answers a question from the passages the key may read, citing them.
+#[utoipa::path(post, path = "/v1/ask", tag = "answers", security(("api_key" = [])), request_body = AskRequest,
+    responses((status = 200, description = "an answer whose sentences cite their passages, or an abstention with the closest passages; with `stream`, Server-Sent Events `retrieval`, `token`, `citation`, `done` (this body) or `error`", body = Answer), Refusals))]
 async fn ask(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -273,6 +351,10 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Uploads one or more files (writer).
+#[utoipa::path(post, path = "/v1/documents", tag = "documents", security(("api_key" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses((status = 201, description = "what was stored, and the files refused with their reasons (400 when none was stored)", body = UploadReport), Refusals))]
 async fn upload(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -338,6 +420,9 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     }
 }
 
+/// The documents the key may read.
+#[utoipa::path(get, path = "/v1/documents", tag = "documents", security(("api_key" = [])), params(ListRequest),
+    responses((status = 200, description = "the documents the key may read", body = DocumentList), Refusals))]
 async fn list_documents(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -347,6 +432,9 @@ async fn list_documents(
     Ok(Json(s.service.list(&p, &req).await?).into_response())
 }
 
+/// A document and its chunks.
+#[utoipa::path(get, path = "/v1/documents/{id}", tag = "documents", security(("api_key" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "the document and its chunks", body = DocumentDetail), Refusals))]
 async fn get_document(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -357,6 +445,8 @@ async fn get_document(
 
 /// The original bytes of an uploaded document, as `application/octet-stream` with its
 /// name.
+#[utoipa::path(get, path = "/v1/documents/{id}/original", tag = "documents", security(("api_key" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "the uploaded file as it was sent", content_type = "application/octet-stream"), Refusals))]
 async fn original(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -396,6 +486,9 @@ async fn original(
         .into_response())
 }
 
+/// Deletes a document from the catalog and every index (writer).
+#[utoipa::path(delete, path = "/v1/documents/{id}", tag = "documents", security(("api_key" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "removed from the catalog and every index", body = Deleted), Refusals))]
 async fn delete_document(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -407,6 +500,8 @@ async fn delete_document(
 /// Reads a document again: its file, when it came from a path on the server, or the
 /// original kept when it was uploaded. A changed file, ACL or chunker setting gives a
 /// new version; otherwise nothing changes.
+#[utoipa::path(post, path = "/v1/documents/{id}/reindex", tag = "documents", security(("api_key" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "read again: `unchanged`, or a new version", body = Reingested), Refusals))]
 async fn reindex_document(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -418,6 +513,8 @@ async fn reindex_document(
 /// Runs `cairn reindex` inside the server (which holds the data dir): for the command
 /// when `cairn serve` is running (it sends the data dir's token), or for an admin key on
 /// folders under `[ingest] roots`. One run at a time: a second gets 409.
+#[utoipa::path(post, path = "/v1/admin/reindex", tag = "admin", security(("api_key" = [])), request_body = ReindexRequest,
+    responses((status = 200, description = "the re-index report", body = ReindexReport), (status = 409, description = "another re-index is running", body = ErrorBody), Refusals))]
 async fn admin_reindex(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -428,6 +525,9 @@ async fn admin_reindex(
     Ok(Json(report).into_response())
 }
 
+/// Makes an API key of the tenant (admin); the key is shown once.
+#[utoipa::path(post, path = "/v1/admin/keys", tag = "admin", security(("api_key" = [])), request_body = CreateKeyRequest,
+    responses((status = 201, description = "the new key; `key` is shown only here", body = CreatedKey), Refusals))]
 async fn create_key(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -438,10 +538,16 @@ async fn create_key(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+/// The tenant's API keys, without their secrets (admin).
+#[utoipa::path(get, path = "/v1/admin/keys", tag = "admin", security(("api_key" = [])),
+    responses((status = 200, description = "the tenant's keys, without secrets", body = KeyList), Refusals))]
 async fn list_keys(State(s): State<AppState>, Caller(p): Caller) -> Result<Response, ApiError> {
     Ok(Json(s.service.list_keys(&p, None).await?).into_response())
 }
 
+/// Revokes an API key of the tenant (admin).
+#[utoipa::path(delete, path = "/v1/admin/keys/{id}", tag = "admin", security(("api_key" = [])), params(("id" = String, Path, description = "the key's id: the 16 hex digits after `cairn_`")),
+    responses((status = 200, description = "revoked: it stops working at once", body = Revoked), Refusals))]
 async fn revoke_key(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -450,6 +556,9 @@ async fn revoke_key(
     Ok(Json(s.service.revoke_key(&p, &id).await?).into_response())
 }
 
+/// The tenant's audit log, newest first (admin).
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", security(("api_key" = [])), params(AuditRequest),
+    responses((status = 200, description = "audit lines of the tenant, newest first", body = AuditLines), Refusals))]
 async fn audit(
     State(s): State<AppState>,
     Caller(p): Caller,

@@ -176,6 +176,7 @@ impl App {
             answer: self.config.answer.clone(),
             audit_config: self.config.audit.clone(),
             roots: self.config.ingest.roots.clone(),
+            operator_tenant: self.config.tenant.clone(),
         }))
     }
 }

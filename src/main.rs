@@ -33,6 +33,15 @@ pub struct Cli {
     /// More log output (-v info, -vv debug); or set CAIRN_LOG / RUST_LOG
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log lines as text, or as one JSON object per line (for log collectors)
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -73,7 +82,13 @@ enum Command {
     ParseWorker(cmd::parse_worker::Args),
 }
 
-fn init_logging(verbose: u8) {
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "warn",
@@ -85,12 +100,21 @@ fn init_logging(verbose: u8) {
         .and_then(|v| EnvFilter::try_new(v).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    match format {
+        // One JSON object per line, with the fields of the spans it is in (the request id).
+        LogFormat::Json => fmt
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
         // colours only for a terminal: logs redirected to a file or a pipe stay plain text
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        LogFormat::Text => fmt
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }
 
 /// Exit codes: 0 ok, 1 failed (some files or an internal error), 2 bad input or usage,
@@ -130,6 +154,7 @@ fn main() -> ExitCode {
             } else {
                 0
             }),
+        cli.log_format,
     );
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

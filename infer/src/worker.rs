@@ -169,7 +169,10 @@ where
         }
         // Callers that gave up (dropped their future) need no work.
         batch.retain(|request| !request.reply.is_closed());
+        metrics::gauge!("cairn_embed_queue_depth").set(rx.len() as f64);
         if !batch.is_empty() {
+            metrics::histogram!("cairn_embed_batch_texts")
+                .record(batch.iter().map(|r| r.texts.len()).sum::<usize>() as f64);
             serve(&mut encode, batch);
         }
     }

@@ -173,6 +173,7 @@ impl Ingestor {
             && self.is_current(doc, &content_hash, acl)
         {
             tracing::debug!(source, doc_id = %doc.id, "unchanged, skipped");
+            metrics::counter!("cairn_ingest_documents_total", "status" => "unchanged").increment(1);
             return Ok(IngestOutcome {
                 doc_id: doc.id.clone(),
                 origin: origin.clone(),
@@ -247,6 +248,8 @@ impl Ingestor {
         };
         tracing::info!(source, doc_id = %doc.id, version = doc.version, chunks = chunk_count,
             truncated, ?status, "ingested");
+        metrics::counter!("cairn_ingest_documents_total", "status" => status.as_str()).increment(1);
+        metrics::counter!("cairn_ingest_chunks_total").increment(chunk_count as u64);
         Ok(IngestOutcome {
             doc_id: doc.id,
             origin: origin.clone(),

@@ -129,6 +129,11 @@ impl Retriever {
         self
     }
 
+    /// The loaded reranker's model id, if one is loaded.
+    pub fn reranker_name(&self) -> Option<&str> {
+        self.reranker.as_ref().map(|(_, r)| r.model_id())
+    }
+
     /// The reranker a request asks for, if it asks for one (or the default says so).
     fn reranker_for(&self, req: &SearchRequest) -> Result<Option<&Arc<dyn Reranker>>> {
         let wanted = req
@@ -179,6 +184,23 @@ impl Retriever {
     /// document is never half visible.
     pub fn visible_seq(&self) -> cairn_core::Seq {
         self.lexical.applied_seq().min(self.vectors.applied_seq())
+    }
+
+    /// Each derived index's name, live chunk count and the catalog write it has applied
+    /// (for metrics and readiness).
+    pub fn indexes(&self) -> Vec<(&'static str, usize, cairn_core::Seq)> {
+        [
+            self.lexical.as_ref() as &dyn cairn_core::DerivedIndex,
+            self.vectors.as_ref() as &dyn cairn_core::DerivedIndex,
+        ]
+        .iter()
+        .map(|i| (i.name(), i.live_count(), i.applied_seq()))
+        .collect()
+    }
+
+    /// The catalog's newest write.
+    pub async fn catalog_seq(&self) -> Result<cairn_core::Seq> {
+        self.catalog.last_seq().await
     }
 
     /// Resolves the request's filter into the document ids a search may touch

@@ -61,6 +61,8 @@ pub struct Parts {
     pub audit_config: AuditConfig,
     /// `[ingest] roots`.
     pub roots: Vec<PathBuf>,
+    /// The server's own tenant (`tenant`): its admins are the operators (metrics).
+    pub operator_tenant: String,
 }
 
 /// The facade. Cheap to clone.
@@ -76,6 +78,7 @@ struct Inner {
     hasher: KeyHasher,
     answer: AnswerConfig,
     paths: ServerPaths,
+    operator_tenant: String,
     auditor: Auditor,
     /// One folder re-index at a time.
     reindexing: tokio::sync::Mutex<()>,
@@ -93,6 +96,7 @@ impl Service {
             hasher: parts.hasher,
             answer: parts.answer,
             paths: ServerPaths::new(&parts.roots),
+            operator_tenant: parts.operator_tenant,
             auditor: Auditor::start(parts.audit, parts.audit_config),
             reindexing: tokio::sync::Mutex::new(()),
         }))
@@ -155,6 +159,9 @@ impl Service {
     /// Hybrid (or BM25, or dense) search within what `p` may read.
     pub async fn search(&self, p: &Principal, req: &SearchRequest) -> Result<SearchResponse> {
         let result = self.0.retriever.search(req, p).await;
+        if let Ok(r) = &result {
+            record_stages(&r.stages, r.took_ms);
+        }
         let mut line = self.0.auditor.entry(p, "search");
         line.query = self.0.auditor.query_text(&req.query);
         self.read_line(line, result.as_ref().map(|r| r.results.len()));
@@ -187,6 +194,14 @@ impl Service {
         line.query = self.0.auditor.query_text(&req.question);
         self.read_line(line, result.as_ref().map(|a| a.citations.len()));
         let mut answer = result?;
+        metrics::histogram!("cairn_ask_seconds", "mode" => match answer.mode {
+            cairn_core::AnswerMode::Extractive => "extractive",
+            cairn_core::AnswerMode::Generated => "generated",
+        })
+        .record(answer.took_ms / 1000.0);
+        if answer.abstained {
+            metrics::counter!("cairn_ask_abstained_total").increment(1);
+        }
         present_hits(p, &mut answer.passages);
         if !shows_paths(p) {
             for c in &mut answer.citations {
@@ -256,6 +271,48 @@ impl Service {
         line.target = Some(id.to_string());
         self.read_line(line, Ok(usize::from(bytes.is_some())));
         Ok((present_document(p, doc), bytes))
+    }
+
+    /// `Forbidden` unless `p` operates the server: an admin of the operator's tenant, or a
+    /// command on the server's machine. Operators see figures across tenants (metrics).
+    pub fn require_operator(&self, p: &Principal) -> Result<()> {
+        require(p, Role::Admin, "reading the server's metrics")?;
+        if p.actor == Actor::Local || p.tenant == self.0.operator_tenant {
+            Ok(())
+        } else {
+            Err(Error::forbidden(
+                "the server's metrics are for admins of its own tenant (`tenant` in its configuration)",
+            ))
+        }
+    }
+
+    /// Whether the server can answer: every derived index has applied the catalog's newest
+    /// write. Also sets the index gauges for `/metrics`.
+    pub async fn readiness(&self) -> Result<Readiness> {
+        let catalog_seq = self.0.retriever.catalog_seq().await?;
+        let mut indexes = Vec::new();
+        for (name, live, applied) in self.0.retriever.indexes() {
+            metrics::gauge!("cairn_index_live_chunks", "index" => name).set(live as f64);
+            metrics::gauge!("cairn_index_applied_seq", "index" => name).set(applied.0 as f64);
+            indexes.push(IndexState {
+                name: name.to_string(),
+                live_chunks: live,
+                applied_seq: applied,
+                caught_up: applied >= catalog_seq,
+            });
+        }
+        metrics::gauge!("cairn_catalog_seq").set(catalog_seq.0 as f64);
+        Ok(Readiness {
+            ready: indexes.iter().all(|i| i.caught_up),
+            catalog_seq,
+            indexes,
+            reranker: self.0.retriever.reranker_name().map(str::to_string),
+            generator: self
+                .0
+                .retriever
+                .generator()
+                .map(|g| g.model_id().to_string()),
+        })
     }
 
     /// Liveness and, for a caller, the number of documents it may read.
@@ -674,6 +731,21 @@ impl Service {
 
     async fn write_line(&self, line: cairn_core::AuditEntry) -> Result<()> {
         self.0.auditor.write(line).await
+    }
+}
+
+/// Milliseconds per search stage, into the stage histograms.
+fn record_stages(stages: &cairn_core::StageTimes, took_ms: f64) {
+    for (stage, ms) in [
+        ("embed", stages.embed),
+        ("bm25", stages.bm25),
+        ("dense", stages.dense),
+        ("fuse", stages.fuse),
+        ("hydrate", stages.hydrate),
+        ("rerank", stages.rerank),
+        ("total", took_ms),
+    ] {
+        metrics::histogram!("cairn_search_stage_seconds", "stage" => stage).record(ms / 1000.0);
     }
 }
 

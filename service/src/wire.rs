@@ -122,6 +122,27 @@ pub struct Health {
     pub visible_seq: Seq,
 }
 
+/// `GET /readyz`: whether every index has caught up with the catalog, and what is
+/// loaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    pub catalog_seq: Seq,
+    pub indexes: Vec<IndexState>,
+    /// The reranker searches may ask for, if one is loaded.
+    pub reranker: Option<String>,
+    /// The generator that writes answers (none: extractive answers).
+    pub generator: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IndexState {
+    pub name: String,
+    pub live_chunks: usize,
+    pub applied_seq: Seq,
+    pub caught_up: bool,
+}
+
 /// `POST /v1/admin/keys`, `cairn keys create`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

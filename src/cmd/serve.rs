@@ -54,6 +54,8 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(addr) = args.addr {
         config.server.addr = addr;
     }
+    // Metrics from the start: loading models and catching up indexes count too.
+    let _ = cairn_web::observe::recorder();
     let addr = config.server.addr.clone();
     if args.no_auth && !is_loopback(&addr)? {
         return Err(cairn_core::Error::user(format!(

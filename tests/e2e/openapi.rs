@@ -139,3 +139,94 @@ fn the_spec_is_valid_openapi_and_describes_exactly_what_is_served() {
         assert!(!html.contains(outside), "/docs refers to {outside}");
     }
 }
+
+#[test]
+fn operators_get_metrics_readiness_request_ids_and_json_logs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let corpus = tmp.path().join("corpus");
+    copy_corpus(&corpus);
+    ok(cairn(&data).arg("ingest").arg(&corpus));
+    let log = tmp.path().join("serve.log");
+    let s = Server::start_logged(&data, &[("CAIRN_LOG_FORMAT", "json")], &log);
+    let key = |tenant: &str, role: &str| {
+        let out = json(&ok(cairn(&data).args([
+            "--tenant", tenant, "keys", "create", "--role", role, "--json",
+        ])));
+        format!("Bearer {}", out["key"].as_str().unwrap())
+    };
+    let (admin, reader, other) = (
+        key("default", "admin"),
+        key("default", "reader"),
+        key("globex", "admin"),
+    );
+
+    let (st, ready) = send(http().get(&s.url("/readyz")).call());
+    assert_eq!(st, 200, "{ready}");
+    assert_eq!(ready["ready"], true, "{ready}");
+    assert!(
+        ready["indexes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["caught_up"] == true)
+    );
+
+    // A search, with the client's own request id, which comes back.
+    let mut resp = http()
+        .post(&s.url("/v1/search"))
+        .header("authorization", &reader)
+        .header("x-request-id", "trace-me-4711")
+        .send_json(serde_json::json!({"query": "printer error E1147"}))
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-request-id"], "trace-me-4711");
+    let _ = resp.body_mut().read_to_string();
+    // Every answer has one, errors too.
+    let resp = http().get(&s.url("/v1/documents")).call().unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["x-request-id"].len(), 36, "a fresh UUID");
+
+    for (k, want) in [(&reader, 403), (&other, 403)] {
+        let (st, b) = send(
+            http()
+                .get(&s.url("/metrics"))
+                .header("authorization", k)
+                .call(),
+        );
+        assert_eq!(st, want, "{b}");
+    }
+    let mut resp = http()
+        .get(&s.url("/metrics"))
+        .header("authorization", &admin)
+        .call()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.body_mut().read_to_string().unwrap();
+    for needle in [
+        "cairn_http_requests_total{route=\"/v1/search\",method=\"POST\",status=\"200\"} 1",
+        "cairn_http_request_duration_seconds_bucket{route=\"/v1/search\"",
+        "cairn_search_stage_seconds_bucket{stage=\"embed\"",
+        "cairn_index_live_chunks{index=\"lexical\"}",
+        "cairn_index_live_chunks{index=\"vector\"}",
+        "cairn_embed_batch_texts",
+        "cairn_catalog_seq",
+    ] {
+        assert!(text.contains(needle), "no {needle} in\n{text}");
+    }
+    assert!(!text.contains("E1147"), "metrics carry no query text");
+
+    // JSON log lines, the request's id in their span.
+    drop(s);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = logged
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(!lines.is_empty(), "{logged}");
+    assert!(
+        lines.iter().any(|l| l["span"]["id"] == "trace-me-4711"),
+        "no log line carries the request id:\n{logged}"
+    );
+}

@@ -132,11 +132,23 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Server {
+        Server::spawn(data_dir, args, extra_env, Stdio::inherit())
+    }
+
+    /// `cairn serve` with keys required, its log (stderr) written to `log`, at info level.
+    pub fn start_logged(data_dir: &Path, extra_env: &[(&str, &str)], log: &Path) -> Server {
+        let file = std::fs::File::create(log).unwrap();
+        let mut env = extra_env.to_vec();
+        env.push(("CAIRN_LOG", "info"));
+        Server::spawn(data_dir, &[], &env, Stdio::from(file))
+    }
+
+    fn spawn(data_dir: &Path, args: &[&str], extra_env: &[(&str, &str)], stderr: Stdio) -> Server {
         let mut cmd = cairn(data_dir);
         cmd.args(["serve", "--addr", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in extra_env {
             cmd.env(k, v);
         }

@@ -11,6 +11,8 @@
 //! |---|---|---|
 //! | GET | `/` | the upload-and-ask page (its assets under `/assets/`, built into the binary) |
 //! | GET | `/openapi.json` | this API as OpenAPI 3.1 ([`openapi`]); `/docs` shows it |
+//! | GET | `/readyz` | 200 when every index has caught up with the catalog, else 503 |
+//! | GET | `/metrics` | Prometheus metrics (an admin key of the operator's tenant) |
 //! | GET | `/healthz` | liveness and the catalog write every index reflects; with a key, the documents it may read |
 //! | POST | `/v1/search` | `{query, top_k?, mode?, filter?}` → `{results, took_ms, stages}` |
 //! | POST | `/v1/ask` | `{question, top_k?, rerank?, filter?, stream?}` → an answer with citations, or an abstention (SSE with `stream`) |
@@ -32,6 +34,7 @@ pub mod auth;
 mod chat;
 mod error;
 pub mod limits;
+pub mod observe;
 pub mod openapi;
 
 pub use auth::{Auth, Caller, MaybeCaller, Proxy};
@@ -46,8 +49,8 @@ use cairn_core::{Answer, AskRequest, Error, Principal, SearchRequest, SearchResp
 use cairn_ingest::reindex::ReindexReport;
 use cairn_service::wire::{
     AuditLines, AuditRequest, CreateKeyRequest, CreatedKey, Deleted, DocumentDetail, DocumentList,
-    Health, KeyList, ListRequest, ReindexRequest, Reingested, Revoked, UploadFile, UploadReport,
-    UploadRequest,
+    Health, KeyList, ListRequest, Readiness, ReindexRequest, Reingested, Revoked, UploadFile,
+    UploadReport, UploadRequest,
 };
 use cairn_service::{AskEvent, Service};
 use openapi::{ErrorBody, Refusals, UploadForm};
@@ -80,6 +83,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(page))
         .routes(routes!(asset))
         .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
         .routes(routes!(search))
         .routes(routes!(ask))
         .routes(routes!(chat::completions))
@@ -109,6 +114,7 @@ fn serve(router: Router<AppState>, api: utoipa::openapi::OpenApi, state: AppStat
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
         .into();
     router
+        .route_layer(axum::middleware::from_fn(observe::track))
         .fallback(not_found)
         .layer(axum::Extension(Spec(spec)))
         .layer(DefaultBodyLimit::max(limit))
@@ -120,7 +126,24 @@ fn serve(router: Router<AppState>, api: utoipa::openapi::OpenApi, state: AppStat
             timeout,
             limits::time_limit,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<axum::body::Body>| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", id, method = %req.method(), path = req.uri().path())
+                },
+            )
+            // One access line per request: status and latency, in the request's span.
+            .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
         .with_state(state)
 }
 
@@ -234,6 +257,38 @@ async fn healthz(
     let mut body = json!(health);
     body["max_upload_bytes"] = json!(s.max_body_bytes);
     Ok(Json(body).into_response())
+}
+
+/// Ready when every index has applied the catalog's newest write (503 otherwise).
+#[utoipa::path(get, path = "/readyz", tag = "meta",
+    responses((status = 200, description = "ready: models loaded, every index caught up with the catalog", body = Readiness),
+        (status = 503, description = "not ready; the body says which index lags", body = Readiness)))]
+async fn readyz(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let r = s.service.readiness().await?;
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((status, Json(r)).into_response())
+}
+
+/// Prometheus metrics, for an admin key of the operator's tenant (`tenant` in the
+/// configuration) or a command on the server's machine.
+#[utoipa::path(get, path = "/metrics", tag = "meta", security(("api_key" = [])),
+    responses((status = 200, description = "Prometheus text format: requests and latency per route and search stage, model queues and batch sizes, index sizes, ingest counts", content_type = "text/plain"), Refusals))]
+async fn metrics(State(s): State<AppState>, Caller(p): Caller) -> Result<Response, ApiError> {
+    s.service.require_operator(&p)?;
+    s.service.readiness().await?;
+    let text = observe::recorder().map(|h| h.render()).unwrap_or_default();
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// Reads a JSON body with errors in words: too large → 413, malformed → 400.

@@ -316,9 +316,11 @@ impl Engine {
                 return Err(InferError::WorkerGone);
             }
             if queue.waiting.len() >= self.options.max_queue {
+                metrics::counter!("cairn_generate_refused_total").increment(1);
                 return Err(InferError::Busy(queue.waiting.len()));
             }
             queue.waiting.push_back(job);
+            metrics::gauge!("cairn_generate_queue_depth").set(queue.waiting.len() as f64);
         }
         self.shared.wake.notify_one();
         Ok(Generation { rx, cancelled })
@@ -427,6 +429,7 @@ impl Scheduler {
             if running.is_empty() {
                 continue;
             }
+            metrics::histogram!("cairn_generate_batch_sequences").record(running.len() as f64);
             if let Err(err) = self.step(&mut running) {
                 let message = format!("generation failed: {err}");
                 tracing::error!("{message}");

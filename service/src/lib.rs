@@ -154,6 +154,17 @@ impl Service {
         self.0.keys.any_live_key().await
     }
 
+    /// Who `p` acts as (`GET /v1/me`).
+    pub fn whoami(&self, p: &Principal) -> Me {
+        Me {
+            tenant: p.tenant.clone(),
+            groups: p.groups.clone(),
+            role: p.role,
+            actor: p.actor.label(),
+            sees_paths: shows_paths(p),
+        }
+    }
+
     // ---- reading -------------------------------------------------------------------------
 
     /// Hybrid (or BM25, or dense) search within what `p` may read.

@@ -122,6 +122,18 @@ pub struct Health {
     pub visible_seq: Seq,
 }
 
+/// `GET /v1/me`: who the key acts as.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Me {
+    pub tenant: String,
+    pub groups: Vec<String>,
+    pub role: Role,
+    /// `key:<id>`, `proxy:<user>`, `local` or `open`.
+    pub actor: String,
+    /// Whether this caller is shown where documents live on the server (admins).
+    pub sees_paths: bool,
+}
+
 /// `GET /readyz`: whether every index has caught up with the catalog, and what is
 /// loaded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -4,13 +4,16 @@
 // ingested from a path and one that was uploaded; ask a question whose answer is on page 3
 // of the PDF and click its citation; delete a document and see it gone; upload a broken file
 // and see its reason. Then, on a second server with the packaged language model, see a
-// written answer stream in and its unsupported sentences marked. Screenshots of each step go to $ARTIFACTS
-// (default tests/browser/artifacts).
+// written answer stream in and its unsupported sentences marked. Then, on a server that needs
+// keys: the page says in words that a key is missing, then that a bad one is refused; with a
+// reader's key it shows the library by file name (never the server's path) and no upload,
+// re-index or delete controls. Screenshots of each step go to $ARTIFACTS (default
+// tests/browser/artifacts).
 //
 //   node tests/browser/page.test.mjs PATH/TO/cairn      (CAIRN_MODELS_DIR set)
 
 import { chromium } from "playwright-core";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname, resolve } from "node:path";
@@ -41,10 +44,12 @@ writeFileSync(broken, "%PDF-1.4\nthis is not really a PDF\n");
 const config = join(scratch, "cairn.toml");
 writeFileSync(config, `[ingest]\nroots = [${JSON.stringify(files)}]\n`);
 
-/// Starts `cairn serve --no-auth` (with `env` added to its environment) and resolves with
-/// its base URL.
-function serve(env = {}) {
-  const child = spawn(cairn, ["--data-dir", join(scratch, "data"), "serve", "--addr", "127.0.0.1:0", "--no-auth"], {
+/// Starts `cairn serve` (`--no-auth` unless `keys`; with `env` added to its environment)
+/// and resolves with its base URL.
+function serve(env = {}, { keys = false, data = join(scratch, "data") } = {}) {
+  const args = ["--data-dir", data, "serve", "--addr", "127.0.0.1:0"];
+  if (!keys) args.push("--no-auth");
+  const child = spawn(cairn, args, {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, CAIRN_CONFIG: config, ...env },
   });
@@ -222,6 +227,52 @@ if (!failed) {
     console.error("browser test failed (generated answer):", e);
   } finally {
     await stop(writer);
+  }
+}
+
+// A server that needs keys, seen with none, a bad one, and a reader's.
+if (!failed) {
+  const data = join(scratch, "keyed");
+  const run = (args) => {
+    const r = spawnSync(cairn, ["--data-dir", data, ...args], { encoding: "utf8" });
+    assert.equal(r.status, 0, `cairn ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout;
+  };
+  run(["ingest", notes]);
+  const { child: keyed, base: kbase } = await serve({}, { keys: true, data });
+  try {
+    const reader = JSON.parse(run(["keys", "create", "--role", "reader", "--json"])).key;
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await page.goto(kbase + "/");
+    await page.locator("#key-status", { hasText: "This server needs an API key" }).waitFor();
+    assert.equal(await page.locator("#upload").isVisible(), false, "upload shown without a key");
+    await shot(page, "no-key");
+    await page.getByLabel("API key").fill("cairn_not_a_real_key");
+    await page.getByLabel("API key").press("Enter");
+    await page.getByLabel("API key").blur();
+    await page.locator("#key-status", { hasText: "The key was refused" }).waitFor();
+    assert.match(await page.locator("#key-status").innerText(), /malformed/);
+    await shot(page, "bad-key");
+    await page.getByLabel("API key").fill(reader);
+    await page.getByLabel("API key").blur();
+    await page.locator("#key-status", { hasText: "Acting as reader of default" }).waitFor();
+    await page.locator("#docs tr", { hasText: "Kiln notes" }).waitFor();
+    assert.equal(await page.locator("#upload").isVisible(), false, "readers get no upload");
+    assert.equal(await page.getByRole("button", { name: /^(re-index|delete) / }).count(), 0, "readers get no write controls");
+    await page.getByLabel("Search only").check();
+    await page.getByLabel("Question").fill("when is the kiln fired");
+    await page.getByRole("button", { name: "Ask", exact: true }).click();
+    await page.locator("#results button", { hasText: "Kiln notes" }).first().click();
+    await page.locator("#panel").waitFor({ state: "visible" });
+    assert.match(await page.locator("#panel-where").innerText(), /kiln-notes\.md/);
+    const shown = await page.locator("body").innerText();
+    assert.ok(!shown.includes(files), `a reader sees the server's path ${files}`);
+    await shot(page, "reader");
+  } catch (e) {
+    failed = true;
+    console.error("browser test failed (keys):", e);
+  } finally {
+    await stop(keyed);
   }
 }
 

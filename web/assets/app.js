@@ -24,9 +24,42 @@ async function api(path, init = {}) {
   } catch (e) {
     throw new Error("cannot reach the cairn server; is it running?");
   }
-  if (!resp.ok) throw new Error(await problem(resp));
+  if (!resp.ok) {
+    const err = new Error(await problem(resp));
+    err.status = resp.status;
+    throw err;
+  }
   return resp.json();
 }
+
+/// Who the key acts as (`/v1/me`), or null without a key the server accepts.
+let me = null;
+
+/// Asks the server who the key is, says it in words next to the key field, and shows the
+/// controls that key may use: readers get no upload, re-index or delete.
+async function whoami() {
+  const status = $("key-status");
+  const hasKey = !!sessionStorage.getItem(KEY);
+  try {
+    me = await api("/v1/me");
+    const groups = me.groups.length ? `, groups ${me.groups.join(", ")}` : "";
+    status.className = "hint";
+    status.textContent = `Acting as ${me.role} of ${me.tenant}${groups}.`;
+  } catch (err) {
+    me = null;
+    status.className = "error";
+    if (err.status === 401 && !hasKey) {
+      status.textContent = "This server needs an API key: paste one above (an admin makes keys with cairn keys create).";
+    } else if (err.status === 401) {
+      status.textContent = `The key was refused: ${err.message}`;
+    } else {
+      status.textContent = err.message;
+    }
+  }
+  $("upload").hidden = !(me && me.role !== "reader");
+}
+
+const mayWrite = () => me && me.role !== "reader";
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -267,8 +300,13 @@ function renderLibrary() {
   for (const d of rows) {
     const when = new Date(d.updated_at).toLocaleString();
     const actions = el("td", {});
-    actions.append(el("button", { class: "plain", type: "button", "aria-label": `re-index ${d.title}`, onclick: () => reindex(d) }, "Re-index"), " ");
-    actions.append(el("button", { class: "plain", type: "button", "aria-label": `delete ${d.title}`, onclick: () => remove(d) }, "Delete"));
+    // Writers re-index uploads; a file on the server's disk needs an admin.
+    if (mayWrite() && (d.origin === "upload" || me.role === "admin")) {
+      actions.append(el("button", { class: "plain", type: "button", "aria-label": `re-index ${d.title}`, onclick: () => reindex(d) }, "Re-index"), " ");
+    }
+    if (mayWrite()) {
+      actions.append(el("button", { class: "plain", type: "button", "aria-label": `delete ${d.title}`, onclick: () => remove(d) }, "Delete"));
+    }
     body.append(el("tr", {}, el("td", {}, d.title), el("td", {}, kind(d.mime)), el("td", {}, String(d.pages)),
       el("td", {}, String(d.chunk_count)), el("td", {}, when), el("td", { class: "state-ready" }, "ready"), actions));
   }
@@ -281,6 +319,13 @@ function libraryError(err) {
 }
 
 async function loadLibrary() {
+  if (!me) {
+    documents = [];
+    $("docs").replaceChildren();
+    $("library-status").className = "";
+    $("library-status").textContent = "";
+    return;
+  }
   try {
     documents = (await api("/v1/documents")).documents;
     renderLibrary();
@@ -318,17 +363,18 @@ $("filter").addEventListener("input", renderLibrary);
 // ---- start ---------------------------------------------------------------------------
 
 $("api-key").value = sessionStorage.getItem(KEY) || "";
-$("api-key").addEventListener("change", (e) => {
+$("api-key").addEventListener("change", async (e) => {
   const v = e.target.value.trim();
   if (v) sessionStorage.setItem(KEY, v); else sessionStorage.removeItem(KEY);
-  loadLibrary();
+  await whoami();
+  await loadLibrary();
 });
 $("key-form").addEventListener("submit", (e) => e.preventDefault());
 
 api("/healthz").then((h) => {
   if (h.max_upload_bytes) $("limit").textContent = `${Math.round(h.max_upload_bytes / (1024 * 1024))} MB`;
 }).catch(() => {});
-loadLibrary();
+whoami().then(loadLibrary);
 
 // A link can carry a question: /?q=...&search=1
 const params = new URLSearchParams(location.search);

@@ -14,6 +14,7 @@
 //! | GET | `/readyz` | 200 when every index has caught up with the catalog, else 503 |
 //! | GET | `/metrics` | Prometheus metrics (an admin key of the operator's tenant) |
 //! | GET | `/healthz` | liveness and the catalog write every index reflects; with a key, the documents it may read |
+//! | GET | `/v1/me` | the key's tenant, groups and role |
 //! | POST | `/v1/search` | `{query, top_k?, mode?, filter?}` → `{results, took_ms, stages}` |
 //! | POST | `/v1/ask` | `{question, top_k?, rerank?, filter?, stream?}` → an answer with citations, or an abstention (SSE with `stream`) |
 //! | POST | `/v1/chat/completions` | OpenAI-compatible: model `cairn` answers over the knowledge base, the generator's name talks to the LLM ([`chat`]) |
@@ -49,7 +50,7 @@ use cairn_core::{Answer, AskRequest, Error, Principal, SearchRequest, SearchResp
 use cairn_ingest::reindex::ReindexReport;
 use cairn_service::wire::{
     AuditLines, AuditRequest, CreateKeyRequest, CreatedKey, Deleted, DocumentDetail, DocumentList,
-    Health, KeyList, ListRequest, Readiness, ReindexRequest, Reingested, Revoked, UploadFile,
+    Health, KeyList, ListRequest, Me, Readiness, ReindexRequest, Reingested, Revoked, UploadFile,
     UploadReport, UploadRequest,
 };
 use cairn_service::{AskEvent, Service};
@@ -85,6 +86,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))
+        .routes(routes!(me))
         .routes(routes!(search))
         .routes(routes!(ask))
         .routes(routes!(chat::completions))
@@ -304,6 +306,13 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     })?;
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::user(format!("malformed JSON request: {e}")))
+}
+
+/// Who the key acts as: tenant, groups, role.
+#[utoipa::path(get, path = "/v1/me", tag = "meta", security(("api_key" = [])),
+    responses((status = 200, description = "the key's tenant, groups and role", body = Me), Refusals))]
+async fn me(State(s): State<AppState>, Caller(p): Caller) -> Json<Me> {
+    Json(s.service.whoami(&p))
 }
 
 /// Hybrid (or BM25, or dense) search within what the key may read.

@@ -23,6 +23,8 @@ pub struct App {
     pub store: Arc<Store>,
     pub retriever: Retriever,
     pub ingestor: Arc<Ingestor>,
+    /// The language model that writes answers, once loaded ([`App::load_generator`]).
+    pub generator: Option<Arc<dyn Generator>>,
 }
 
 /// Where the embedding model's folder is: a path as given, or a name under `models_dir`.
@@ -81,6 +83,7 @@ impl App {
             store,
             retriever,
             ingestor,
+            generator: None,
         })
     }
 
@@ -149,7 +152,7 @@ impl App {
             context = generator.context_tokens(),
             "generator ready"
         );
-        self.retriever = self.retriever.clone().with_generator(Some(generator), cfg);
+        self.generator = Some(generator);
         Ok(())
     }
 
@@ -174,6 +177,8 @@ impl App {
             audit,
             hasher,
             answer: self.config.answer.clone(),
+            generator: self.generator.clone(),
+            generate: self.config.generate.clone(),
             audit_config: self.config.audit.clone(),
             roots: self.config.ingest.roots.clone(),
             operator_tenant: self.config.tenant.clone(),

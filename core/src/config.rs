@@ -288,8 +288,8 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
-            requests_per_second: 20.0,
-            burst: 40,
+            requests_per_second: 100.0,
+            burst: 200,
             request_timeout_secs: 120,
         }
     }

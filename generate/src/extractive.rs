@@ -1,26 +1,18 @@
 //! The extractive answerer: quotes the sentences of the retrieved passages that best answer
-//! the question, each with its citation, or abstains.
+//! the question, each with its citation.
 //!
-//! Each sentence of the first `max_passages` passages is scored against the question by
-//! `0.75 * cosine(embedding) + 0.25 * term overlap` (the share of the question's words, or
-//! for Chinese its characters, that the sentence contains). The question and all sentences
-//! are embedded in one batch. When even the best sentence scores below `min_score`, the
-//! answer abstains: "the documents do not answer" with the closest passages. Otherwise the
-//! best sentences within `margin` of the best (at most `max_sentences`) are quoted in
-//! passage order, each citing its own exact span, so every claim is verbatim from a
-//! document and its support is 1.
-//!
-//! The answer also abstains when no passage as a whole comes close to the question: when the
-//! best dense-retriever score (embedding cosine) among the hits is below `min_dense`
-//! (`min_dense_cjk` for a question in CJK script). A sentence can share the question's words
-//! while its passage is about something else; on the judged set this check catches
-//! unanswerable questions the sentence score lets through (eval/debian/RESULTS.md). It is
-//! not made when the question names identifiers (words with letters and digits: "FIN-88R")
-//! and the passages read contain every one verbatim: embeddings place such codes poorly, and
-//! a passage that has them is about them.
+//! [`score`] scores each sentence of the first `max_passages` passages against the question
+//! by `0.75 * cosine(embedding) + 0.25 * term overlap` (the share of the question's words,
+//! or for Chinese its characters, that the sentence contains); the question's vector comes
+//! from the search that found the passages, so only the sentences are embedded, in one
+//! batch. [`quote`] then quotes the best sentences within `margin` of the best (at most
+//! `max_sentences`) in passage order, each citing its own exact span, so every claim is
+//! verbatim from a document and its support is 1. Whether to answer at all (the best
+//! sentence's score, how close the passages are) is not decided here but by the caller's
+//! gate (`cairn-service`); [`abstention`] is the answer it gives when it declines.
 
 use crate::sentences::sentences;
-use crate::terms::{identifiers, is_cjk, overlap, terms};
+use crate::terms::{is_cjk, overlap, terms};
 use cairn_core::config::AnswerConfig;
 use cairn_core::{Answer, AnswerMode, AnswerSentence, Citation, Embedder, Hit, Result, Span};
 
@@ -38,14 +30,22 @@ struct Candidate {
     score: f32,
 }
 
-/// Answers `question` from `hits` (best first) by quoting; see the module documentation.
-pub async fn extractive(
+/// The sentences of the passages read, scored against the question.
+pub struct Scored {
+    candidates: Vec<Candidate>,
+    /// The best sentence's score; `None` when the passages have no sentence to quote.
+    pub best: Option<f32>,
+}
+
+/// Scores the sentences of the first `max_passages` of `hits` against `question`, whose
+/// embedding is `question_vector`; see the module documentation.
+pub async fn score(
     question: &str,
-    hits: Vec<Hit>,
+    question_vector: &[f32],
+    hits: &[Hit],
     embedder: &dyn Embedder,
     cfg: &AnswerConfig,
-) -> Result<Answer> {
-    let started = std::time::Instant::now();
+) -> Result<Scored> {
     let read = hits.len().min(cfg.max_passages);
     let mut candidates = Vec::new();
     for (passage, hit) in hits[..read].iter().enumerate() {
@@ -62,54 +62,37 @@ pub async fn extractive(
         }
     }
     if candidates.is_empty() {
-        return Ok(abstain(hits, cfg, 0.0, started));
+        return Ok(Scored {
+            candidates,
+            best: None,
+        });
     }
-    let mut texts = vec![question.to_string()];
-    texts.extend(
-        candidates
-            .iter()
-            .map(|c| hits[c.passage].text[c.start..c.end].to_string()),
-    );
+    let texts: Vec<String> = candidates
+        .iter()
+        .map(|c| hits[c.passage].text[c.start..c.end].to_string())
+        .collect();
     let embedded = embedder.embed(texts).await?;
-    let q = &embedded.vectors[0];
     let terms = terms(question);
-    for (c, v) in candidates.iter_mut().zip(&embedded.vectors[1..]) {
-        let cosine: f32 = q.iter().zip(v).map(|(a, b)| a * b).sum();
+    for (c, v) in candidates.iter_mut().zip(&embedded.vectors) {
+        let cosine: f32 = question_vector.iter().zip(v).map(|(a, b)| a * b).sum();
         let overlap = overlap(&terms, &hits[c.passage].text[c.start..c.end]);
         c.score = 0.75 * cosine + 0.25 * overlap;
     }
-    let best = candidates
-        .iter()
-        .map(|c| c.score)
-        .fold(f32::NEG_INFINITY, f32::max);
-    if best < cfg.min_score {
-        return Ok(abstain(hits, cfg, best, started));
-    }
-    let floor = if is_cjk(question) {
-        cfg.min_dense_cjk
-    } else {
-        cfg.min_dense
+    let best = candidates.iter().map(|c| c.score).reduce(f32::max);
+    Ok(Scored { candidates, best })
+}
+
+/// Quotes the best scored sentences of `hits`; see the module documentation. Scored
+/// sentences of none: the abstention.
+pub fn quote(scored: Scored, hits: Vec<Hit>, cfg: &AnswerConfig) -> Answer {
+    let started = std::time::Instant::now();
+    let Scored {
+        mut candidates,
+        best,
+    } = scored;
+    let Some(best) = best else {
+        return abstention(hits, cfg, 0.0, None);
     };
-    let closest = hits
-        .iter()
-        .filter_map(|h| h.dense.map(|d| d.score))
-        .reduce(f32::max);
-    let ids = identifiers(question);
-    let identified = !ids.is_empty()
-        && ids.iter().all(|id| {
-            let id = id.to_lowercase();
-            hits[..read]
-                .iter()
-                .any(|h| h.text.to_lowercase().contains(&id))
-        });
-    if let Some(closest) = closest.filter(|&c| c < floor && !identified) {
-        let mut a = abstain(hits, cfg, best, started);
-        a.note = Some(format!(
-            "no passage is close enough to the question: the closest scores {closest:.2} \
-             (embedding cosine), below [answer] min_dense {floor:.2}"
-        ));
-        return Ok(a);
-    }
     candidates.retain(|c| c.score >= best - cfg.margin);
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
     candidates.truncate(cfg.max_sentences.max(1));
@@ -151,7 +134,7 @@ pub async fn extractive(
         }
     }
     let passages = used.iter().map(|&i| hits[i].clone()).collect();
-    Ok(Answer {
+    Answer {
         answer,
         sentences: sentences_out,
         citations,
@@ -165,21 +148,16 @@ pub async fn extractive(
         dropped_citations: 0,
         note: None,
         took_ms: started.elapsed().as_secs_f64() * 1000.0,
-    })
+    }
 }
 
-/// An abstention that shows the closest of `hits` (best first) and says why in its `note`.
-pub fn abstention(hits: Vec<Hit>, cfg: &AnswerConfig, note: String) -> Answer {
-    let mut a = abstain(hits, cfg, 0.0, std::time::Instant::now());
-    a.note = Some(note);
-    a
-}
-
-fn abstain(
+/// The answer that declines: says the documents do not answer, shows the closest
+/// `[answer] closest` of `hits` (best first), and says why in `note`.
+pub fn abstention(
     mut hits: Vec<Hit>,
     cfg: &AnswerConfig,
-    best: f32,
-    started: std::time::Instant,
+    confidence: f32,
+    note: Option<String>,
 ) -> Answer {
     hits.truncate(cfg.closest);
     Answer {
@@ -187,22 +165,22 @@ fn abstain(
         sentences: Vec::new(),
         citations: Vec::new(),
         grounding: 0.0,
-        confidence: best.max(0.0),
+        confidence: confidence.max(0.0),
         abstained: true,
         passages: hits,
         mode: AnswerMode::Extractive,
         model: None,
         unsupported: 0,
         dropped_citations: 0,
-        note: None,
-        took_ms: started.elapsed().as_secs_f64() * 1000.0,
+        note,
+        took_ms: 0.0,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_core::{ChunkId, DocId, RetrieverScore};
+    use cairn_core::{ChunkId, DocId};
 
     const TOPICS: crate::BagOfWords = crate::BagOfWords(&["coffee", "printer", "holiday", "badge"]);
 
@@ -223,6 +201,13 @@ mod tests {
         }
     }
 
+    /// Scores and quotes, the question embedded as a search would.
+    pub(crate) async fn extract(question: &str, hits: Vec<Hit>, cfg: &AnswerConfig) -> Answer {
+        let q = crate::test_vector(&TOPICS, question).await;
+        let scored = score(question, &q, &hits, &TOPICS, cfg).await.unwrap();
+        quote(scored, hits, cfg)
+    }
+
     #[tokio::test]
     async fn quotes_the_best_sentence_with_its_exact_span() {
         let doc = "Intro. The printer jams when the tray is open. Close the printer tray and \
@@ -236,14 +221,12 @@ mod tests {
             ),
             hit(2, offset, doc),
         ];
-        let a = extractive(
+        let a = extract(
             "how do I clear a printer jam",
             hits,
-            &TOPICS,
             &AnswerConfig::default(),
         )
-        .await
-        .unwrap();
+        .await;
         assert!(!a.abstained);
         assert!(!a.citations.is_empty() && a.citations.len() <= 3);
         let best = a
@@ -269,116 +252,48 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn abstains_when_nothing_is_close() {
-        let hits = vec![
-            hit(1, 0, "The coffee machine is on floor two."),
-            hit(2, 0, "Badges are printed by security."),
-            hit(3, 0, "Holiday requests go to HR."),
-            hit(4, 0, "The printer is in room 4."),
-        ];
-        let a = extractive(
-            "what is the airspeed of a swallow",
-            hits,
-            &TOPICS,
-            &AnswerConfig::default(),
-        )
-        .await
-        .unwrap();
-        assert!(a.abstained);
-        assert_eq!(a.answer, ABSTAIN_TEXT);
-        assert!(a.citations.is_empty());
-        assert_eq!(a.grounding, 0.0);
-        assert_eq!(a.passages.len(), 3, "the closest passages are shown");
-        let none = extractive("anything", Vec::new(), &TOPICS, &AnswerConfig::default())
+    async fn scores_say_how_close_the_best_sentence_is_and_nothing_quotable_is_an_abstention() {
+        let cfg = AnswerConfig::default();
+        let q = crate::test_vector(&TOPICS, "how do I clear a printer jam").await;
+        let on_topic = vec![hit(
+            1,
+            0,
+            "Close the printer tray to clear the printer jam.",
+        )];
+        let off_topic = vec![hit(2, 0, "The coffee machine is on floor two.")];
+        let near = score("how do I clear a printer jam", &q, &on_topic, &TOPICS, &cfg)
             .await
             .unwrap();
-        assert!(none.abstained && none.passages.is_empty());
-    }
-
-    #[tokio::test]
-    async fn abstains_when_no_passage_is_close_as_a_whole() {
-        let passages = [
-            "Close the printer tray and press resume to clear the printer jam.",
-            "The printer is in room 4.",
-        ];
-        let question = "how do I clear a printer jam";
-        let with_dense = |cosines: [f32; 2]| {
-            passages
-                .iter()
-                .zip(cosines)
-                .enumerate()
-                .map(|(i, (text, score))| Hit {
-                    dense: Some(RetrieverScore { rank: i + 1, score }),
-                    ..hit(i as i64 + 1, 0, text)
-                })
-                .collect::<Vec<_>>()
-        };
-        let answer = |question: &'static str, cosines, cfg: AnswerConfig| async move {
-            extractive(question, with_dense(cosines), &TOPICS, &cfg)
-                .await
-                .unwrap()
-        };
-        let cfg = AnswerConfig::default();
-        // The best sentence matches the question well either way.
-        let close = answer(question, [0.62, 0.30], cfg.clone()).await;
-        assert!(!close.abstained, "{:?}", close.note);
-        let far = answer(question, [0.41, 0.30], cfg.clone()).await;
-        assert!(far.abstained);
-        assert_eq!(far.answer, ABSTAIN_TEXT);
-        assert!(
-            far.confidence >= cfg.min_score,
-            "the sentence score is kept"
-        );
-        assert!(far.note.unwrap().contains("0.41"));
-        assert_eq!(far.passages.len(), 2);
-        // Off at 0.
-        let off = AnswerConfig {
-            min_dense: 0.0,
-            ..AnswerConfig::default()
-        };
-        assert!(!answer(question, [0.41, 0.30], off).await.abstained);
-        // Questions in CJK script have their own floor, off by default.
-        let cjk = "printer jam 卡纸";
-        assert!(!answer(cjk, [0.41, 0.30], cfg.clone()).await.abstained);
-        let higher = AnswerConfig {
-            min_dense_cjk: 0.6,
-            ..AnswerConfig::default()
-        };
-        assert!(
-            !answer(question, [0.55, 0.30], higher.clone())
-                .await
-                .abstained
-        );
-        let a = answer(cjk, [0.55, 0.30], higher).await;
-        assert!(a.abstained && a.note.unwrap().contains("0.60"));
-        // A question naming an identifier that the passages read contain is answered
-        // however far its embedding; one they do not contain is judged as before.
-        let room = "how do I clear a printer jam in room 4B";
-        assert!(answer(room, [0.41, 0.30], cfg.clone()).await.abstained);
-        let tray = "how do I clear a printer jam in tray T2";
-        let passages_t2 = passages.map(|p| p.replace("printer tray", "printer tray T2"));
-        let hits = with_dense([0.41, 0.30])
-            .into_iter()
-            .zip(&passages_t2)
-            .map(|(h, text)| Hit {
-                text: text.clone(),
-                ..h
-            })
-            .collect();
-        let a = extractive(tray, hits, &TOPICS, &cfg).await.unwrap();
-        assert!(!a.abstained, "{:?}", a.note);
-        // Hits without a dense score (bm25 mode) are not judged by it.
-        let a = extractive(
-            question,
-            with_dense([0.41, 0.30])
-                .into_iter()
-                .map(|h| Hit { dense: None, ..h })
-                .collect(),
+        let far = score(
+            "how do I clear a printer jam",
+            &q,
+            &off_topic,
             &TOPICS,
             &cfg,
         )
         .await
         .unwrap();
-        assert!(!a.abstained);
+        assert!(near.best.unwrap() > far.best.unwrap());
+        // Fragments of fewer than three words are not quotable.
+        let none = score("jam", &q, &[hit(3, 0, "Jam.")], &TOPICS, &cfg)
+            .await
+            .unwrap();
+        assert_eq!(none.best, None);
+        let a = quote(none, vec![hit(3, 0, "Jam.")], &cfg);
+        assert!(a.abstained && a.answer == ABSTAIN_TEXT && a.citations.is_empty());
+        let a = abstention(
+            (0..5)
+                .map(|i| hit(i, 0, "The printer is in room 4."))
+                .collect(),
+            &cfg,
+            0.3,
+            Some("why".into()),
+        );
+        assert_eq!(
+            a.passages.len(),
+            cfg.closest,
+            "the closest passages are shown"
+        );
+        assert_eq!((a.confidence, a.note.as_deref()), (0.3, Some("why")));
     }
 }

@@ -1,8 +1,8 @@
 //! Answers written by a language model from the numbered passages, then checked.
 //!
-//! 1. The extractive answerer scores the passages' sentences first: when none matches the
-//!    question well enough, the answer abstains without asking the model (no point in
-//!    generating from passages that do not answer).
+//! 1. Whether to answer at all is decided before (`cairn-service`'s gate, on the extractive
+//!    scores of the passages' sentences): the model is asked only about passages that
+//!    answer, and the extractive quotes of the same passages come along as the fallback.
 //! 2. The prompt numbers the passages `[1]`..`[n]`, best first, packed into the model's
 //!    context: what the answer may take (`max_tokens`), the instruction and the question are
 //!    reserved first, then passages go in whole while they fit, and the last one is cut.
@@ -16,7 +16,7 @@
 //!    `min_supported_share` of its sentences are supported, the generated text is replaced by
 //!    the extractive answer's quotes, and the answer's `note` says why.
 
-use crate::extractive::{ABSTAIN_TEXT, extractive};
+use crate::extractive::ABSTAIN_TEXT;
 use crate::sentences::{sentences, without_list_number};
 use crate::terms::{overlap, terms};
 use crate::verify::{cut_at, parse, verify};
@@ -94,11 +94,14 @@ pub fn build_prompt(
 }
 
 /// Answers `question` from `hits` (best first) with `generator`; see the module
-/// documentation. `on_text` receives the generated text as it comes.
+/// documentation. The caller has decided to answer; `quoted` is the extractive answer
+/// from the same passages, given when the model's is not supported. `on_text` receives the
+/// generated text as it comes.
 #[allow(clippy::too_many_arguments)]
 pub async fn generated(
     question: &str,
     hits: Vec<Hit>,
+    quoted: Answer,
     embedder: &dyn Embedder,
     generator: &dyn Generator,
     answer_cfg: &AnswerConfig,
@@ -106,10 +109,6 @@ pub async fn generated(
     on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
 ) -> Result<Answer> {
     let started = std::time::Instant::now();
-    let quoted = extractive(question, hits.clone(), embedder, answer_cfg).await?;
-    if quoted.abstained {
-        return Ok(quoted);
-    }
     let (user, used) = build_prompt(
         question,
         &hits,
@@ -553,9 +552,17 @@ mod tests {
     /// The answer to the printer question, and the text streamed while it was written.
     async fn answer_streamed(g: &Fixed, cfg: &GenerateConfig) -> (Answer, String) {
         let mut streamed = String::new();
+        let question = "how do I clear a printer jam";
+        let q = crate::test_vector(&TOPICS, question).await;
+        let answer_cfg = AnswerConfig::default();
+        let scored = crate::score(question, &q, &hits(), &TOPICS, &answer_cfg)
+            .await
+            .unwrap();
+        let quoted = crate::quote(scored, hits(), &answer_cfg);
         let a = generated(
-            "how do I clear a printer jam",
+            question,
             hits(),
+            quoted,
             &TOPICS,
             g,
             &AnswerConfig::default(),
@@ -810,24 +817,6 @@ mod tests {
         assert_eq!(a.answer, ABSTAIN_TEXT);
         assert!(a.citations.is_empty());
         assert!(!a.passages.is_empty(), "the closest passages are shown");
-    }
-
-    #[tokio::test]
-    async fn weak_retrieval_abstains_without_asking_the_model() {
-        let g = Fixed::new("Anything [1].");
-        let a = generated(
-            "what is the airspeed of a swallow",
-            vec![hit(1, 0, "The coffee machine is on floor two.")],
-            &TOPICS,
-            &g,
-            &AnswerConfig::default(),
-            &GenerateConfig::default(),
-            &mut |_| {},
-        )
-        .await
-        .expect("answer");
-        assert!(a.abstained);
-        assert!(g.prompts.lock().unwrap().is_empty(), "the model was asked");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! passage (document, page, byte span) behind it, and an honest abstention when the
 //! passages do not answer.
 //!
-//! - [`extractive`]: the answerer with no language model, which quotes the passages'
-//!   sentences that best answer the question, so every claim is verbatim from a document;
+//! - [`extractive`]: the answerer with no language model, which scores the passages'
+//!   sentences against the question and quotes the best, so every claim is verbatim from a
+//!   document;
 //! - [`generated`]: a language model ([`cairn_core::Generator`]: the local engine of
 //!   `cairn-infer`, or [`OpenAiGenerator`]) writes the answer from numbered passages;
 //! - [`verify`]: the `[n]` markers of generated text parsed and checked, each sentence scored
@@ -16,10 +17,21 @@ mod sentences;
 mod terms;
 pub mod verify;
 
-pub use extractive::{abstention, extractive};
+pub use extractive::{ABSTAIN_TEXT, Scored, abstention, quote, score};
 pub use generated::generated;
 pub use openai::OpenAiGenerator;
-pub use terms::{capitalised_names, latin_names, question_names};
+pub use terms::{capitalised_names, identifiers, is_cjk, latin_names, question_names};
+
+/// The embedding of one text (tests: the question as a search would have embedded it).
+#[cfg(test)]
+pub(crate) async fn test_vector(embedder: &dyn cairn_core::Embedder, text: &str) -> Vec<f32> {
+    embedder
+        .embed(vec![text.to_string()])
+        .await
+        .unwrap()
+        .vectors
+        .remove(0)
+}
 
 /// An embedder for unit tests: a text's vector counts a few vocabulary words, normalised,
 /// so texts on the same topic point the same way.

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-pub(crate) fn is_cjk(s: &str) -> bool {
+pub fn is_cjk(s: &str) -> bool {
     s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
 }
 
@@ -137,7 +137,7 @@ pub fn capitalised_names(question: &str) -> Vec<&str> {
 /// The identifiers in a text: words with both a letter and a digit ("FIN-88R", "POP3",
 /// "de_DE.UTF-8"), each once, in order. Embeddings place them poorly; a passage that has
 /// them verbatim is about them.
-pub(crate) fn identifiers(text: &str) -> Vec<&str> {
+pub fn identifiers(text: &str) -> Vec<&str> {
     let in_word = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '+');
     let mut out: Vec<&str> = Vec::new();
     for word in text.split(|c: char| !in_word(c)) {

@@ -13,18 +13,16 @@
 //! # Ok(()) }
 //! ```
 
-mod ask;
-pub use ask::AskEvent;
 mod error;
 pub mod fuse;
 
 pub use error::RetrieveError;
 
 use cairn_core::{
-    Candidate, Catalog, DocId, DocQuery, Embedder, Fusion, Generator, Hit, LexicalIndex, Principal,
-    Reranker, Result, RetrieverScore, Scope, SearchMode, SearchRequest, SearchResponse, StageTimes,
+    Candidate, Catalog, DocId, DocQuery, Embedder, Fusion, Hit, LexicalIndex, Principal, Reranker,
+    Result, RetrieverScore, Scope, SearchMode, SearchRequest, SearchResponse, StageTimes,
     VectorStore,
-    config::{GenerateConfig, RerankConfig, RetrieveConfig},
+    config::{RerankConfig, RetrieveConfig},
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,9 +55,6 @@ pub struct Retriever {
     /// The configured reranker (by its configured name) and the reranking policy.
     reranker: Option<(String, Arc<dyn Reranker>)>,
     rerank: RerankConfig,
-    /// The language model that writes answers; extractive answers without one.
-    generator: Option<Arc<dyn Generator>>,
-    generate: GenerateConfig,
 }
 
 fn ms(since: Instant) -> f64 {
@@ -84,31 +79,7 @@ impl Retriever {
             max_query_chars,
             reranker: None,
             rerank: RerankConfig::default(),
-            generator: None,
-            generate: GenerateConfig::default(),
         }
-    }
-
-    /// Adds the language model that writes answers (`None`: extractive answers) and its
-    /// settings.
-    pub fn with_generator(
-        mut self,
-        generator: Option<Arc<dyn Generator>>,
-        config: GenerateConfig,
-    ) -> Self {
-        self.generator = generator;
-        self.generate = config;
-        self
-    }
-
-    /// The settings of answer generation.
-    pub fn generate_config(&self) -> &GenerateConfig {
-        &self.generate
-    }
-
-    /// The language model that writes answers, if one is configured.
-    pub fn generator(&self) -> Option<&Arc<dyn Generator>> {
-        self.generator.as_ref()
     }
 
     /// The embedder that reads queries (and the chunks of the index).
@@ -255,6 +226,17 @@ impl Retriever {
         req: &SearchRequest,
         principal: &Principal,
     ) -> Result<SearchResponse> {
+        Ok(self.search_embedded(req, principal).await?.0)
+    }
+
+    /// [`Retriever::search`], also returning the query's embedding when the dense
+    /// retriever ran (hybrid and dense modes), so that answering does not embed the
+    /// question again.
+    pub async fn search_embedded(
+        &self,
+        req: &SearchRequest,
+        principal: &Principal,
+    ) -> Result<(SearchResponse, Option<Vec<f32>>)> {
         let started = Instant::now();
         let top_k = self.validate(req)?;
         let query = req.query.trim();
@@ -264,11 +246,12 @@ impl Retriever {
         let mut stages = StageTimes::default();
         let doc_ids = self.resolve_doc_ids(req, principal).await?;
         if doc_ids.as_ref().is_some_and(|ids| ids.is_empty()) {
-            return Ok(SearchResponse {
+            let empty = SearchResponse {
                 results: Vec::new(),
                 took_ms: ms(started),
                 stages,
-            });
+            };
+            return Ok((empty, None));
         }
         let scope = Scope {
             principal: principal.clone(),
@@ -294,7 +277,7 @@ impl Retriever {
         };
         let dense = async {
             if !want_dense {
-                return Ok::<_, cairn_core::Error>((Vec::new(), 0.0, 0.0));
+                return Ok::<_, cairn_core::Error>((Vec::new(), 0.0, 0.0, None));
             }
             let t = Instant::now();
             let embedded = self.embedder.embed(vec![query.to_string()]).await?;
@@ -309,11 +292,11 @@ impl Retriever {
             }
             let t = Instant::now();
             let hits = self.vectors.search(&vector, depth, &scope).await?;
-            Ok((hits, embed_ms, ms(t)))
+            Ok((hits, embed_ms, ms(t), Some(vector)))
         };
         let (bm25, dense) = tokio::join!(bm25, dense);
         let (bm25, bm25_ms) = bm25?;
-        let (dense, embed_ms, dense_ms) = dense?;
+        let (dense, embed_ms, dense_ms, query_vector) = dense?;
         stages.bm25 = bm25_ms;
         stages.embed = embed_ms;
         stages.dense = dense_ms;
@@ -363,11 +346,12 @@ impl Retriever {
             results.extend(rest.into_iter().take(room));
             stages.rerank = ms(t);
         }
-        Ok(SearchResponse {
+        let resp = SearchResponse {
             results,
             took_ms: ms(started),
             stages,
-        })
+        };
+        Ok((resp, query_vector))
     }
 
     /// Reads the fused chunks back from the catalog, in fused order. A chunk deleted since

@@ -23,21 +23,23 @@
 //! | keys, audit | admin of the tenant (the CLI on the machine: any tenant) |
 
 pub mod access;
+mod answer;
 pub mod audit;
+pub mod gate;
 pub mod keys;
 pub mod wire;
 
 use access::{ServerPaths, check_groups, require};
+pub use answer::AskEvent;
 use audit::Auditor;
 use cairn_core::config::{AnswerConfig, AuditConfig, GenerateConfig};
 use cairn_core::{
-    Acl, Actor, Answer, ApiKey, AskRequest, AuditLog, AuditQuery, Catalog, DocQuery, Document,
-    DocumentStore, Error, ErrorKind, Generator, Hit, KeyStore, Origin, Principal, Result, Role,
-    SearchRequest, SearchResponse,
+    Acl, Actor, ApiKey, AuditLog, AuditQuery, Catalog, DocQuery, Document, DocumentStore, Error,
+    ErrorKind, Generator, Hit, KeyStore, Origin, Principal, Result, Role, SearchRequest,
+    SearchResponse,
 };
 use cairn_ingest::Ingestor;
 use cairn_ingest::reindex::{Progress, ReindexOptions, ReindexReport};
-pub use cairn_retrieve::AskEvent;
 use cairn_retrieve::Retriever;
 use keys::KeyHasher;
 use std::path::PathBuf;
@@ -58,6 +60,10 @@ pub struct Parts {
     pub audit: Arc<dyn AuditLog>,
     pub hasher: KeyHasher,
     pub answer: AnswerConfig,
+    /// The language model that writes answers (`None`: extractive answers) and its
+    /// settings.
+    pub generator: Option<Arc<dyn Generator>>,
+    pub generate: GenerateConfig,
     pub audit_config: AuditConfig,
     /// `[ingest] roots`.
     pub roots: Vec<PathBuf>,
@@ -77,6 +83,8 @@ struct Inner {
     keys: Arc<dyn KeyStore>,
     hasher: KeyHasher,
     answer: AnswerConfig,
+    generator: Option<Arc<dyn Generator>>,
+    generate: GenerateConfig,
     paths: ServerPaths,
     operator_tenant: String,
     auditor: Auditor,
@@ -95,6 +103,8 @@ impl Service {
             keys: parts.keys,
             hasher: parts.hasher,
             answer: parts.answer,
+            generator: parts.generator,
+            generate: parts.generate,
             paths: ServerPaths::new(&parts.roots),
             operator_tenant: parts.operator_tenant,
             auditor: Auditor::start(parts.audit, parts.audit_config),
@@ -181,55 +191,14 @@ impl Service {
         Ok(resp)
     }
 
-    /// Answers a question from what `p` may read, telling `on_event` about each step.
-    pub async fn ask(
-        &self,
-        p: &Principal,
-        req: &AskRequest,
-        on_event: &mut (dyn FnMut(AskEvent<'_>) + Send),
-    ) -> Result<Answer> {
-        let mut forward = |e: AskEvent<'_>| match e {
-            AskEvent::Retrieved(hits) => {
-                let mut shown = hits.to_vec();
-                present_hits(p, &mut shown);
-                on_event(AskEvent::Retrieved(&shown));
-            }
-            other => on_event(other),
-        };
-        let result = self
-            .0
-            .retriever
-            .ask_with(req, p, &self.0.answer, &mut forward)
-            .await;
-        let mut line = self.0.auditor.entry(p, "ask");
-        line.query = self.0.auditor.query_text(&req.question);
-        self.read_line(line, result.as_ref().map(|a| a.citations.len()));
-        let mut answer = result?;
-        metrics::histogram!("cairn_ask_seconds", "mode" => match answer.mode {
-            cairn_core::AnswerMode::Extractive => "extractive",
-            cairn_core::AnswerMode::Generated => "generated",
-        })
-        .record(answer.took_ms / 1000.0);
-        if answer.abstained {
-            metrics::counter!("cairn_ask_abstained_total").increment(1);
-        }
-        present_hits(p, &mut answer.passages);
-        if !shows_paths(p) {
-            for c in &mut answer.citations {
-                c.source = file_name(&c.source);
-            }
-        }
-        Ok(answer)
-    }
-
     /// The language model that writes answers, for callers who may read (the
     /// OpenAI-compatible pass-through).
     pub fn generator(&self, _p: &Principal) -> Option<Arc<dyn Generator>> {
-        self.0.retriever.generator().cloned()
+        self.0.generator.clone()
     }
 
     pub fn generate_config(&self) -> &GenerateConfig {
-        self.0.retriever.generate_config()
+        &self.0.generate
     }
 
     /// The documents `p` may read.
@@ -318,11 +287,7 @@ impl Service {
             catalog_seq,
             indexes,
             reranker: self.0.retriever.reranker_name().map(str::to_string),
-            generator: self
-                .0
-                .retriever
-                .generator()
-                .map(|g| g.model_id().to_string()),
+            generator: self.0.generator.as_ref().map(|g| g.model_id().to_string()),
         })
     }
 
@@ -571,11 +536,12 @@ impl Service {
                 "a re-index is already running in this server; try again when it has finished",
             ));
         };
+        let tenant = self.admin_tenant(p, req.tenant.as_deref())?;
         let opts = ReindexOptions {
             sources,
             walker,
             acl: Acl {
-                tenant: p.tenant.clone(),
+                tenant,
                 groups: req.groups.clone(),
             },
             dry_run: req.dry_run,

@@ -74,6 +74,10 @@ pub struct ReindexRequest {
     /// ACL groups of the documents added or updated.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// The tenant whose documents these are; absent: the caller's. Only the CLI on the
+    /// server's machine (`cairn --tenant T reindex`) may name another.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// `GET /v1/documents`, `cairn docs list`.

@@ -101,7 +101,7 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
     // Before loading the model: when another process holds the data dir, hand the run to
     // it if it is a server, else fail at once (App::open takes the lock for the run).
     if let Some(server) = handoff::held_by_server(&config.data_dir)? {
-        return in_server(&server, groups, args).await;
+        return in_server(&server, &config.tenant, groups, args).await;
     }
     let app = App::open(config).await?;
     let mut sources = Vec::with_capacity(args.sources.len());
@@ -114,6 +114,7 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
         exclude: args.exclude,
         dry_run: args.dry_run,
         groups: groups.to_vec(),
+        tenant: None,
     };
     let bar = crate::output::progress_bar(0, "", false);
     let lines = !args.json;
@@ -171,7 +172,12 @@ fn finish(report: ReindexReport, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs the re-index inside the server that holds the data dir and prints its report.
-async fn in_server(server: &ServeInfo, groups: &[String], args: Args) -> anyhow::Result<ExitCode> {
+async fn in_server(
+    server: &ServeInfo,
+    tenant: &str,
+    groups: &[String],
+    args: Args,
+) -> anyhow::Result<ExitCode> {
     // The server reads the paths: make them absolute (a missing one is exit 4 here).
     let mut sources = Vec::with_capacity(args.sources.len());
     for s in &args.sources {
@@ -195,6 +201,7 @@ async fn in_server(server: &ServeInfo, groups: &[String], args: Args) -> anyhow:
         exclude: args.exclude,
         dry_run: args.dry_run,
         groups: groups.to_vec(),
+        tenant: Some(tenant.to_string()),
     };
     let server = server.clone();
     let report: ReindexReport =

@@ -549,3 +549,114 @@ fn each_key_has_its_rate_and_oversized_headers_are_refused() {
     let (st, _) = raw_request(&s, &head);
     assert_eq!(st, 431);
 }
+
+#[test]
+fn proxy_mode_takes_the_user_from_trusted_headers_and_expired_keys_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("hr.md"),
+        "# HR memo\n\nThe QZHR bonus pool opens in May.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("all.md"),
+        "# Notice\n\nThe QZHR canteen opens in May.\n",
+    )
+    .unwrap();
+    ok(cairn(&data)
+        .args(["--tenant", "acme", "--groups", "hr", "ingest"])
+        .arg(docs.join("hr.md")));
+    ok(cairn(&data)
+        .args(["--tenant", "acme", "ingest"])
+        .arg(docs.join("all.md")));
+    let s = Server::start_keyed(&data, &[("CAIRN_AUTH__TRUSTED_HEADER", "X-Forwarded-User")]);
+    let as_user = |headers: &[(&str, &str)]| {
+        let mut r = http().post(&s.url("/v1/search"));
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let (st, b) = send(r.send_json(json!({"query": "QZHR opens May", "mode": "bm25"})));
+        (st, sources(&b), b)
+    };
+    // No header: no caller.
+    assert_eq!(as_user(&[]).0, 401);
+    // The proxy's user, tenant and groups decide what is read.
+    let (st, seen, b) = as_user(&[
+        ("X-Forwarded-User", "ann"),
+        ("X-Cairn-Tenant", "acme"),
+        ("X-Cairn-Groups", "hr"),
+    ]);
+    assert_eq!(st, 200, "{b}");
+    let mut seen = seen;
+    seen.sort();
+    assert_eq!(seen, ["all.md", "hr.md"]);
+    let (_, seen, _) = as_user(&[("X-Forwarded-User", "bob"), ("X-Cairn-Tenant", "acme")]);
+    assert_eq!(seen, ["all.md"]);
+    let (_, seen, _) = as_user(&[
+        ("X-Forwarded-User", "eve"),
+        ("X-Cairn-Tenant", "globex"),
+        ("X-Cairn-Groups", "hr"),
+    ]);
+    assert!(seen.is_empty());
+    // A role the proxy names must exist; readers may not write.
+    let (st, _, b) = as_user(&[("X-Forwarded-User", "ann"), ("X-Cairn-Role", "root")]);
+    assert_eq!(st, 401, "{b}");
+    let (st, b) = upload_as(
+        &s,
+        &[("X-Forwarded-User", "ann"), ("X-Cairn-Tenant", "acme")],
+    );
+    assert_eq!(st, 403, "{b}");
+    let (st, b) = upload_as(
+        &s,
+        &[
+            ("X-Forwarded-User", "ann"),
+            ("X-Cairn-Tenant", "acme"),
+            ("X-Cairn-Role", "writer"),
+        ],
+    );
+    assert_eq!(st, 201, "{b}");
+    // A key still works beside the proxy, until it expires.
+    let made = json(&ok(cairn(&data).args([
+        "--tenant",
+        "acme",
+        "keys",
+        "create",
+        "--role",
+        "reader",
+        "--expires-in-days",
+        "1",
+        "--json",
+    ])));
+    let key = made["key"].as_str().unwrap().to_string();
+    let id = made["id"].as_str().unwrap().to_string();
+    assert!(made["expires_at"].as_i64().unwrap() > made["created_at"].as_i64().unwrap());
+    let (st, _) = search(&s, &key, "QZHR");
+    assert_eq!(st, 200);
+    // A day later (the catalog's clock moved back by a day and a second).
+    let catalog = data.join("catalog.sqlite");
+    let py = format!(
+        "import sqlite3; c = sqlite3.connect({:?}); c.execute(\"UPDATE api_keys SET expires_at = created_at - 1000 WHERE id = ?\", ({id:?},)); c.commit()",
+        catalog.display().to_string()
+    );
+    ok(std::process::Command::new("python3").args(["-c", &py]));
+    let (st, b) = search(&s, &key, "QZHR");
+    assert_eq!(st, 401, "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("expired"),
+        "{b}"
+    );
+}
+
+fn upload_as(s: &Server, headers: &[(&str, &str)]) -> (u16, Value) {
+    let (ctype, form) = multipart(&[("proxy.md", b"# Proxy\n\nWritten through the proxy.\n")]);
+    let mut r = http()
+        .post(&s.url("/v1/documents"))
+        .header("content-type", &ctype);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    send(r.send(&form[..]))
+}

@@ -447,5 +447,27 @@ fn while_cairn_serve_holds_the_data_dir_the_run_happens_inside_it() {
         (200, [0, 0, 0, 3, 0]),
         "{report}"
     );
+    // `--tenant` travels with the hand-off: the documents are that tenant's, not the
+    // server's own.
+    let acme_docs = tmp.path().join("acme");
+    write_notes(&acme_docs, 2);
+    let out = ok(cairn(&data)
+        .args(["--tenant", "acme", "reindex", "--json"])
+        .arg(&acme_docs));
+    assert_eq!(counts(&json(&out)), [2, 0, 0, 0, 0]);
+    let made = json(&ok(cairn(&data).args([
+        "--tenant", "acme", "keys", "create", "--role", "reader", "--json",
+    ])));
+    let (status, listed) = send(
+        http()
+            .get(&server.url("/v1/documents"))
+            .header(
+                "authorization",
+                &format!("Bearer {}", made["key"].as_str().unwrap()),
+            )
+            .call(),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(listed["documents"].as_array().unwrap().len(), 2, "{listed}");
     drop(server);
 }

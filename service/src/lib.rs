@@ -334,7 +334,7 @@ impl Service {
             }
             Err(e) => line.outcome = e.kind.as_str().to_string(),
         }
-        self.write_line(line).await?;
+        self.write_line(line).await;
         result
     }
 
@@ -422,7 +422,7 @@ impl Service {
         if let Err(e) = &result {
             line.outcome = e.kind.as_str().to_string();
         }
-        self.write_line(line).await?;
+        self.write_line(line).await;
         result
     }
 
@@ -436,7 +436,7 @@ impl Service {
         if let Err(e) = &result {
             line.outcome = e.kind.as_str().to_string();
         }
-        self.write_line(line).await?;
+        self.write_line(line).await;
         result.map(|mut r| {
             if !shows_paths(p) {
                 r.document.origin = shown_origin(&r.document.origin);
@@ -486,7 +486,7 @@ impl Service {
         if let Err(e) = &result {
             line.outcome = e.kind.as_str().to_string();
         }
-        self.write_line(line).await?;
+        self.write_line(line).await;
         result
     }
 
@@ -514,7 +514,7 @@ impl Service {
         if req.dry_run {
             line.action = "reindex.dry_run".into();
         }
-        self.write_line(line).await?;
+        self.write_line(line).await;
         result
     }
 
@@ -566,7 +566,7 @@ impl Service {
             Ok(k) => line.target = Some(k.info.id.clone()),
             Err(e) => line.outcome = e.kind.as_str().to_string(),
         }
-        self.write_line(line).await?;
+        self.write_line(line).await;
         result
     }
 
@@ -651,7 +651,7 @@ impl Service {
         if let Err(e) = &result {
             line.outcome = e.kind.as_str().to_string();
         }
-        self.write_line(line).await?;
+        self.write_line(line).await;
         result
     }
 
@@ -706,8 +706,14 @@ impl Service {
         self.0.auditor.read(line);
     }
 
-    async fn write_line(&self, line: cairn_core::AuditEntry) -> Result<()> {
-        self.0.auditor.write(line).await
+    /// Logs a write once it is done. A line that cannot be stored is an error in the
+    /// server log and a count in the metrics, not the caller's failure: the write it
+    /// describes has happened.
+    async fn write_line(&self, line: cairn_core::AuditEntry) {
+        if let Err(e) = self.0.auditor.write(line.clone()).await {
+            metrics::counter!("cairn_audit_lost_total").increment(1);
+            tracing::error!(error = %e, action = %line.action, actor = %line.actor, target = ?line.target, "an audit line could not be stored");
+        }
     }
 }
 

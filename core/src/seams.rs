@@ -29,8 +29,15 @@ pub trait Reranker: Send + Sync {
     async fn score(&self, query: &str, passages: Vec<String>) -> Result<Vec<f32>>;
     /// Scores search hits: by default [`Reranker::score`] over each hit's section headings
     /// on a line before its text. A reranker that reads something else of a hit (its
-    /// stored vectors) overrides this.
-    async fn score_hits(&self, query: &str, hits: &[Hit]) -> Result<Vec<f32>> {
+    /// stored vectors) overrides this. `query_vector` is the query's embedding when the
+    /// search made one (a reranker in the embedder's space need not embed it again).
+    async fn score_hits(
+        &self,
+        query: &str,
+        query_vector: Option<&[f32]>,
+        hits: &[Hit],
+    ) -> Result<Vec<f32>> {
+        let _ = query_vector;
         let passages = hits
             .iter()
             .map(|hit| {

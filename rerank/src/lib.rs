@@ -10,7 +10,8 @@
 //! # async fn demo(reranker: &dyn cairn_core::Reranker, hits: Vec<cairn_core::Hit>) -> cairn_core::Result<()> {
 //! use cairn_rerank::{Policy, rerank};
 //! let policy = Policy { min_score: Some(0.1), ..Policy::default() };
-//! let best = rerank(reranker, "how do I rotate the VPN key?", hits, 5, &policy).await?;
+//! // The query's vector, when the search embedded it, spares a second embedding.
+//! let best = rerank(reranker, "how do I rotate the VPN key?", None, hits, 5, &policy).await?;
 //! # Ok(()) }
 //! ```
 
@@ -43,6 +44,7 @@ pub struct Policy {
 pub async fn rerank(
     reranker: &dyn Reranker,
     query: &str,
+    query_vector: Option<&[f32]>,
     hits: Vec<Hit>,
     top_k: usize,
     policy: &Policy,
@@ -50,7 +52,7 @@ pub async fn rerank(
     if hits.is_empty() {
         return Ok(hits);
     }
-    let scores = reranker.score_hits(query, &hits).await?;
+    let scores = reranker.score_hits(query, query_vector, &hits).await?;
     if scores.len() != hits.len() {
         return Err(cairn_core::Error::internal(format!(
             "the reranker {} returned {} scores for {} passages",
@@ -192,9 +194,16 @@ mod tests {
             hit(1, "rotate the vpn key monthly"),
             hit(2, "vpn setup"),
         ];
-        let out = rerank(&Overlap, "rotate vpn key", hits, 10, &Policy::default())
-            .await
-            .unwrap();
+        let out = rerank(
+            &Overlap,
+            "rotate vpn key",
+            None,
+            hits,
+            10,
+            &Policy::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(ids(&out), [1, 2, 0]);
         assert_eq!(out[0].score, 3.0);
         assert_eq!(
@@ -306,6 +315,7 @@ mod tests {
         let err = rerank(
             &Short,
             "q",
+            None,
             vec![hit(0, "a"), hit(1, "b")],
             5,
             &Policy::default(),

@@ -44,10 +44,12 @@ impl SentenceReranker {
 
     /// Each passage's best cosine with `query`: over `stored[i]` (piece vectors one after
     /// another) where given, else over the pieces of `texts[i]`, which are embedded with
-    /// the query in one call. A passage with no piece scores 0.
+    /// the query in one call (the query only when its vector is not given). A passage
+    /// with no piece scores 0.
     async fn best(
         &self,
         query: &str,
+        query_vector: Option<&[f32]>,
         texts: &[&str],
         stored: &[Option<&[f32]>],
     ) -> Result<Vec<f32>> {
@@ -56,9 +58,15 @@ impl SentenceReranker {
             .zip(stored)
             .map(|(text, s)| s.is_none().then_some(*text))
             .collect();
-        let (query, fresh) =
-            embed_pieces(&*self.embedder, vec![query.to_string()], &missing).await?;
-        let query = query.first().map(Vec::as_slice).unwrap_or_default();
+        let given = query_vector.filter(|v| v.len() == self.embedder.dims());
+        let extra = match given {
+            Some(_) => Vec::new(),
+            None => vec![query.to_string()],
+        };
+        let (embedded_query, fresh) = embed_pieces(&*self.embedder, extra, &missing).await?;
+        let query = given
+            .or_else(|| embedded_query.first().map(Vec::as_slice))
+            .unwrap_or_default();
         tracing::debug!(
             passages = texts.len(),
             stored = stored.iter().filter(|s| s.is_some()).count(),
@@ -87,12 +95,18 @@ impl Reranker for SentenceReranker {
 
     async fn score(&self, query: &str, passages: Vec<String>) -> Result<Vec<f32>> {
         let texts: Vec<&str> = passages.iter().map(String::as_str).collect();
-        self.best(query, &texts, &vec![None; texts.len()]).await
+        self.best(query, None, &texts, &vec![None; texts.len()])
+            .await
     }
 
     /// Reads the hits' text (no headings), and their stored piece vectors where the catalog
     /// has them (of the embedder's length; anything else is embedded again).
-    async fn score_hits(&self, query: &str, hits: &[Hit]) -> Result<Vec<f32>> {
+    async fn score_hits(
+        &self,
+        query: &str,
+        query_vector: Option<&[f32]>,
+        hits: &[Hit],
+    ) -> Result<Vec<f32>> {
         let stored = match &self.catalog {
             Some(catalog) => {
                 let ids: Vec<_> = hits.iter().map(|h| h.chunk_id).collect();
@@ -111,7 +125,7 @@ impl Reranker for SentenceReranker {
             })
             .collect();
         let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
-        self.best(query, &texts, &flat).await
+        self.best(query, query_vector, &texts, &flat).await
     }
 }
 
@@ -197,7 +211,10 @@ mod tests {
         let stored_0 = [0.0, 0.0, 1.0, r, r, 0.0];
         let texts = ["disk disk", "vpn disk", "vpn key"];
         let stored = [Some(&stored_0[..]), None, None];
-        let scores = reranker.best("vpn key", &texts, &stored).await.unwrap();
+        let scores = reranker
+            .best("vpn key", None, &texts, &stored)
+            .await
+            .unwrap();
         assert!((scores[0] - 1.0).abs() < 1e-6, "{scores:?}");
         assert!((scores[1] - 0.5).abs() < 1e-6, "{scores:?}");
         assert!((scores[2] - 1.0).abs() < 1e-6, "{scores:?}");
@@ -205,6 +222,19 @@ mod tests {
             words.0.lock().unwrap().clone(),
             [["vpn key", "vpn disk", "vpn key"]],
             "only the query and the passages without stored vectors are embedded"
+        );
+        // Given the query's vector (from the search), the query is not embedded again.
+        words.0.lock().unwrap().clear();
+        let q = [r, r, 0.0];
+        let again = reranker
+            .best("vpn key", Some(&q[..]), &texts, &stored)
+            .await
+            .unwrap();
+        assert_eq!(again, scores);
+        assert_eq!(
+            words.0.lock().unwrap().clone(),
+            [["vpn disk", "vpn key"]],
+            "only the passages are embedded"
         );
     }
 }

@@ -341,7 +341,15 @@ impl Retriever {
             // The first `candidates` are reranked; any further ones (top_k above it) follow
             // in fused order.
             let rest = results.split_off(self.rerank.candidates.min(results.len()));
-            results = cairn_rerank::rerank(&**reranker, query, results, top_k, &policy).await?;
+            results = cairn_rerank::rerank(
+                &**reranker,
+                query,
+                query_vector.as_deref(),
+                results,
+                top_k,
+                &policy,
+            )
+            .await?;
             let room = top_k.saturating_sub(results.len());
             results.extend(rest.into_iter().take(room));
             stages.rerank = ms(t);

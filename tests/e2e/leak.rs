@@ -495,7 +495,50 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
                 let (st, b) = text(authed_get(http().get(&s.url("/v1/models")), key).call());
                 ("models", st, b, false)
             }
-            89..=92 => {
+            89 => {
+                // A key of another tenant cannot be revoked (404); making one needs admin.
+                let other = keys
+                    .iter()
+                    .filter(|o| k.is_none_or(|k| o.tenant != k.tenant))
+                    .collect::<Vec<_>>();
+                let victim = other.choose(&mut rng).unwrap();
+                let route = format!("/v1/admin/keys/{}", &victim.key[6..22]);
+                let (st, b) = text(authed_get(http().delete(&s.url(&route)), key).call());
+                assert_ne!(st, 200, "request {i}: revoked another tenant's key");
+                ("admin keys revoke", st, b, false)
+            }
+            90 => {
+                let req = json!({"role": "reader", "groups": [GROUPS.choose(&mut rng).unwrap()]});
+                let (st, b) =
+                    text(authed(http().post(&s.url("/v1/admin/keys")), key).send_json(&req));
+                assert_eq!(
+                    st == 201,
+                    k.is_some_and(|k| k.role == "admin"),
+                    "request {i}: key creation by {k:?}: {b}"
+                );
+                ("admin keys create", st, b, false)
+            }
+            91 => {
+                // Who the key is; readiness; metrics (other tenants' admins are no operators).
+                let path = ["/v1/me", "/readyz", "/metrics"][rng.random_range(0..3)];
+                let (st, b) = text(authed_get(http().get(&s.url(path)), key).call());
+                match (path, k) {
+                    ("/v1/me", Some(k)) => {
+                        let v: Value = serde_json::from_str(&b).unwrap();
+                        assert_eq!(
+                            (v["tenant"].as_str(), v["role"].as_str()),
+                            (Some(k.tenant.as_str()), Some(k.role.as_str()))
+                        );
+                    }
+                    ("/metrics", Some(_)) => {
+                        assert_eq!(st, 403, "request {i}: metrics to a tenant admin")
+                    }
+                    ("/readyz", _) => assert_eq!(st, 200),
+                    _ => {}
+                }
+                ("me, readyz, metrics", st, b, false)
+            }
+            92 => {
                 let (st, b) = text(authed_get(http().get(&s.url("/v1/admin/keys")), key).call());
                 if st == 200 {
                     assert!(
@@ -537,7 +580,7 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
                 ("admin reindex", st, b, false)
             }
         };
-        if k.is_none() && !matches!(what, "healthz") {
+        if k.is_none() && !matches!(what, "healthz" | "me, readyz, metrics") {
             assert_eq!(
                 status, 401,
                 "request {i}: {what} without a valid key: {body}"
@@ -579,5 +622,5 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
         leaks.join("\n\n")
     );
     // Every endpoint and mode was exercised.
-    assert_eq!(counts.len(), 19, "{counts:?}");
+    assert_eq!(counts.len(), 22, "{counts:?}");
 }

@@ -22,6 +22,7 @@ mod ids;
 mod origin;
 mod seams;
 mod search;
+pub mod sentences;
 mod text;
 
 pub use acl::{Acl, Actor, DEFAULT_TENANT, PUBLIC_GROUP, Principal, Role};

@@ -11,9 +11,9 @@
 //! sentence's score, how close the passages are) is not decided here but by the caller's
 //! gate (`cairn-service`); [`abstention`] is the answer it gives when it declines.
 
-use crate::sentences::sentences;
 use crate::terms::{is_cjk, overlap, terms};
 use cairn_core::config::AnswerConfig;
+use cairn_core::sentences::sentences;
 use cairn_core::{Answer, AnswerMode, AnswerSentence, Citation, Embedder, Hit, Result, Span};
 
 /// The text of an abstention.
@@ -248,6 +248,23 @@ mod tests {
             a.sentences
                 .iter()
                 .all(|s| s.support == 1.0 && s.citations.len() == 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn quotes_are_whole_sentences_across_the_line_breaks_of_a_pdf() {
+        let page = "Intro text here.\nA printer jam is caused by the absence of vertical\n\
+                    alignment in the printer tray. Coffee is served\nat noon.";
+        let a = extract(
+            "what causes a printer jam",
+            vec![hit(1, 0, page)],
+            &AnswerConfig::default(),
+        )
+        .await;
+        let quote = &a.citations[0].quote;
+        assert_eq!(
+            quote,
+            "A printer jam is caused by the absence of vertical\nalignment in the printer tray."
         );
     }
 

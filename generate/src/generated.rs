@@ -17,10 +17,10 @@
 //!    the extractive answer's quotes, and the answer's `note` says why.
 
 use crate::extractive::ABSTAIN_TEXT;
-use crate::sentences::{sentences, without_list_number};
 use crate::terms::{overlap, terms};
 use crate::verify::{cut_at, parse, verify};
 use cairn_core::config::{AnswerConfig, GenerateConfig};
+use cairn_core::sentences::{sentences, without_list_number};
 use cairn_core::{
     Answer, AnswerMode, AnswerSentence, ChatRole, ChatTurn, Citation, Embedder, GenerateRequest,
     Generator, Hit, Result, Span,

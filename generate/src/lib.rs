@@ -13,7 +13,6 @@
 pub mod extractive;
 pub mod generated;
 pub mod openai;
-mod sentences;
 mod terms;
 pub mod verify;
 

@@ -11,8 +11,8 @@
 //! markers is scored against every passage, and the best one becomes its citation when its
 //! support reaches that level. The answer's grounding is the mean support of its sentences.
 
-use crate::sentences::{marker, sentences, without_list_number};
 use crate::terms::{overlap, terms};
+use cairn_core::sentences::{marker, sentences, without_list_number};
 use cairn_core::{AnswerSentence, Embedder, Result};
 
 /// A generated answer read for its citations.

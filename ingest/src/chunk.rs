@@ -14,8 +14,8 @@
 //!   the next one (`overlap`).
 //!
 //! A block too big on its own is cut into pieces at the finest boundary needed:
-//! lines (code, lists, tables), then sentences (Unicode sentence boundaries plus the
-//! Chinese `。！？`), then whitespace, then Unicode word boundaries, then grapheme
+//! lines (code, lists, tables), then sentences (`cairn_core::sentences`, the splitter the
+//! answerer and the verifier use too), then whitespace, then Unicode word boundaries, then grapheme
 //! clusters, so every chunk fits unless a single grapheme cluster is already over the
 //! limit.
 //!
@@ -29,9 +29,9 @@ use cairn_core::{Lang, Span, TokenCounter};
 use unicode_segmentation::UnicodeSegmentation;
 
 /// Identifies the packing strategy; part of [`signature`].
-pub const PACK_VERSION: &str = "pack-v1";
+pub const PACK_VERSION: &str = "pack-v2";
 /// Identifies the semantic strategy; part of [`signature`].
-pub const SEMANTIC_VERSION: &str = "semantic-v1";
+pub const SEMANTIC_VERSION: &str = "semantic-v2";
 
 /// The chunker and the settings that change its output, as recorded with each document:
 /// a document whose recorded signature differs is re-chunked by the next re-index.
@@ -411,23 +411,16 @@ fn segments(text: &str, span: Span, level: Level) -> Vec<Span> {
         Level::Lines => std::iter::once(0)
             .chain(slice.match_indices('\n').map(|(i, _)| i + 1))
             .collect(),
-        Level::Sentences => {
-            let mut starts: Vec<usize> = slice
-                .split_sentence_bound_indices()
-                .map(|(i, _)| i)
-                .collect();
-            // Chinese full stops, exclamation and question marks end a sentence even
-            // where the Unicode rules see no break.
-            starts.extend(
-                slice
-                    .char_indices()
-                    .filter(|(_, c)| matches!(c, '。' | '！' | '？'))
-                    .map(|(i, c)| i + c.len_utf8()),
-            );
-            starts.sort_unstable();
-            starts.dedup();
-            starts
-        }
+        // The one sentence splitter (`cairn_core::sentences`): a soft line break inside a
+        // paragraph does not end a sentence.
+        Level::Sentences => std::iter::once(0)
+            .chain(
+                cairn_core::sentences::sentences(slice)
+                    .into_iter()
+                    .skip(1)
+                    .map(|(start, _)| start),
+            )
+            .collect(),
         Level::Spaces => std::iter::once(0)
             .chain(
                 slice
@@ -821,7 +814,7 @@ pub(crate) mod tests {
     fn signatures_change_with_every_setting() {
         let base = semantic_config(50, 200);
         let sig = signature(&base);
-        assert_eq!(sig, "semantic-v1 max=200 min=50 pct=50 overlap=0");
+        assert_eq!(sig, "semantic-v2 max=200 min=50 pct=50 overlap=0");
         let mut other = base.clone();
         other.overlap = 1;
         assert_ne!(signature(&other), sig);
@@ -830,7 +823,7 @@ pub(crate) mod tests {
         assert_ne!(signature(&other), sig);
         other = base.clone();
         other.strategy = ChunkStrategy::Pack;
-        assert_eq!(signature(&other), "pack-v1 max=200");
+        assert_eq!(signature(&other), "pack-v2 max=200");
     }
 
     #[test]

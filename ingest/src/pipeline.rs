@@ -643,7 +643,7 @@ mod tests {
         // the chunks in one call, their pieces in one more
         assert_eq!(embedder.calls.load(Ordering::SeqCst) - before, 2);
         let (doc, chunks) = store.docs.lock().unwrap().last().cloned().unwrap();
-        assert_eq!(doc.chunker, "pack-v1 max=100 pieces");
+        assert_eq!(doc.chunker, "pack-v2 max=100 pieces");
         assert_eq!(chunks.len(), 1);
         // three pieces of two dims each
         assert_eq!(cairn_core::pieces(&chunks[0].text).len(), 3);
@@ -659,7 +659,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out.status, IngestStatus::Added);
-        assert_eq!(store.docs.lock().unwrap()[0].0.chunker, "pack-v1 max=100");
+        assert_eq!(store.docs.lock().unwrap()[0].0.chunker, "pack-v2 max=100");
 
         // same bytes, semantic settings: a new version, cut by the semantic chunker,
         // which embeds the sentences first (one call) and then the chunks (one call)
@@ -677,7 +677,7 @@ mod tests {
         assert_eq!((out2.status, out2.version), (IngestStatus::Updated, 2));
         assert_eq!(embedder.calls.load(Ordering::SeqCst) - before, 2);
         let (doc, chunks) = store.docs.lock().unwrap().last().cloned().unwrap();
-        assert_eq!(doc.chunker, "semantic-v1 max=100 min=2 pct=90 overlap=0");
+        assert_eq!(doc.chunker, "semantic-v2 max=100 min=2 pct=90 overlap=0");
         for c in &chunks {
             assert_eq!(
                 c.text,

@@ -99,7 +99,7 @@ fn eval_scores_a_folder_set_and_writes_trec_runs() {
         report["index"]["chunker"]
             .as_str()
             .unwrap()
-            .starts_with("pack-v1")
+            .starts_with(cairn_ingest::chunk::PACK_VERSION)
     );
     check_bm25(&report);
     // hybrid adds dense candidates: every document is found, so recall@100 is complete

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use cairn_infer::llm::{LlmScorer, RerankPrompt, WeightFormat};
+use cairn_llm::{LlmScorer, RerankPrompt, WeightFormat};
 
 const SENTENCES: &[&str] = &[
     "The invoice must be approved by the finance team before the end of the month.",

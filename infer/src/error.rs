@@ -64,26 +64,9 @@ pub enum InferError {
     #[error("the embedding worker failed: {0}")]
     WorkerFailed(String),
 
-    /// The GGUF file of a decoder LM, or the folder that should hold one, is not there.
-    #[error("GGUF model {} not found: run scripts/install-models (or point at a .gguf file or a folder holding exactly one)", path.display())]
-    GgufMissing { path: PathBuf },
-
-    /// A GGUF file's metadata lacks a key the model needs or holds a value of the wrong type.
-    #[error("GGUF model {}: {message}", path.display())]
-    Gguf { path: PathBuf, message: String },
-
-    /// A chat template failed to parse or to render.
-    #[error("chat template: {0}")]
-    ChatTemplate(String),
-
-    /// Input to a forward pass is malformed: ragged lengths, unknown token ids, a sequence
-    /// longer than the model's context.
-    #[error("invalid model input: {0}")]
-    BadInput(String),
-
-    /// The generation queue is full: the caller should retry later.
-    #[error("the generator is busy ({0} requests waiting): try again shortly")]
-    Busy(usize),
+    /// The LLM engine failed (`cairn-llm`).
+    #[error(transparent)]
+    Llm(#[from] cairn_llm::LlmError),
 }
 
 /// Results inside this crate.
@@ -98,17 +81,13 @@ impl InferError {
             | InferError::Tokenizer { .. }
             | InferError::Unsupported { .. }
             | InferError::Weights { .. }
-            | InferError::InvalidSetting(_)
-            | InferError::GgufMissing { .. }
-            | InferError::Gguf { .. }
-            | InferError::ChatTemplate(_)
-            | InferError::BadInput(_) => ErrorKind::User,
+            | InferError::InvalidSetting(_) => ErrorKind::User,
             InferError::Encode(_) => ErrorKind::User,
             InferError::Io { .. }
             | InferError::Candle(_)
             | InferError::WorkerGone
             | InferError::WorkerFailed(_) => ErrorKind::Internal,
-            InferError::Busy(_) => ErrorKind::Transient,
+            InferError::Llm(e) => e.kind(),
         }
     }
 }
@@ -127,6 +106,7 @@ impl From<InferError> for cairn_core::Error {
             InferError::Candle(source) | InferError::Weights { source, .. } => {
                 cairn_core::Error::new(kind, message).with_source(source)
             }
+            InferError::Llm(e) => e.into(),
             _ => cairn_core::Error::new(kind, message),
         }
     }

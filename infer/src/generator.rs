@@ -9,7 +9,7 @@ use cairn_core::{ChatRole, GenerateRequest, Generated, Generator, TokenCounter};
 use candle_core::Device;
 
 use crate::error::InferError;
-use crate::llm::{ChatMessage, Engine, EngineOptions, Event, Role, SamplingParams, WeightFormat};
+use cairn_llm::{ChatMessage, Engine, EngineOptions, Event, Role, SamplingParams, WeightFormat};
 
 /// A GGUF model run by cairn's continuous-batching [`Engine`].
 #[derive(Debug, Clone)]

@@ -4,10 +4,9 @@
 //! `1_Pooling/config.json`), and runs it on its own thread behind a bounded queue
 //! ([`EmbedWorker`], which implements [`cairn_core::Embedder`]).
 //! [`CrossEncoder`] scores (query, passage) pairs with a BERT sequence-classification reranker.
-//! [`llm`] loads a GGUF decoder LM (llama, qwen2) with its tokenizer and chat template and
-//! scores prompts by P("yes") of the next token (LLM reranking), or generates text for many
-//! requests at once ([`llm::Engine`]; [`LocalGenerator`] puts it behind
-//! [`cairn_core::Generator`]).
+//! The GGUF decoder engine is its own crate, `cairn-llm`; here [`LlmReranker`] puts its
+//! P("yes") scoring behind the reranker seam and [`LocalGenerator`] its continuous-batching
+//! [`cairn_llm::Engine`] behind [`cairn_core::Generator`].
 //!
 //! This crate knows nothing about documents: it turns texts into vectors and text pairs into
 //! scores.
@@ -31,7 +30,6 @@ mod cross;
 mod device;
 mod error;
 mod generator;
-pub mod llm;
 mod rerank;
 mod worker;
 

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cross::CrossEncoder;
 use crate::error::{InferError, Result};
-use crate::llm::{LlmScorer, RerankPrompt, WeightFormat};
+use cairn_llm::{LlmScorer, RerankPrompt, WeightFormat};
 
 /// Scores (query, passage) pairs, synchronously, on the thread that owns the model.
 pub trait PairScorer: Send + 'static {
@@ -38,8 +38,9 @@ pub struct LlmReranker {
 
 impl PairScorer for LlmReranker {
     fn score(&mut self, query: &str, passages: &[String]) -> Result<Vec<f32>> {
-        self.scorer
-            .rerank(query, passages, &self.prompt, self.batch_size)
+        Ok(self
+            .scorer
+            .rerank(query, passages, &self.prompt, self.batch_size)?)
     }
 }
 

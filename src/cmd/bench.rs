@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use cairn_core::Config;
-use cairn_infer::llm::{ChatMessage, Engine, EngineOptions, Event, Role, SamplingParams};
+use cairn_llm::{ChatMessage, Engine, EngineOptions, Event, Role, SamplingParams};
 use serde::{Deserialize, Serialize};
 
 #[derive(clap::Subcommand, Debug)]
@@ -206,7 +206,7 @@ fn print_table(gguf: &Path, args: &Args, rows: &[Row]) {
 
 /// The GGUF file at `path`, or the one in the folder.
 fn gguf_file(path: &Path) -> Result<PathBuf> {
-    let gguf = cairn_infer::llm::GgufFile::open(path)
+    let gguf = cairn_llm::GgufFile::open(path)
         .with_context(|| format!("opening the model {}", path.display()))?;
     Ok(gguf.path().to_path_buf())
 }

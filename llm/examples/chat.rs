@@ -1,6 +1,6 @@
 //! Generates an answer to one user message with a GGUF model, streaming it to stdout.
 //!
-//! `cargo run --release -p cairn-infer --example chat -- MODEL_DIR "question" [SYSTEM_FILE]`
+//! `cargo run --release -p cairn-llm --example chat -- MODEL_DIR "question" [SYSTEM_FILE]`
 //!
 //! A question given as `@FILE` is read from that file. `WEIGHTS=f32`,
 //! `WEIGHTS=quantized` or `WEIGHTS=fast` (the default) picks how the weights are held, to
@@ -9,9 +9,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use cairn_infer::llm::{
-    ChatMessage, Engine, EngineOptions, Event, Role, SamplingParams, WeightFormat,
-};
+use cairn_llm::{ChatMessage, Engine, EngineOptions, Event, Role, SamplingParams, WeightFormat};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

@@ -33,12 +33,29 @@
 //! portable loop computes the same sums. The interleaved kernels give the portable loop's
 //! results bit for bit, with VNNI or without.
 
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
+mod avx2;
+mod portable;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
+mod vnni;
+
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use half::f16;
+use std::sync::OnceLock;
 
 use super::host::{Out, run_items};
-use crate::error::{InferError, Result};
+use crate::error::{LlmError, Result};
 
 /// Values per quantization block.
 const QK: usize = 32;
@@ -235,7 +252,7 @@ impl CpuMatrix {
     pub fn from_qtensor(weights: &QTensor) -> Result<Self> {
         let (rows, cols) = weights.shape().dims2()?;
         if !cols.is_multiple_of(QK) {
-            return Err(InferError::BadInput(format!(
+            return Err(LlmError::BadInput(format!(
                 "a quantized matrix of {cols} columns, not a multiple of {QK}"
             )));
         }
@@ -260,7 +277,7 @@ impl CpuMatrix {
                     .collect(),
             ),
             other => {
-                return Err(InferError::BadInput(format!(
+                return Err(LlmError::BadInput(format!(
                     "no CPU kernel for {other:?} weights"
                 )));
             }
@@ -271,7 +288,7 @@ impl CpuMatrix {
             Blocks::Q4_1x8(_) | Blocks::Q8_0x8(_) => unreachable!("interleaved below"),
         };
         if count != rows * cols / QK {
-            return Err(InferError::BadInput(format!(
+            return Err(LlmError::BadInput(format!(
                 "a {rows}×{cols} matrix with {count} blocks"
             )));
         }
@@ -279,7 +296,9 @@ impl CpuMatrix {
             Blocks::Q4_1(b) if rows.is_multiple_of(GROUP) => {
                 Blocks::Q4_1x8(interleave(&b, cols / QK, BlockQ4_1x8::new))
             }
-            Blocks::Q8_0(b) if rows.is_multiple_of(GROUP) && vnni() => {
+            Blocks::Q8_0(b)
+                if rows.is_multiple_of(GROUP) && Kernels::get().dot_q8_0x8.is_some() =>
+            {
                 Blocks::Q8_0x8(interleave(&b, cols / QK, BlockQ8_0x8::new))
             }
             other => other,
@@ -309,7 +328,7 @@ impl CpuMatrix {
         acts: &Activations,
     ) -> Result<[Vec<f32>; N]> {
         if let Some(w) = mats.iter().find(|w| w.cols != acts.cols) {
-            return Err(InferError::BadInput(format!(
+            return Err(LlmError::BadInput(format!(
                 "a product of {}×{} activations with a {}×{} matrix",
                 acts.rows, acts.cols, w.rows, w.cols
             )));
@@ -327,6 +346,7 @@ fn multiply(mats: &[&CpuMatrix], acts: &[BlockQ8], m: usize, outs: &mut [Vec<f32
         return;
     };
     let kb = first.cols / QK;
+    let kernels = Kernels::get();
     let dsts: Vec<Out> = outs.iter_mut().map(|o| Out(o.as_mut_ptr())).collect();
     let tiles: Vec<Tile> = (0..m)
         .step_by(TILE)
@@ -363,11 +383,22 @@ fn multiply(mats: &[&CpuMatrix], acts: &[BlockQ8], m: usize, outs: &mut [Vec<f32
                 }
             };
             let blocks = |i: usize| i * kb..(i + 1) * kb; // of a weight row, or of a group
+            // SAFETY (each call): `Kernels::get` holds only kernels whose instructions this
+            // CPU has, and a matrix is interleaved only where a kernel for it was chosen.
             match &w.blocks {
-                Blocks::Q4_1(w) => by_column(&|col| dot_q4_1(&w[blocks(col)], tile)),
-                Blocks::Q8_0(w) => by_column(&|col| dot_q8_0(&w[blocks(col)], tile)),
-                Blocks::Q4_1x8(w) => by_group(&|g| dot_q4_1x8(&w[blocks(g)], tile)),
-                Blocks::Q8_0x8(w) => by_group(&|g| dot_q8_0x8(&w[blocks(g)], tile)),
+                Blocks::Q4_1(w) => {
+                    by_column(&|col| unsafe { (kernels.dot_q4_1)(&w[blocks(col)], tile) })
+                }
+                Blocks::Q8_0(w) => {
+                    by_column(&|col| unsafe { (kernels.dot_q8_0)(&w[blocks(col)], tile) })
+                }
+                Blocks::Q4_1x8(w) => {
+                    by_group(&|g| unsafe { (kernels.dot_q4_1x8)(&w[blocks(g)], tile) })
+                }
+                Blocks::Q8_0x8(w) => {
+                    let dot = kernels.dot_q8_0x8.expect("interleaved only with a kernel");
+                    by_group(&|g| unsafe { dot(&w[blocks(g)], tile) })
+                }
             }
         }
     };
@@ -382,27 +413,6 @@ fn interleave<B, X>(blocks: &[B], kb: usize, new: fn([&B; GROUP]) -> X) -> Vec<X
         .chunks_exact(GROUP * kb)
         .flat_map(|group| (0..kb).map(move |b| new(std::array::from_fn(|c| &group[c * kb + b]))))
         .collect()
-}
-
-/// Whether this CPU multiplies unsigned by signed bytes into 32-bit sums in one instruction
-/// (AVX-VNNI), for the kernels built for AVX2.
-fn vnni() -> bool {
-    #[cfg(all(
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ))]
-    {
-        std::arch::is_x86_feature_detected!("avxvnni")
-    }
-    #[cfg(not(all(
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    )))]
-    {
-        false
-    }
 }
 
 /// Rows of activations quantized to 8 bits per block of 32.
@@ -423,7 +433,7 @@ impl Activations {
     /// Quantizes `xs`, `[rows, cols]` row-major.
     pub fn new(xs: &[f32], rows: usize, cols: usize) -> Result<Self> {
         if !cols.is_multiple_of(QK) || xs.len() != rows * cols {
-            return Err(InferError::BadInput(format!(
+            return Err(LlmError::BadInput(format!(
                 "{} activations as {rows} rows of {cols} (a multiple of {QK})",
                 xs.len()
             )));
@@ -439,505 +449,99 @@ impl Activations {
 /// Quantizes `xs` (whole blocks of 32) to 8 bits per value, rounding to nearest, ties to
 /// even.
 fn quantize_rows(xs: &[f32]) -> Vec<BlockQ8> {
-    xs.chunks_exact(QK).map(quantize_block).collect()
+    let quantize = Kernels::get().quantize_block;
+    // SAFETY: `Kernels::get` holds only kernels whose instructions this CPU has.
+    xs.chunks_exact(QK)
+        .map(|x| unsafe { quantize(x) })
+        .collect()
 }
 
-fn quantize_block(x: &[f32]) -> BlockQ8 {
-    #[cfg(all(
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ))]
-    {
-        // SAFETY: the build enables the instructions used; `x` holds 32 values.
-        unsafe { avx2::quantize_block(x) }
-    }
-    #[cfg(not(all(
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    )))]
-    {
-        portable::quantize_block(x)
-    }
-}
-
+/// A quantizer of 32 activations.
+type QuantizeFn = unsafe fn(&[f32]) -> BlockQ8;
 /// One weight row against up to four activation rows (the tile's `rows` are real; the rest
 /// repeat the last and are ignored).
-fn dot_q4_1(w: &[BlockQ4_1], tile: &Tile) -> [f32; TILE] {
-    #[cfg(all(
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ))]
-    {
-        // SAFETY: the build enables the instructions used.
-        unsafe { avx2::dot_q4_1(w, tile) }
-    }
-    #[cfg(not(all(
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    )))]
-    {
-        portable::dot_q4_1(w, tile)
-    }
-}
-
+type DotFn<B> = unsafe fn(&[B], &Tile) -> [f32; TILE];
 /// Eight interleaved weight rows against up to four activation rows: `[column][row]`.
-fn dot_q4_1x8(w: &[BlockQ4_1x8], tile: &Tile) -> [[f32; TILE]; GROUP] {
-    #[cfg(all(
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ))]
-    {
-        // SAFETY: the build enables the instructions used, and `vnni` checked the CPU's.
-        unsafe {
-            if vnni() {
-                avx2::dot_interleaved_vnni(w, tile)
-            } else {
-                avx2::dot_q4_1x8(w, tile)
+type DotGroupFn<B> = unsafe fn(&[B], &Tile) -> [[f32; TILE]; GROUP];
+
+/// The one place that decides which kernels run: one per operation, chosen once per process
+/// from what the build enables (AVX2, FMA and F16C on x86-64-v3) and what the CPU reports at
+/// run time (AVX-VNNI). Everything else calls through this table.
+#[derive(Clone, Copy)]
+struct Kernels {
+    /// The instruction sets of the kernels chosen, for logs and benchmarks.
+    name: &'static str,
+    quantize_block: QuantizeFn,
+    dot_q4_1: DotFn<BlockQ4_1>,
+    dot_q8_0: DotFn<BlockQ8_0>,
+    dot_q4_1x8: DotGroupFn<BlockQ4_1x8>,
+    /// Interleaved Q8_0, only where a kernel gains from it (VNNI); elsewhere Q8_0 matrices
+    /// keep one row at a time.
+    dot_q8_0x8: Option<DotGroupFn<BlockQ8_0x8>>,
+}
+
+impl Kernels {
+    /// The plain loops: the fallback, and the reference of the tests.
+    const PORTABLE: Kernels = Kernels {
+        name: "portable",
+        quantize_block: portable::quantize_block,
+        dot_q4_1: portable::dot_q4_1,
+        dot_q8_0: portable::dot_q8_0,
+        dot_q4_1x8: portable::dot_interleaved::<BlockQ4_1x8>,
+        dot_q8_0x8: None,
+    };
+
+    /// The kernels of this build and CPU, chosen on first use: the last of
+    /// [`Kernels::available`].
+    fn get() -> &'static Kernels {
+        static CHOSEN: OnceLock<Kernels> = OnceLock::new();
+        CHOSEN.get_or_init(|| *Self::available().last().unwrap_or(&Self::PORTABLE))
+    }
+
+    /// Every set of kernels this build and CPU can run, slowest first (the tests check each
+    /// against the portable loops).
+    fn available() -> Vec<Kernels> {
+        #[allow(unused_mut)]
+        let mut sets = vec![Self::PORTABLE];
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma",
+            target_feature = "f16c"
+        ))]
+        {
+            let avx2 = Kernels {
+                name: "avx2",
+                quantize_block: avx2::quantize_block,
+                dot_q4_1: avx2::dot_q4_1,
+                dot_q8_0: avx2::dot_q8_0,
+                dot_q4_1x8: avx2::dot_q4_1x8,
+                dot_q8_0x8: None,
+            };
+            sets.push(avx2);
+            if vnni::detected() {
+                sets.push(Kernels {
+                    name: "avx2+avxvnni",
+                    dot_q4_1x8: vnni::dot_interleaved::<BlockQ4_1x8>,
+                    dot_q8_0x8: Some(vnni::dot_interleaved::<BlockQ8_0x8>),
+                    ..avx2
+                });
             }
         }
-    }
-    #[cfg(not(all(
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    )))]
-    {
-        portable::dot_interleaved(w, tile)
+        sets
     }
 }
 
-/// As [`dot_q4_1x8`], for Q8_0 weights (interleaved only where [`vnni`] holds).
-fn dot_q8_0x8(w: &[BlockQ8_0x8], tile: &Tile) -> [[f32; TILE]; GROUP] {
-    #[cfg(all(
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ))]
-    if vnni() {
-        // SAFETY: the build enables the instructions used, and `vnni` checked the CPU's.
-        return unsafe { avx2::dot_interleaved_vnni(w, tile) };
-    }
-    portable::dot_interleaved(w, tile)
-}
-
-/// As [`dot_q4_1`], for Q8_0 weights.
-fn dot_q8_0(w: &[BlockQ8_0], tile: &Tile) -> [f32; TILE] {
-    #[cfg(all(
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ))]
-    {
-        // SAFETY: the build enables the instructions used.
-        unsafe { avx2::dot_q8_0(w, tile) }
-    }
-    #[cfg(not(all(
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    )))]
-    {
-        portable::dot_q8_0(w, tile)
-    }
-}
-
-/// The same sums in plain loops: the fallback, and the reference of the tests.
-#[cfg_attr(
-    all(
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ),
-    allow(dead_code)
-)]
-mod portable {
-    use super::*;
-
-    pub fn quantize_block(x: &[f32]) -> BlockQ8 {
-        let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let d = amax / 127.0;
-        let inv = if d > 0.0 { 127.0 / amax } else { 0.0 };
-        let qs: [i8; QK] = std::array::from_fn(|i| (x[i] * inv).round_ties_even() as i8);
-        let sum: i32 = qs.iter().map(|&q| q as i32).sum();
-        BlockQ8 {
-            d,
-            s: d * sum as f32,
-            qs,
-        }
-    }
-
-    pub fn dot_q4_1(w: &[BlockQ4_1], tile: &Tile) -> [f32; TILE] {
-        let mut out = [0f32; TILE];
-        for (r, out) in out.iter_mut().enumerate().take(tile.rows) {
-            for (b, a) in w.iter().zip(tile.qs[r]) {
-                let mut sum = 0i32;
-                for j in 0..QK / 2 {
-                    sum += (b.qs[j] & 0x0F) as i32 * a.qs[j] as i32;
-                    sum += (b.qs[j] >> 4) as i32 * a.qs[j + QK / 2] as i32;
-                }
-                let (d, m) = (f16::from_bits(b.d).to_f32(), f16::from_bits(b.m).to_f32());
-                *out += d * a.d * sum as f32 + m * a.s;
-            }
-        }
-        out
-    }
-
-    /// Per column and block: the integer sum, times the weight scale times the activation
-    /// scale, then the offset times the activations' sum, each added with one rounding (as
-    /// the vector kernels' multiply-adds do).
-    pub fn dot_interleaved<B: Interleaved>(w: &[B], tile: &Tile) -> [[f32; TILE]; GROUP] {
-        let mut out = [[0f32; TILE]; GROUP];
-        for (c, out) in out.iter_mut().enumerate() {
-            for (r, out) in out.iter_mut().enumerate().take(tile.rows) {
-                for (b, a) in w.iter().zip(tile.qs[r]) {
-                    let sum: i32 = (0..QK).map(|k| b.u(c, k) as i32 * a.qs[k] as i32).sum();
-                    let (d, m) = b.dm(c);
-                    *out = (sum as f32).mul_add(d * a.d, *out);
-                    *out = m.mul_add(a.s, *out);
-                }
-            }
-        }
-        out
-    }
-
-    pub fn dot_q8_0(w: &[BlockQ8_0], tile: &Tile) -> [f32; TILE] {
-        let mut out = [0f32; TILE];
-        for (r, out) in out.iter_mut().enumerate().take(tile.rows) {
-            for (b, a) in w.iter().zip(tile.qs[r]) {
-                let sum: i32 =
-                    b.qs.iter()
-                        .zip(&a.qs)
-                        .map(|(&x, &y)| x as i32 * y as i32)
-                        .sum();
-                *out += f16::from_bits(b.d).to_f32() * a.d * sum as f32;
-            }
-        }
-        out
-    }
-}
-
-#[cfg(all(
-    target_feature = "avx2",
-    target_feature = "fma",
-    target_feature = "f16c"
-))]
-mod avx2 {
-    //! Per block of weights: its scale times the tile's activation scales, for all rows in
-    //! one multiply, stored so that each row broadcasts its own lane from memory; the Q4_1
-    //! offsets of all rows in one multiply-add. Per row and block: one multiply of bytes,
-    //! one of pairs, a conversion and a multiply-add.
-    use super::*;
-    use std::arch::x86_64::*;
-
-    // The per-row lanes (scales, sums, results) are one 128-bit vector.
-    const _: () = assert!(TILE == 4);
-
-    pub unsafe fn quantize_block(x: &[f32]) -> BlockQ8 {
-        unsafe {
-            debug_assert_eq!(x.len(), QK);
-            let p = x.as_ptr();
-            let v = [
-                _mm256_loadu_ps(p),
-                _mm256_loadu_ps(p.add(8)),
-                _mm256_loadu_ps(p.add(16)),
-                _mm256_loadu_ps(p.add(24)),
-            ];
-            let sign = _mm256_set1_ps(-0.0);
-            let abs = |v: __m256| _mm256_andnot_ps(sign, v);
-            let m = _mm256_max_ps(
-                _mm256_max_ps(abs(v[0]), abs(v[1])),
-                _mm256_max_ps(abs(v[2]), abs(v[3])),
-            );
-            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-            let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
-            let d = amax / 127.0;
-            let inv = _mm256_set1_ps(if d > 0.0 { 127.0 / amax } else { 0.0 });
-            const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-            let q =
-                v.map(|v| _mm256_cvtps_epi32(_mm256_round_ps::<NEAREST>(_mm256_mul_ps(v, inv))));
-            // Packing interleaves the 128-bit lanes; the permutation puts them back in order.
-            let words = [
-                _mm256_packs_epi32(q[0], q[1]),
-                _mm256_packs_epi32(q[2], q[3]),
-            ];
-            let bytes = _mm256_packs_epi16(words[0], words[1]);
-            let bytes =
-                _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-            let mut qs = [0i8; QK];
-            _mm256_storeu_si256(qs.as_mut_ptr() as *mut __m256i, bytes);
-            let sums = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-            let sums = _mm_add_epi32(
-                _mm256_castsi256_si128(sums),
-                _mm256_extracti128_si256(sums, 1),
-            );
-            let sums = _mm_hadd_epi32(sums, sums);
-            let sum = _mm_cvtsi128_si32(_mm_hadd_epi32(sums, sums));
-            BlockQ8 {
-                d,
-                s: d * sum as f32,
-                qs,
-            }
-        }
-    }
-
-    /// The horizontal sum of eight lanes.
-    #[inline(always)]
-    unsafe fn hsum(v: __m256) -> f32 {
-        unsafe {
-            let x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-            let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-            let x = _mm_add_ss(x, _mm_movehdup_ps(x));
-            _mm_cvtss_f32(x)
-        }
-    }
-
-    /// Runs a kernel with `R` (1 to 4) fixed at compile time, so the accumulators stay in
-    /// registers.
-    macro_rules! by_rows {
-        ($f:ident $(::<$($g:ty),*>)?, $w:expr, $tile:expr) => {
-            match $tile.rows {
-                1 => $f::<$($($g,)*)? 1>($w, $tile),
-                2 => $f::<$($($g,)*)? 2>($w, $tile),
-                3 => $f::<$($($g,)*)? 3>($w, $tile),
-                _ => $f::<$($($g,)*)? 4>($w, $tile),
-            }
-        };
-    }
-
-    pub unsafe fn dot_q4_1(w: &[BlockQ4_1], tile: &Tile) -> [f32; TILE] {
-        unsafe { by_rows!(q4_1_rows, w, tile) }
-    }
-
-    pub unsafe fn dot_q8_0(w: &[BlockQ8_0], tile: &Tile) -> [f32; TILE] {
-        unsafe { by_rows!(q8_0_rows, w, tile) }
-    }
-
-    /// Interleaved Q4_1 on AVX2 alone: 16-bit pairs of products, which stay in range for
-    /// 4-bit weights (at most 16 products of 15 · 127 per lane in a block).
-    pub unsafe fn dot_q4_1x8(w: &[BlockQ4_1x8], tile: &Tile) -> [[f32; TILE]; GROUP] {
-        unsafe { by_rows!(interleaved_rows::<BlockQ4_1x8, Pairs>, w, tile) }
-    }
-
-    /// Interleaved weights of either type with AVX-VNNI's `vpdpbusd`: four products into a
-    /// 32-bit sum in one instruction.
-    #[target_feature(enable = "avxvnni")]
-    pub unsafe fn dot_interleaved_vnni<B: Vectors>(w: &[B], tile: &Tile) -> [[f32; TILE]; GROUP] {
-        unsafe { by_rows!(interleaved_rows::<B, Vnni>, w, tile) }
-    }
-
-    /// The weights of an interleaved block as vectors.
-    pub trait Vectors {
-        /// Weights `4 g .. 4 g + 4` of each of the eight rows, `u` as bytes, row `c` in
-        /// lane `c` (32 bits).
-        unsafe fn weights(&self, g: usize) -> __m256i;
-        /// The rows' `d` and `m`.
-        unsafe fn scales(&self) -> (__m256, __m256);
-    }
-
-    impl Vectors for BlockQ4_1x8 {
-        #[inline(always)]
-        unsafe fn weights(&self, g: usize) -> __m256i {
-            unsafe {
-                let bytes =
-                    _mm256_loadu_si256(self.qs.as_ptr().add(32 * (g % 4)) as *const __m256i);
-                let bytes = if g < 4 {
-                    bytes
-                } else {
-                    _mm256_srli_epi16(bytes, 4)
-                };
-                _mm256_and_si256(bytes, _mm256_set1_epi8(0x0F))
-            }
-        }
-
-        #[inline(always)]
-        unsafe fn scales(&self) -> (__m256, __m256) {
-            unsafe {
-                (
-                    _mm256_cvtph_ps(_mm_loadu_si128(self.d.as_ptr() as *const __m128i)),
-                    _mm256_cvtph_ps(_mm_loadu_si128(self.m.as_ptr() as *const __m128i)),
-                )
-            }
-        }
-    }
-
-    impl Vectors for BlockQ8_0x8 {
-        #[inline(always)]
-        unsafe fn weights(&self, g: usize) -> __m256i {
-            unsafe { _mm256_loadu_si256(self.qs.as_ptr().add(32 * g) as *const __m256i) }
-        }
-
-        #[inline(always)]
-        unsafe fn scales(&self) -> (__m256, __m256) {
-            unsafe {
-                let d = _mm256_cvtph_ps(_mm_loadu_si128(self.d.as_ptr() as *const __m128i));
-                (d, _mm256_mul_ps(d, _mm256_set1_ps(-128.0)))
-            }
-        }
-    }
-
-    /// How a block's products of unsigned weights and signed activation bytes are summed.
-    pub trait Products {
-        /// Adds the products of four byte pairs per 32-bit lane to `sum`.
-        unsafe fn add(sum: __m256i, w: __m256i, a: __m256i) -> __m256i;
-        /// A block's sums as eight 32-bit lanes.
-        unsafe fn lanes(sum: __m256i) -> __m256i;
-    }
-
-    /// AVX2: `vpmaddubsw` into 16-bit pairs, widened once per block.
-    pub struct Pairs;
-
-    impl Products for Pairs {
-        #[inline(always)]
-        unsafe fn add(sum: __m256i, w: __m256i, a: __m256i) -> __m256i {
-            unsafe { _mm256_add_epi16(sum, _mm256_maddubs_epi16(w, a)) }
-        }
-
-        #[inline(always)]
-        unsafe fn lanes(sum: __m256i) -> __m256i {
-            unsafe { _mm256_madd_epi16(sum, _mm256_set1_epi16(1)) }
-        }
-    }
-
-    /// AVX-VNNI: `vpdpbusd` straight into 32-bit lanes (inlined only into functions that
-    /// enable `avxvnni`).
-    pub struct Vnni;
-
-    impl Products for Vnni {
-        #[inline(always)]
-        unsafe fn add(sum: __m256i, w: __m256i, a: __m256i) -> __m256i {
-            unsafe { _mm256_dpbusd_avx_epi32(sum, w, a) }
-        }
-
-        #[inline(always)]
-        unsafe fn lanes(sum: __m256i) -> __m256i {
-            sum
-        }
-    }
-
-    /// Per block: eight vectors of four weights of each of the eight rows; each activation
-    /// row multiplies them with its own activations four at a time (broadcast); then one
-    /// conversion and scaling for all eight columns, and the offsets in one multiply-add.
-    #[inline(always)]
-    unsafe fn interleaved_rows<B: Vectors, P: Products, const R: usize>(
-        w: &[B],
-        tile: &Tile,
-    ) -> [[f32; TILE]; GROUP] {
-        unsafe {
-            let mut acc = [_mm256_setzero_ps(); R];
-            for (i, b) in w.iter().enumerate() {
-                let mut sums = [_mm256_setzero_si256(); R];
-                for g in 0..QK / 4 {
-                    let weights = b.weights(g);
-                    for (sum, qs) in sums.iter_mut().zip(tile.qs) {
-                        let a = qs.get_unchecked(i).qs.as_ptr().add(4 * g);
-                        let a = _mm256_set1_epi32(std::ptr::read_unaligned(a as *const i32));
-                        *sum = P::add(*sum, weights, a);
-                    }
-                }
-                let (d, m) = b.scales();
-                let scale = tile.scale.get_unchecked(i);
-                let sum = tile.sum.get_unchecked(i);
-                for r in 0..R {
-                    let products = _mm256_cvtepi32_ps(P::lanes(sums[r]));
-                    let sc = _mm256_mul_ps(d, _mm256_broadcast_ss(&scale[r]));
-                    acc[r] = _mm256_fmadd_ps(products, sc, acc[r]);
-                    acc[r] = _mm256_fmadd_ps(m, _mm256_broadcast_ss(&sum[r]), acc[r]);
-                }
-            }
-            let mut rows = [[0f32; GROUP]; TILE];
-            for r in 0..R {
-                _mm256_storeu_ps(rows[r].as_mut_ptr(), acc[r]);
-            }
-            std::array::from_fn(|c| std::array::from_fn(|r| rows[r][c]))
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn q4_1_rows<const R: usize>(w: &[BlockQ4_1], tile: &Tile) -> [f32; TILE] {
-        unsafe {
-            let mut acc = [_mm256_setzero_ps(); R];
-            let mut offsets = _mm_setzero_ps();
-            let mut scales = [0f32; TILE];
-            let low = _mm_set1_epi8(0x0F);
-            let ones = _mm256_set1_epi16(1);
-            for (i, b) in w.iter().enumerate() {
-                let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
-                    &b.d as *const u16 as *const i32,
-                )));
-                let d = _mm_broadcastss_ps(dm);
-                let m = _mm_broadcastss_ps(_mm_movehdup_ps(dm));
-                let sc = _mm_mul_ps(d, _mm_loadu_ps(tile.scale.get_unchecked(i).as_ptr()));
-                _mm_storeu_ps(scales.as_mut_ptr(), sc);
-                offsets =
-                    _mm_fmadd_ps(m, _mm_loadu_ps(tile.sum.get_unchecked(i).as_ptr()), offsets);
-                let bytes = _mm_loadu_si128(b.qs.as_ptr() as *const __m128i);
-                let lo = _mm_and_si128(bytes, low);
-                let hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), low);
-                let q = _mm256_set_m128i(hi, lo);
-                for r in 0..R {
-                    let a = tile.qs[r].get_unchecked(i);
-                    let y = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
-                    let products = _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), ones);
-                    acc[r] = _mm256_fmadd_ps(
-                        _mm256_cvtepi32_ps(products),
-                        _mm256_broadcast_ss(&scales[r]),
-                        acc[r],
-                    );
-                }
-            }
-            let mut out = [0f32; TILE];
-            _mm_storeu_ps(out.as_mut_ptr(), offsets);
-            for r in 0..R {
-                out[r] += hsum(acc[r]);
-            }
-            out
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn q8_0_rows<const R: usize>(w: &[BlockQ8_0], tile: &Tile) -> [f32; TILE] {
-        unsafe {
-            let mut acc = [_mm256_setzero_ps(); R];
-            let mut scales = [0f32; TILE];
-            let ones = _mm256_set1_epi16(1);
-            for (i, b) in w.iter().enumerate() {
-                let d = _mm_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(b.d as i32)));
-                let sc = _mm_mul_ps(d, _mm_loadu_ps(tile.scale.get_unchecked(i).as_ptr()));
-                _mm_storeu_ps(scales.as_mut_ptr(), sc);
-                let q = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
-                // maddubs multiplies unsigned by signed bytes: |w| times y carrying w's sign.
-                let abs = _mm256_sign_epi8(q, q);
-                for r in 0..R {
-                    let a = tile.qs[r].get_unchecked(i);
-                    let y = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
-                    let products =
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(abs, _mm256_sign_epi8(y, q)), ones);
-                    acc[r] = _mm256_fmadd_ps(
-                        _mm256_cvtepi32_ps(products),
-                        _mm256_broadcast_ss(&scales[r]),
-                        acc[r],
-                    );
-                }
-            }
-            let mut out = [0f32; TILE];
-            for r in 0..R {
-                out[r] = hsum(acc[r]);
-            }
-            out
-        }
-    }
+/// The instruction sets of the quantized CPU kernels this process runs ("avx2",
+/// "avx2+avxvnni" or "portable").
+pub(crate) fn kernels_name() -> &'static str {
+    Kernels::get().name
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::test_util::numbers;
+    use crate::test_util::numbers;
 
     /// Products of 1 to 19 rows (tiles of four and the remainders) against matrices of both
     /// types equal the product of the dequantized weights, and each row's result is the
@@ -945,6 +549,7 @@ mod tests {
     /// are not.
     #[test]
     fn products_match_dequantized_weights_and_do_not_depend_on_the_batch() {
+        let vnni = Kernels::get().dot_q8_0x8.is_some();
         for (n, dtype) in [
             (40, GgmlDType::Q4_1),
             (20, GgmlDType::Q4_1),
@@ -957,9 +562,9 @@ mod tests {
             let matrix = CpuMatrix::from_qtensor(&q).expect("matrix");
             let interleaved = match matrix.blocks {
                 Blocks::Q4_1x8(_) => dtype == GgmlDType::Q4_1 && n % GROUP == 0,
-                Blocks::Q8_0x8(_) => dtype == GgmlDType::Q8_0 && n % GROUP == 0 && vnni(),
+                Blocks::Q8_0x8(_) => dtype == GgmlDType::Q8_0 && n % GROUP == 0 && vnni,
                 Blocks::Q4_1(_) | Blocks::Q8_0(_) => {
-                    n % GROUP != 0 || (dtype == GgmlDType::Q8_0 && !vnni())
+                    n % GROUP != 0 || (dtype == GgmlDType::Q8_0 && !vnni)
                 }
             };
             assert!(interleaved, "{n} rows of {dtype:?}");
@@ -989,7 +594,7 @@ mod tests {
         }
     }
 
-    /// The quantizer the build uses gives the portable one's blocks, bit for bit.
+    /// Every quantizer this CPU can run gives the portable one's blocks, bit for bit.
     #[test]
     fn quantizing_matches_the_portable_loop() {
         let mut x = numbers(64 * QK, 9);
@@ -998,46 +603,61 @@ mod tests {
             .iter_mut()
             .enumerate()
             .for_each(|(i, v)| *v = i as f32 - 15.5);
-        for block in x.chunks_exact(QK) {
-            let (fast, slow) = (quantize_block(block), portable::quantize_block(block));
-            assert_eq!(fast.qs, slow.qs);
-            assert_eq!((fast.d, fast.s), (slow.d, slow.s));
+        for kernels in Kernels::available() {
+            for block in x.chunks_exact(QK) {
+                // SAFETY: `available` lists only kernels this CPU runs.
+                let fast = unsafe { (kernels.quantize_block)(block) };
+                let slow = portable::quantize_block(block);
+                assert_eq!(fast.qs, slow.qs, "{}", kernels.name);
+                assert_eq!((fast.d, fast.s), (slow.d, slow.s), "{}", kernels.name);
+            }
         }
         assert!(Activations::new(&x[..100], 2, 50).is_err());
     }
 
-    /// The kernels the build uses compute the portable loops' sums.
+    /// The one-row-at-a-time kernels of every set this CPU can run compute the portable
+    /// loops' sums.
     #[test]
     fn the_kernels_agree_with_the_portable_loops() {
         let k = 256;
         let w = Tensor::from_vec(numbers(k, 3), (1, k), &Device::Cpu).expect("w");
         let x = numbers(TILE * k, 4);
         let acts = quantize_rows(&x);
-        for rows in 1..=TILE {
-            let tile = Tile::new(&acts, k / QK, 0, rows);
-            for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
-                let m =
-                    CpuMatrix::from_qtensor(&QTensor::quantize(&w, dtype).expect("q")).expect("m");
-                let (fast, slow) = match &m.blocks {
-                    Blocks::Q4_1(b) => (dot_q4_1(b, &tile), portable::dot_q4_1(b, &tile)),
-                    Blocks::Q8_0(b) => (dot_q8_0(b, &tile), portable::dot_q8_0(b, &tile)),
-                    Blocks::Q4_1x8(_) | Blocks::Q8_0x8(_) => panic!("one row is not interleaved"),
-                };
-                for r in 0..rows {
-                    assert!(
-                        (fast[r] - slow[r]).abs() <= 1e-4 * slow[r].abs().max(1.0),
-                        "{dtype:?} row {r} of {rows}: {} vs {}",
-                        fast[r],
-                        slow[r]
-                    );
+        for kernels in Kernels::available() {
+            for rows in 1..=TILE {
+                let tile = Tile::new(&acts, k / QK, 0, rows);
+                for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+                    let q = QTensor::quantize(&w, dtype).expect("q");
+                    let m = CpuMatrix::from_qtensor(&q).expect("m");
+                    // SAFETY: `available` lists only kernels this CPU runs.
+                    let (fast, slow) = match &m.blocks {
+                        Blocks::Q4_1(b) => unsafe {
+                            ((kernels.dot_q4_1)(b, &tile), portable::dot_q4_1(b, &tile))
+                        },
+                        Blocks::Q8_0(b) => unsafe {
+                            ((kernels.dot_q8_0)(b, &tile), portable::dot_q8_0(b, &tile))
+                        },
+                        Blocks::Q4_1x8(_) | Blocks::Q8_0x8(_) => {
+                            panic!("one row is not interleaved")
+                        }
+                    };
+                    for r in 0..rows {
+                        assert!(
+                            (fast[r] - slow[r]).abs() <= 1e-4 * slow[r].abs().max(1.0),
+                            "{} {dtype:?} row {r} of {rows}: {} vs {}",
+                            kernels.name,
+                            fast[r],
+                            slow[r]
+                        );
+                    }
                 }
             }
         }
     }
 
-    /// The interleaved kernels give the portable loop's sums bit for bit (AVX2's pairs for
-    /// Q4_1; VNNI for both types, on CPUs that have it), and those are the
-    /// one-row-at-a-time kernels' sums up to rounding.
+    /// The interleaved kernels of every set this CPU can run (AVX2's pairs for Q4_1; VNNI
+    /// for both types, on CPUs that have it) give the portable loop's sums bit for bit, and
+    /// those are the one-row-at-a-time kernels' sums up to rounding.
     #[test]
     fn the_interleaved_kernels_agree_with_the_portable_loops() {
         let (k, kb) = (256, 256 / QK);
@@ -1072,25 +692,21 @@ mod tests {
             interleave(&q4, kb, BlockQ4_1x8::new),
             interleave(&q8, kb, BlockQ8_0x8::new),
         );
+        let sets = Kernels::available();
+        if !sets.iter().any(|k| k.dot_q8_0x8.is_some()) {
+            eprintln!("this CPU has no AVX-VNNI: its kernels are not checked here");
+        }
         for rows in 1..=TILE {
             let tile = Tile::new(&acts, kb, 0, rows);
             let slow4 = portable::dot_interleaved(&q4x8, &tile);
             let slow8 = portable::dot_interleaved(&q8x8, &tile);
-            assert_eq!(dot_q4_1x8(&q4x8, &tile), slow4, "Q4_1, {rows} rows");
-            assert_eq!(dot_q8_0x8(&q8x8, &tile), slow8, "Q8_0, {rows} rows");
-            #[cfg(all(
-                target_feature = "avx2",
-                target_feature = "fma",
-                target_feature = "f16c"
-            ))]
-            {
-                // SAFETY: the build enables AVX2; VNNI only where the CPU has it.
-                assert_eq!(unsafe { avx2::dot_q4_1x8(&q4x8, &tile) }, slow4);
-                if vnni() {
-                    assert_eq!(unsafe { avx2::dot_interleaved_vnni(&q4x8, &tile) }, slow4);
-                    assert_eq!(unsafe { avx2::dot_interleaved_vnni(&q8x8, &tile) }, slow8);
-                } else {
-                    eprintln!("this CPU has no AVX-VNNI: its kernels are not checked here");
+            for kernels in &sets {
+                // SAFETY: `available` lists only kernels this CPU runs.
+                let fast4 = unsafe { (kernels.dot_q4_1x8)(&q4x8, &tile) };
+                assert_eq!(fast4, slow4, "{} Q4_1, {rows} rows", kernels.name);
+                if let Some(dot) = kernels.dot_q8_0x8 {
+                    let fast8 = unsafe { dot(&q8x8, &tile) };
+                    assert_eq!(fast8, slow8, "{} Q8_0, {rows} rows", kernels.name);
                 }
             }
             for c in 0..GROUP {
@@ -1109,6 +725,16 @@ mod tests {
         }
     }
 
+    /// The build's best kernels are chosen, and the portable set is always there.
+    #[test]
+    fn the_dispatch_picks_the_fastest_set_the_cpu_runs() {
+        let sets = Kernels::available();
+        assert_eq!(sets[0].name, "portable");
+        assert_eq!(kernels_name(), sets.last().expect("one set").name);
+        #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+        assert!(kernels_name().starts_with("avx2"), "{}", kernels_name());
+    }
+
     #[test]
     fn other_types_and_shapes_are_refused() {
         let w = Tensor::from_vec(numbers(4 * 256, 5), (4, 256), &Device::Cpu).expect("w");
@@ -1118,7 +744,7 @@ mod tests {
         let m = CpuMatrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q8_0).expect("q"))
             .expect("m");
         let xs = Tensor::zeros((2, 128), candle_core::DType::F32, &Device::Cpu).expect("xs");
-        assert!(matches!(m.forward(&xs), Err(InferError::BadInput(_))));
+        assert!(matches!(m.forward(&xs), Err(LlmError::BadInput(_))));
     }
 
     /// candle's kernels of the same types quantize activations the same way but keep their

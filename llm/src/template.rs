@@ -11,7 +11,7 @@ use minijinja::{Environment, ErrorKind, context};
 
 use super::gguf::GgufFile;
 use super::tokenizer::GgufTokenizer;
-use crate::error::{InferError, Result};
+use crate::error::{LlmError, Result};
 
 const TEMPLATE_NAME: &str = "chat";
 
@@ -73,14 +73,14 @@ impl std::fmt::Debug for ChatTemplate {
 }
 
 impl ChatTemplate {
-    /// Compiles `source`; a syntax error is an [`InferError::ChatTemplate`] error.
+    /// Compiles `source`; a syntax error is an [`LlmError::ChatTemplate`] error.
     pub fn new(source: &str, bos: &str, eos: &str) -> Result<Self> {
         let mut env = Environment::new();
         let syntax = SyntaxConfig::builder()
             .trim_blocks(true)
             .lstrip_blocks(true)
             .build()
-            .map_err(|e| InferError::ChatTemplate(e.to_string()))?;
+            .map_err(|e| LlmError::ChatTemplate(e.to_string()))?;
         env.set_syntax(syntax);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function(
@@ -90,7 +90,7 @@ impl ChatTemplate {
             },
         );
         env.add_template_owned(TEMPLATE_NAME, source.to_string())
-            .map_err(|e| InferError::ChatTemplate(format!("cannot parse: {e:#}")))?;
+            .map_err(|e| LlmError::ChatTemplate(format!("cannot parse: {e:#}")))?;
         Ok(Self {
             env,
             bos: bos.to_string(),
@@ -123,7 +123,7 @@ impl ChatTemplate {
         let template = self
             .env
             .get_template(TEMPLATE_NAME)
-            .map_err(|e| InferError::ChatTemplate(e.to_string()))?;
+            .map_err(|e| LlmError::ChatTemplate(e.to_string()))?;
         template
             .render(context! {
                 messages => messages,
@@ -131,7 +131,7 @@ impl ChatTemplate {
                 bos_token => self.bos.as_str(),
                 eos_token => self.eos.as_str(),
             })
-            .map_err(|e| InferError::ChatTemplate(format!("cannot render: {e:#}")))
+            .map_err(|e| LlmError::ChatTemplate(format!("cannot render: {e:#}")))
     }
 
     /// The BOS text the template sees as `bos_token`.
@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn syntax_errors_and_raised_exceptions_are_errors() {
         let err = ChatTemplate::new("{% for %}", "", "").expect_err("bad syntax");
-        assert!(matches!(err, InferError::ChatTemplate(_)), "{err}");
+        assert!(matches!(err, LlmError::ChatTemplate(_)), "{err}");
         let t = ChatTemplate::new("{{ raise_exception('only user turns') }}", "", "").expect("t");
         let err = t.render(&[], true).expect_err("raises");
         assert!(err.to_string().contains("only user turns"), "{err}");

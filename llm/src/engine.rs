@@ -1,7 +1,7 @@
 //! Continuous batching: one thread owns a [`DecoderModel`] and runs every request through it
 //! together.
 //!
-//! Requests wait in a bounded queue ([`InferError::Busy`] when it is full, which the REST
+//! Requests wait in a bounded queue ([`LlmError::Busy`] when it is full, which the REST
 //! layer answers with 503). Between two forward steps the scheduler admits waiting requests
 //! up to `max_batch` running sequences, and each step then runs, in one packed batch, one new
 //! token of every decoding sequence plus a chunk of at most `prefill_chunk` prompt tokens
@@ -12,10 +12,10 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use cairn_infer::llm::{ChatMessage, Engine, EngineOptions, Role, SamplingParams, WeightFormat};
+//! use cairn_llm::{ChatMessage, Engine, EngineOptions, Role, SamplingParams, WeightFormat};
 //!
-//! # fn demo() -> Result<(), cairn_infer::InferError> {
-//! let device = cairn_infer::pick_device()?;
+//! # fn demo() -> Result<(), cairn_llm::LlmError> {
+//! let device = candle_core::Device::Cpu; // or cairn_infer::pick_device()
 //! let engine = Engine::load(Path::new("models/smollm2-135m"), &device, WeightFormat::Fast,
 //!     EngineOptions::default())?;
 //! let prompt = engine.chat_prompt(&[ChatMessage::new(Role::User, "Say hello.")])?;
@@ -39,7 +39,7 @@ use super::model::{DecoderModel, KvCache, WeightFormat};
 use super::sample::{Sampler, SamplingParams, TextOut};
 use super::template::{ChatMessage, ChatTemplate};
 use super::tokenizer::GgufTokenizer;
-use crate::error::{InferError, Result};
+use crate::error::{LlmError, Result};
 
 /// Limits of the scheduler.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,10 +138,10 @@ impl Generation {
             match event {
                 Event::Text(t) => text.push_str(&t),
                 Event::Done(finished) => return Ok(Completion { text, finished }),
-                Event::Failed(message) => return Err(InferError::WorkerFailed(message)),
+                Event::Failed(message) => return Err(LlmError::WorkerFailed(message)),
             }
         }
-        Err(InferError::WorkerGone)
+        Err(LlmError::WorkerGone)
     }
 }
 
@@ -222,7 +222,7 @@ impl Engine {
         options: EngineOptions,
     ) -> Result<Self> {
         if options.max_batch == 0 || options.prefill_chunk == 0 {
-            return Err(InferError::InvalidSetting(
+            return Err(LlmError::InvalidSetting(
                 "max_batch and prefill_chunk must be at least 1".into(),
             ));
         }
@@ -246,7 +246,7 @@ impl Engine {
         let thread = std::thread::Builder::new()
             .name("cairn-generate".into())
             .spawn(move || scheduler.run())
-            .map_err(|e| InferError::WorkerFailed(format!("cannot start the generator: {e}")))?;
+            .map_err(|e| LlmError::WorkerFailed(format!("cannot start the generator: {e}")))?;
         Ok(Self {
             shared,
             tokenizer,
@@ -289,14 +289,14 @@ impl Engine {
     }
 
     /// Queues a generation. Fails at once when the prompt leaves no room in the context, the
-    /// settings are out of range, or the queue is full ([`InferError::Busy`]).
+    /// settings are out of range, or the queue is full ([`LlmError::Busy`]).
     pub fn submit(&self, prompt: Vec<u32>, params: SamplingParams) -> Result<Generation> {
         params.validate()?;
         if prompt.is_empty() {
-            return Err(InferError::BadInput("the prompt is empty".into()));
+            return Err(LlmError::BadInput("the prompt is empty".into()));
         }
         if prompt.len() >= self.context_length {
-            return Err(InferError::BadInput(format!(
+            return Err(LlmError::BadInput(format!(
                 "the prompt has {} tokens; the model's context holds {}",
                 prompt.len(),
                 self.context_length
@@ -313,11 +313,11 @@ impl Engine {
         {
             let mut queue = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
             if queue.shutdown {
-                return Err(InferError::WorkerGone);
+                return Err(LlmError::WorkerGone);
             }
             if queue.waiting.len() >= self.options.max_queue {
                 metrics::counter!("cairn_generate_refused_total").increment(1);
-                return Err(InferError::Busy(queue.waiting.len()));
+                return Err(LlmError::Busy(queue.waiting.len()));
             }
             queue.waiting.push_back(job);
             metrics::gauge!("cairn_generate_queue_depth").set(queue.waiting.len() as f64);

@@ -289,7 +289,7 @@ fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::test_util::numbers;
+    use crate::test_util::numbers;
 
     /// The textbook computation: softmax(q kᵀ / √d + causal mask) v, head by head.
     fn reference(

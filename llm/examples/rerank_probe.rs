@@ -1,9 +1,9 @@
 //! Compares LLM reranking recipes on one query and a few passages: P(yes) with the
 //! default prompt, and query likelihood (mean log-probability of the query written by the
-//! model after the passage). `cargo run -p cairn-infer --release --example rerank_probe --
+//! model after the passage). `cargo run -p cairn-llm --release --example rerank_probe --
 //! MODEL_DIR QUERY PASSAGE...`. A measurement aid, not a test.
 
-use cairn_infer::llm::{Batch, ChatMessage, LlmScorer, RerankPrompt, Role, WeightFormat};
+use cairn_llm::{Batch, ChatMessage, LlmScorer, RerankPrompt, Role, WeightFormat};
 use candle_core::{D, Device};
 use std::path::PathBuf;
 

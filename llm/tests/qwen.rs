@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use cairn_infer::llm::{
+use cairn_llm::{
     Architecture, Batch, ChatMessage, DecoderModel, GgufFile, GgufTokenizer, Role, WeightFormat,
 };
 use candle_core::quantized::gguf_file;
@@ -35,14 +35,14 @@ fn model_dir() -> PathBuf {
 struct Loaded {
     model: DecoderModel,
     tokenizer: GgufTokenizer,
-    template: cairn_infer::llm::ChatTemplate,
+    template: cairn_llm::ChatTemplate,
 }
 
 fn loaded() -> &'static Loaded {
     static LOADED: OnceLock<Loaded> = OnceLock::new();
     LOADED.get_or_init(|| {
         let (model, tokenizer, template) =
-            cairn_infer::llm::load_parts(&model_dir(), &Device::Cpu, WeightFormat::Quantized)
+            cairn_llm::load_parts(&model_dir(), &Device::Cpu, WeightFormat::Quantized)
                 .expect("load the Qwen 0.5B");
         Loaded {
             model,

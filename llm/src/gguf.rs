@@ -13,7 +13,7 @@ use candle_core::Device;
 use candle_core::quantized::QTensor;
 use candle_core::quantized::gguf_file::{Content, Value};
 
-use crate::error::{InferError, Result};
+use crate::error::{LlmError, Result};
 
 /// An opened GGUF file: its path and its parsed header (metadata and tensor directory).
 #[derive(Debug)]
@@ -26,15 +26,15 @@ impl GgufFile {
     /// Opens `path`: a `.gguf` file, or a model folder holding exactly one `.gguf` file.
     ///
     /// Reads the metadata and the tensor directory, not the tensors. A missing file is an
-    /// [`InferError::GgufMissing`] telling to run `scripts/install-models`.
+    /// [`LlmError::GgufMissing`] telling to run `scripts/install-models`.
     pub fn open(path: &Path) -> Result<Self> {
         let path = resolve(path)?;
-        let file = File::open(&path).map_err(|source| InferError::Io {
+        let file = File::open(&path).map_err(|source| LlmError::Io {
             path: path.clone(),
             source,
         })?;
         let mut reader = BufReader::new(file);
-        let content = Content::read(&mut reader).map_err(|source| InferError::Weights {
+        let content = Content::read(&mut reader).map_err(|source| LlmError::Weights {
             path: path.clone(),
             source,
         })?;
@@ -71,14 +71,14 @@ impl GgufFile {
     }
 
     /// Reads tensor `name` onto `device`. A missing or truncated tensor is an
-    /// [`InferError::Weights`] error naming the file.
+    /// [`LlmError::Weights`] error naming the file.
     pub fn tensor(&self, reader: &mut GgufReader, name: &str, device: &Device) -> Result<QTensor> {
         if !self.has_tensor(name) {
             return Err(self.error(format!("tensor {name} is missing")));
         }
         self.content
             .tensor(&mut reader.0, name, device)
-            .map_err(|source| InferError::Weights {
+            .map_err(|source| LlmError::Weights {
                 path: self.path.clone(),
                 source,
             })
@@ -86,7 +86,7 @@ impl GgufFile {
 
     /// Opens the file again for reading tensors.
     pub fn reader(&self) -> Result<GgufReader> {
-        let file = File::open(&self.path).map_err(|source| InferError::Io {
+        let file = File::open(&self.path).map_err(|source| LlmError::Io {
             path: self.path.clone(),
             source,
         })?;
@@ -161,23 +161,23 @@ impl GgufFile {
             .collect()
     }
 
-    /// An [`InferError::Gguf`] about this file.
-    pub(crate) fn error(&self, message: String) -> InferError {
-        InferError::Gguf {
+    /// An [`LlmError::Gguf`] about this file.
+    pub(crate) fn error(&self, message: String) -> LlmError {
+        LlmError::Gguf {
             path: self.path.clone(),
             message,
         }
     }
 
-    /// An [`InferError::Unsupported`] about this file.
-    pub(crate) fn unsupported(&self, message: String) -> InferError {
-        InferError::Unsupported {
+    /// An [`LlmError::Unsupported`] about this file.
+    pub(crate) fn unsupported(&self, message: String) -> LlmError {
+        LlmError::Unsupported {
             path: self.path.clone(),
             message,
         }
     }
 
-    fn wrong_type(&self, key: &str, want: &str, got: &Value) -> InferError {
+    fn wrong_type(&self, key: &str, want: &str, got: &Value) -> LlmError {
         self.error(format!(
             "metadata key {key} should be {want}, found {:?}",
             got.value_type()
@@ -217,17 +217,17 @@ fn resolve(path: &Path) -> Result<PathBuf> {
         return Ok(path.to_path_buf());
     }
     if !path.is_dir() {
-        return Err(InferError::GgufMissing {
+        return Err(LlmError::GgufMissing {
             path: path.to_path_buf(),
         });
     }
-    let entries = std::fs::read_dir(path).map_err(|source| InferError::Io {
+    let entries = std::fs::read_dir(path).map_err(|source| LlmError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     let mut found = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| InferError::Io {
+        let entry = entry.map_err(|source| LlmError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -240,11 +240,11 @@ fn resolve(path: &Path) -> Result<PathBuf> {
         }
     }
     match found.len() {
-        0 => Err(InferError::GgufMissing {
+        0 => Err(LlmError::GgufMissing {
             path: path.join("*.gguf"),
         }),
         1 => Ok(found.remove(0)),
-        n => Err(InferError::Gguf {
+        n => Err(LlmError::Gguf {
             path: path.to_path_buf(),
             message: format!("the folder holds {n} .gguf files; name the one to load"),
         }),
@@ -260,7 +260,7 @@ mod tests {
         let err = GgufFile::open(Path::new("/definitely/not/here/model.gguf"))
             .expect_err("the file does not exist");
         let msg = err.to_string();
-        assert!(matches!(err, InferError::GgufMissing { .. }), "{msg}");
+        assert!(matches!(err, LlmError::GgufMissing { .. }), "{msg}");
         assert!(msg.contains("scripts/install-models"), "{msg}");
         assert!(msg.contains("/definitely/not/here/model.gguf"), "{msg}");
     }
@@ -270,7 +270,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cairn-gguf-resolve-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let err = resolve(&dir).expect_err("no gguf file yet");
-        assert!(matches!(err, InferError::GgufMissing { .. }), "{err}");
+        assert!(matches!(err, LlmError::GgufMissing { .. }), "{err}");
         std::fs::write(dir.join("a.gguf"), b"").expect("write");
         assert_eq!(resolve(&dir).expect("one file"), dir.join("a.gguf"));
         std::fs::write(dir.join("b.GGUF"), b"").expect("write");

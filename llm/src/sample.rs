@@ -10,7 +10,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::error::{InferError, Result};
+use crate::error::{LlmError, Result};
 
 /// How to pick tokens and when to stop.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,26 +53,24 @@ impl SamplingParams {
     /// Checks the ranges: a clear error rather than a silent clamp.
     pub fn validate(&self) -> Result<()> {
         if self.max_tokens == 0 {
-            return Err(InferError::InvalidSetting(
+            return Err(LlmError::InvalidSetting(
                 "max_tokens must be at least 1".into(),
             ));
         }
         if !(self.temperature.is_finite() && (0.0..=5.0).contains(&self.temperature)) {
-            return Err(InferError::InvalidSetting(format!(
+            return Err(LlmError::InvalidSetting(format!(
                 "temperature must be between 0 and 5, not {}",
                 self.temperature
             )));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(InferError::InvalidSetting(format!(
+            return Err(LlmError::InvalidSetting(format!(
                 "top_p must be above 0 and at most 1, not {}",
                 self.top_p
             )));
         }
         if self.stop.iter().any(String::is_empty) {
-            return Err(InferError::InvalidSetting(
-                "a stop sequence is empty".into(),
-            ));
+            return Err(LlmError::InvalidSetting("a stop sequence is empty".into()));
         }
         Ok(())
     }

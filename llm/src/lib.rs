@@ -1,4 +1,4 @@
-//! Decoder language models read from one GGUF file: llama-family weights (llama, qwen2), the
+//! `cairn-llm`: the LLM engine. Decoder language models read from one GGUF file: llama-family weights (llama, qwen2), the
 //! tokenizer and chat template stored in the file's metadata, a batched forward pass, and
 //! yes/no scoring for LLM reranking.
 //!
@@ -16,10 +16,10 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use cairn_infer::llm::{LlmScorer, RerankPrompt, WeightFormat};
+//! use cairn_llm::{LlmScorer, RerankPrompt, WeightFormat};
 //!
-//! # fn demo() -> Result<(), cairn_infer::InferError> {
-//! let device = cairn_infer::pick_device()?;
+//! # fn demo() -> Result<(), cairn_llm::LlmError> {
+//! let device = candle_core::Device::Cpu; // or cairn_infer::pick_device()
 //! let dir = Path::new("models/smollm2-135m");
 //! let scorer = LlmScorer::load(dir, &device, WeightFormat::Quantized)?;
 //! let passages = ["Paris is the capital of France.", "Bananas are rich in potassium."];
@@ -31,6 +31,7 @@
 
 mod config;
 mod engine;
+mod error;
 mod gguf;
 mod host;
 mod model;
@@ -44,6 +45,7 @@ pub use config::{Architecture, LlmConfig, RopeStyle};
 pub use engine::{
     Completion, Engine, EngineOptions, EngineStats, Event, FinishReason, Finished, Generation,
 };
+pub use error::LlmError;
 pub use gguf::{GgufFile, GgufReader};
 pub use model::{Batch, DecoderModel, KvCache, WeightFormat};
 pub use sample::{Sampler, SamplingParams, TextOut};
@@ -53,6 +55,13 @@ pub use score::{
 };
 pub use template::{ChatMessage, ChatTemplate, Role};
 pub use tokenizer::{GgufTokenizer, PreTokenizerKind, SpecialToken};
+
+/// The instruction sets of the quantized CPU kernels this process runs under
+/// [`WeightFormat::Fast`]: "avx2+avxvnni", "avx2" or "portable", chosen once from the build
+/// and the CPU.
+pub fn cpu_kernels() -> &'static str {
+    qmm::kernels_name()
+}
 
 /// Loads what one GGUF file (or the folder holding it) holds: the weights onto `device` in
 /// `format`, the tokenizer and the chat template, checking that they fit together.

@@ -15,7 +15,7 @@ use candle_core::{Device, Tensor};
 use super::model::{Batch, DecoderModel, WeightFormat};
 use super::template::{ChatMessage, ChatTemplate, Role};
 use super::tokenizer::GgufTokenizer;
-use crate::error::{InferError, Result};
+use crate::error::{LlmError, Result};
 
 /// Passages are cut to this many tokens by default.
 pub const DEFAULT_MAX_PASSAGE_TOKENS: usize = 384;
@@ -143,7 +143,7 @@ impl LlmScorer {
         batch_size: usize,
     ) -> Result<Vec<f32>> {
         if batch_size == 0 {
-            return Err(InferError::InvalidSetting(
+            return Err(LlmError::InvalidSetting(
                 "batch size must be at least 1".into(),
             ));
         }
@@ -174,7 +174,7 @@ impl LlmScorer {
     fn single_token(&self, word: &str) -> Result<u32> {
         match self.tokenizer.encode(word, false)?.as_slice() {
             [id] => Ok(*id),
-            ids => Err(InferError::InvalidSetting(format!(
+            ids => Err(LlmError::InvalidSetting(format!(
                 "the answer {word:?} is {} tokens for this model; answers must be one token",
                 ids.len()
             ))),

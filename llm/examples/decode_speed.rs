@@ -3,11 +3,11 @@
 //! `cairn bench generate` is the benchmark of record (the engine, side by side with
 //! llama.cpp); this isolates the forward pass.
 //!
-//! `RAYON_NUM_THREADS=1 cargo run --release -p cairn-infer --example decode_speed -- MODEL 1,8 [fast|q|f32]`
+//! `RAYON_NUM_THREADS=1 cargo run --release -p cairn-llm --example decode_speed -- MODEL 1,8 [fast|q|f32]`
 
 use std::time::Instant;
 
-use cairn_infer::llm::{DecoderModel, GgufFile, WeightFormat};
+use cairn_llm::{DecoderModel, GgufFile, WeightFormat};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use cairn_infer::llm::{
+use cairn_llm::{
     Architecture, Batch, ChatMessage, DecoderModel, GgufFile, LlmScorer, RerankPrompt, Role,
     WeightFormat,
 };

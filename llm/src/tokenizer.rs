@@ -23,7 +23,7 @@ use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
 
 use super::gguf::GgufFile;
-use crate::error::{InferError, Result};
+use crate::error::{LlmError, Result};
 
 /// `tokenizer.ggml.token_type` of a control token (`<|im_start|>`, `<|endoftext|>`, …).
 const TOKEN_TYPE_CONTROL: i64 = 3;
@@ -118,10 +118,10 @@ pub struct GgufTokenizer {
 impl GgufTokenizer {
     /// Builds the tokenizer `gguf` describes. A tokenizer model other than byte-level BPE
     /// (`gpt2`) or a `tokenizer.ggml.pre` not in [`PreTokenizerKind::NAMES`] is an
-    /// [`InferError::Unsupported`] error.
+    /// [`LlmError::Unsupported`] error.
     pub fn from_gguf(gguf: &GgufFile) -> Result<Self> {
         let path = gguf.path().to_path_buf();
-        let fail = |message: String| InferError::Tokenizer {
+        let fail = |message: String| LlmError::Tokenizer {
             path: path.clone(),
             message,
         };
@@ -272,7 +272,7 @@ impl GgufTokenizer {
         Ok(self
             .tokenizer
             .encode(text, add_special_tokens)
-            .map_err(|e| InferError::Encode(e.to_string()))?
+            .map_err(|e| LlmError::Encode(e.to_string()))?
             .get_ids()
             .to_vec())
     }
@@ -283,7 +283,7 @@ impl GgufTokenizer {
         let bos_written = self.bos().is_some_and(|bos| prompt.starts_with(&bos.text));
         let ids = self.encode(prompt, self.add_bos() && !bos_written)?;
         if ids.is_empty() {
-            return Err(InferError::BadInput("the prompt is empty".into()));
+            return Err(LlmError::BadInput("the prompt is empty".into()));
         }
         Ok(ids)
     }
@@ -292,7 +292,7 @@ impl GgufTokenizer {
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
         self.tokenizer
             .decode(ids, skip_special_tokens)
-            .map_err(|e| InferError::Encode(format!("cannot decode token ids: {e}")))
+            .map_err(|e| LlmError::Encode(format!("cannot decode token ids: {e}")))
     }
 
     /// The longest prefix of `text` that keeps its first `max_tokens` tokens, cut where the
@@ -301,7 +301,7 @@ impl GgufTokenizer {
         let encoding = self
             .tokenizer
             .encode(text, false)
-            .map_err(|e| InferError::Encode(e.to_string()))?;
+            .map_err(|e| LlmError::Encode(e.to_string()))?;
         let Some(&(cut, _)) = encoding.get_offsets().get(max_tokens) else {
             return Ok((text, false));
         };

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use cairn_infer::InferError;
-use cairn_infer::llm::{
+use cairn_llm::LlmError;
+use cairn_llm::{
     Batch, ChatMessage, DecoderModel, Engine, EngineOptions, Event, FinishReason, GgufFile,
     GgufTokenizer, Role, SamplingParams, WeightFormat,
 };
@@ -216,15 +216,15 @@ fn bad_requests_are_refused_before_they_queue() {
     let too_long = vec![1u32; engine.context_length()];
     assert!(matches!(
         engine.submit(too_long, SamplingParams::greedy(4)),
-        Err(InferError::BadInput(_))
+        Err(LlmError::BadInput(_))
     ));
     assert!(matches!(
         engine.submit(Vec::new(), SamplingParams::greedy(4)),
-        Err(InferError::BadInput(_))
+        Err(LlmError::BadInput(_))
     ));
     assert!(matches!(
         engine.submit(vec![1, 2], SamplingParams::greedy(0)),
-        Err(InferError::InvalidSetting(_))
+        Err(LlmError::InvalidSetting(_))
     ));
     assert!(matches!(
         engine.submit(
@@ -234,7 +234,7 @@ fn bad_requests_are_refused_before_they_queue() {
                 ..SamplingParams::default()
             }
         ),
-        Err(InferError::InvalidSetting(_))
+        Err(LlmError::InvalidSetting(_))
     ));
 }
 
@@ -253,7 +253,7 @@ fn a_full_queue_refuses_requests_as_busy() {
     for _ in 0..3 {
         match engine.submit(prompt.clone(), SamplingParams::greedy(48)) {
             Ok(g) => accepted.push(g),
-            Err(InferError::Busy(_)) => busy += 1,
+            Err(LlmError::Busy(_)) => busy += 1,
             Err(e) => panic!("unexpected error {e}"),
         }
     }

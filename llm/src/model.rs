@@ -29,7 +29,7 @@ use super::config::{LlmConfig, RopeStyle};
 use super::gguf::{GgufFile, GgufReader};
 use super::host::{self, Heads, HostKv, RopeTables, Span};
 use super::qmm::{Activations, CpuMatrix};
-use crate::error::{InferError, Result};
+use crate::error::{LlmError, Result};
 
 /// How a model holds its weight matrices in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,12 +95,12 @@ impl Batch {
     /// A batch whose sequence `i` starts at position `positions[i]`.
     pub fn with_positions<S: AsRef<[u32]>>(sequences: &[S], positions: &[usize]) -> Result<Self> {
         if sequences.is_empty() {
-            return Err(InferError::BadInput(
+            return Err(LlmError::BadInput(
                 "a batch needs at least one sequence".into(),
             ));
         }
         if positions.len() != sequences.len() {
-            return Err(InferError::BadInput(format!(
+            return Err(LlmError::BadInput(format!(
                 "{} start positions for {} sequences",
                 positions.len(),
                 sequences.len()
@@ -108,7 +108,7 @@ impl Batch {
         }
         let lengths: Vec<usize> = sequences.iter().map(|s| s.as_ref().len()).collect();
         if let Some(i) = lengths.iter().position(|&n| n == 0) {
-            return Err(InferError::BadInput(format!("sequence {i} is empty")));
+            return Err(LlmError::BadInput(format!("sequence {i} is empty")));
         }
         let tokens = sequences
             .iter()
@@ -512,8 +512,8 @@ impl Attention {
 }
 
 /// A cache made for a model on another kind of device.
-fn wrong_cache() -> InferError {
-    InferError::BadInput("a key/value cache made by a model on another device".into())
+fn wrong_cache() -> LlmError {
+    LlmError::BadInput("a key/value cache made by a model on another device".into())
 }
 
 /// Scaled dot-product attention of one sequence.
@@ -761,7 +761,7 @@ impl DecoderModel {
             .iter()
             .find(|&&t| t as usize >= self.config.vocab_size)
         {
-            return Err(InferError::BadInput(format!(
+            return Err(LlmError::BadInput(format!(
                 "token id {bad} is outside the vocabulary of {} tokens",
                 self.config.vocab_size
             )));
@@ -770,7 +770,7 @@ impl DecoderModel {
         let mut offset = 0;
         for (&len, &start) in batch.lengths().iter().zip(batch.positions()) {
             if start + len > self.config.context_length {
-                return Err(InferError::BadInput(format!(
+                return Err(LlmError::BadInput(format!(
                     "a sequence reaching position {} exceeds the model's context of {} tokens",
                     start + len,
                     self.config.context_length
@@ -921,14 +921,14 @@ mod tests {
         assert_eq!(batch.last_rows(), vec![2, 3]);
 
         let empty: &[Vec<u32>] = &[];
-        assert!(matches!(Batch::new(empty), Err(InferError::BadInput(_))));
+        assert!(matches!(Batch::new(empty), Err(LlmError::BadInput(_))));
         assert!(matches!(
             Batch::new(&[vec![1], vec![]]),
-            Err(InferError::BadInput(_))
+            Err(LlmError::BadInput(_))
         ));
         assert!(matches!(
             Batch::with_positions(&[vec![1]], &[0, 1]),
-            Err(InferError::BadInput(_))
+            Err(LlmError::BadInput(_))
         ));
     }
 
@@ -1029,7 +1029,7 @@ mod tests {
         // A cache of the other kind is refused, not misread.
         assert!(matches!(
             host.forward_cached(&mut [(&a[7..8], &mut ta)]),
-            Err(InferError::BadInput(_))
+            Err(LlmError::BadInput(_))
         ));
     }
 

@@ -3,12 +3,13 @@
 // Markdown file through the page and wait for "ready"; re-index a document that was
 // ingested from a path and one that was uploaded; ask a question whose answer is on page 3
 // of the PDF and click its citation; delete a document and see it gone; upload a broken file
-// and see its reason. Then, on a second server with the packaged language model, see a
-// written answer stream in and its unsupported sentences marked. Then, on a server that needs
-// keys: the page says in words that a key is missing, then that a bad one is refused; with a
-// reader's key it shows the library by file name (never the server's path) and no upload,
-// re-index or delete controls. Screenshots of each step go to $ARTIFACTS (default
-// tests/browser/artifacts).
+// and see its reason; upload a Chinese document, ask in Chinese, and see its title, the
+// question and the answer drawn as text. Then, on a second server with the packaged language
+// model, see a written answer stream in and its unsupported sentences marked. Then, on a
+// server that needs keys: the page says in words that a key is missing, then that a bad one
+// is refused; with a reader's key it shows the library by file name (never the server's
+// path) and no upload, re-index or delete controls. Screenshots of each step go to
+// $ARTIFACTS (default tests/browser/artifacts).
 //
 //   node tests/browser/page.test.mjs PATH/TO/cairn      (CAIRN_MODELS_DIR set)
 
@@ -157,11 +158,61 @@ try {
   assert.match(await bad.innerText(), /failed: .*broken\.pdf/);
   assert.equal(await page.locator("#docs tr").count(), 2);
   await shot(page, "failed-upload");
+
+  // Chinese: a document's title, the question and the answer render as text (the CJK font
+  // that tests/browser/run installs), not as the boxes of missing glyphs.
+  const zh = join(files, "ferry-zh.md");
+  writeFileSync(zh, "# 渡轮时刻表\n\n工作日早上七点四十分，渡轮从北码头出发。周末渡轮停运。\n");
+  await page.setInputFiles("#files", [zh]);
+  await rows.filter({ hasText: "ferry-zh.md" }).locator(".state-ready").waitFor({ timeout: 120_000 });
+  await page.getByLabel("Search only").uncheck();
+  await page.getByLabel("Question").fill("渡轮几点从北码头出发？");
+  await page.getByRole("button", { name: "Ask", exact: true }).click();
+  await page.locator("#ask-status", { hasText: /Answered|do not answer/ }).waitFor({ timeout: 60_000 });
+  assert.match(await page.locator("#answer").innerText(), /北码头/);
+  for (const [what, selector] of [
+    ["title", "#docs tr:has-text('渡轮时刻表')"],
+    ["question", "#question"],
+    ["answer", "#answer"],
+  ]) {
+    const seen = await page.locator(selector).first().evaluate(glyphs);
+    assert.ok(seen.han >= 4, `${what}: ${JSON.stringify(seen)}`);
+    assert.equal(seen.boxes, "", `${what}: drawn as missing-glyph boxes in ${seen.font}`);
+    assert.equal(seen.distinct, seen.han, `${what}: Han characters share glyphs: ${JSON.stringify(seen)}`);
+  }
+  await shot(page, "chinese");
 } catch (e) {
   failed = true;
   console.error("browser test failed:", e);
 } finally {
   await stop(child);
+}
+
+/// In the page: draws each distinct Han character of an element's text (an input's value)
+/// in the element's own font and compares it with a code point no font has (U+2FE0,
+/// unassigned), which every font draws as its missing-glyph box. Without a CJK font every
+/// Han character is that box.
+function glyphs(el) {
+  const text = el.value ?? el.innerText;
+  const han = [...new Set([...text].filter((c) => /\p{Script=Han}/u.test(c)))];
+  const style = getComputedStyle(el);
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 48;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.font = `${style.fontWeight} 32px ${style.fontFamily}`;
+  const draw = (c) => {
+    ctx.clearRect(0, 0, 48, 48);
+    ctx.fillText(c, 4, 36);
+    return ctx.getImageData(0, 0, 48, 48).data.join(",");
+  };
+  const missing = draw("\u2FE0");
+  const drawn = han.map(draw);
+  return {
+    han: han.length,
+    boxes: han.filter((_, i) => drawn[i] === missing).join(""),
+    distinct: new Set(drawn).size,
+    font: style.fontFamily,
+  };
 }
 
 /// Stops a server and waits for it (it flushes its indexes on the way out).

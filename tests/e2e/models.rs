@@ -42,6 +42,7 @@ fn install_models_checks_and_refuses_a_wrong_checksum() {
         .arg(&bad_path)
         .arg("--models-dir")
         .arg(&target)
+        .arg("minilm-l6")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

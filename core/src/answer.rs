@@ -78,6 +78,19 @@ pub enum AnswerMode {
     Generated,
 }
 
+/// The measurements an answer's confidence is computed from, for this question and the
+/// passages the caller may read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AnswerSignals {
+    /// The best sentence of the passages read, 0..=1: 0.75 × its embedding cosine with the
+    /// question + 0.25 × the share of the question's terms it contains.
+    pub best_sentence: f32,
+    /// The best dense-retriever score (embedding cosine) among the retrieved passages;
+    /// `None` when none has one (`bm25` mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closest_dense: Option<f32>,
+}
+
 /// An answer with its evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Answer {
@@ -88,9 +101,20 @@ pub struct Answer {
     pub citations: Vec<Citation>,
     /// The support of the answer as a whole, 0..=1 (0 when abstained).
     pub grounding: f32,
-    /// How well the best passage sentence matches the question, 0..=1; the answer
-    /// abstains below `[answer] min_score`.
+    /// How likely it is, 0..=1, that the passages answer the question: the calibrated
+    /// model of `[answer.calibration]` over [`Answer::signals`] (0 when nothing was found).
     pub confidence: f32,
+    /// What `confidence` was computed from.
+    #[serde(default)]
+    pub signals: AnswerSignals,
+    /// The answer should be checked by a person before it is relied on; `review_reason`
+    /// says why (a confidence below `[answer] review_below`, sentences their citations do
+    /// not support, …). Never set on an abstention.
+    #[serde(default)]
+    pub needs_review: bool,
+    /// Why `needs_review` is set, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_reason: Option<String>,
     /// The documents do not answer the question; `passages` holds the closest ones.
     pub abstained: bool,
     /// The passages the answer was drawn from (when abstained: the closest ones).

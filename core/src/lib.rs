@@ -26,7 +26,7 @@ pub mod sentences;
 mod text;
 
 pub use acl::{Acl, Actor, DEFAULT_TENANT, PUBLIC_GROUP, Principal, Role};
-pub use answer::{Answer, AnswerMode, AnswerSentence, AskRequest, Citation};
+pub use answer::{Answer, AnswerMode, AnswerSentence, AnswerSignals, AskRequest, Citation};
 pub use auth::{ApiKey, AuditEntry, AuditLog, AuditQuery, KeyStore};
 pub use config::Config;
 pub use document::{Chunk, Document, Lang, NewChunk, NewDocument, Span};

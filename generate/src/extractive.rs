@@ -14,7 +14,9 @@
 use crate::terms::{is_cjk, overlap, terms};
 use cairn_core::config::AnswerConfig;
 use cairn_core::sentences::sentences;
-use cairn_core::{Answer, AnswerMode, AnswerSentence, Citation, Embedder, Hit, Result, Span};
+use cairn_core::{
+    Answer, AnswerMode, AnswerSentence, AnswerSignals, Citation, Embedder, Hit, Result, Span,
+};
 
 /// The text of an abstention.
 pub const ABSTAIN_TEXT: &str =
@@ -140,6 +142,12 @@ pub fn quote(scored: Scored, hits: Vec<Hit>, cfg: &AnswerConfig) -> Answer {
         citations,
         grounding: 1.0,
         confidence: best,
+        signals: AnswerSignals {
+            best_sentence: best,
+            ..AnswerSignals::default()
+        },
+        needs_review: false,
+        review_reason: None,
         abstained: false,
         passages,
         mode: AnswerMode::Extractive,
@@ -166,6 +174,12 @@ pub fn abstention(
         citations: Vec::new(),
         grounding: 0.0,
         confidence: confidence.max(0.0),
+        signals: AnswerSignals {
+            best_sentence: confidence.max(0.0),
+            ..AnswerSignals::default()
+        },
+        needs_review: false,
+        review_reason: None,
         abstained: true,
         passages: hits,
         mode: AnswerMode::Extractive,

@@ -30,8 +30,20 @@ use cairn_core::{
 pub const SYSTEM_PROMPT: &str = "You answer questions using only the numbered passages you are given. \
 Write a short answer of one to three sentences. End every sentence with the number of the \
 passage that supports it in square brackets, like [1] or [2]. Do not use facts that are not in \
-the passages. If the passages do not answer the question, reply only: \
-The documents do not answer this question.";
+the passages.";
+
+/// Added to [`SYSTEM_PROMPT`] with `[generate] model_may_decline`.
+pub const DECLINE_PROMPT: &str = " If the passages do not answer the question, reply only: The documents do not answer this question.";
+
+/// The instruction for `cfg`: [`SYSTEM_PROMPT`], and [`DECLINE_PROMPT`] when the model may
+/// decline.
+pub fn system_prompt(cfg: &GenerateConfig) -> String {
+    let mut prompt = SYSTEM_PROMPT.to_string();
+    if cfg.model_may_decline {
+        prompt.push_str(DECLINE_PROMPT);
+    }
+    prompt
+}
 
 /// Tokens kept free for the chat template's own markers.
 const TEMPLATE_TOKENS: usize = 48;
@@ -42,6 +54,7 @@ const MIN_PASSAGE_TOKENS: usize = 32;
 /// The user turn: numbered passages, then the question. Returns it and how many passages it
 /// holds (the first `n` of `hits`).
 pub fn build_prompt(
+    system: &str,
     question: &str,
     hits: &[Hit],
     max_passages: usize,
@@ -51,7 +64,7 @@ pub fn build_prompt(
     let question_part = format!("Question: {question}\nAnswer with citations:");
     let reserved = max_tokens
         + TEMPLATE_TOKENS
-        + generator.count_tokens(SYSTEM_PROMPT)
+        + generator.count_tokens(system)
         + generator.count_tokens(&question_part);
     let Some(mut budget) = generator.context_tokens().checked_sub(reserved) else {
         return Err(cairn_core::Error::user(format!(
@@ -109,7 +122,9 @@ pub async fn generated(
     on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
 ) -> Result<Answer> {
     let started = std::time::Instant::now();
+    let system = system_prompt(cfg);
     let (user, used) = build_prompt(
+        &system,
         question,
         &hits,
         answer_cfg.max_passages,
@@ -122,7 +137,7 @@ pub async fn generated(
         stop: vec!["\nQuestion:".into(), "\nPassages:".into()],
         ..GenerateRequest::new(
             vec![
-                ChatTurn::new(ChatRole::System, SYSTEM_PROMPT),
+                ChatTurn::new(ChatRole::System, system),
                 ChatTurn::new(ChatRole::User, user),
             ],
             cfg.max_tokens,
@@ -142,6 +157,9 @@ pub async fn generated(
             citations: Vec::new(),
             grounding: 0.0,
             confidence: quoted.confidence,
+            signals: quoted.signals.clone(),
+            needs_review: false,
+            review_reason: None,
             abstained: true,
             passages: closest,
             mode: AnswerMode::Generated,
@@ -202,6 +220,9 @@ pub async fn generated(
         citations,
         grounding,
         confidence: quoted.confidence,
+        signals: quoted.signals,
+        needs_review: false,
+        review_reason: None,
         abstained: false,
         passages,
         mode: AnswerMode::Generated,
@@ -830,13 +851,13 @@ mod tests {
             + g.count_tokens(SYSTEM_PROMPT)
             + g.count_tokens("Question: q\nAnswer with citations:");
         g.context = reserved + 460;
-        let (prompt, used) = build_prompt("q", &many, 5, &g, 100).expect("prompt");
+        let (prompt, used) = build_prompt(SYSTEM_PROMPT, "q", &many, 5, &g, 100).expect("prompt");
         assert_eq!(used, 2, "one whole passage and one cut");
         assert!(prompt.contains("[2] Doc 2") && !prompt.contains("[3]"));
         assert!(g.count_tokens(&prompt) <= g.context - 100);
 
         g.context = reserved - 1;
-        let err = build_prompt("q", &many, 5, &g, 100).expect_err("no room");
+        let err = build_prompt(SYSTEM_PROMPT, "q", &many, 5, &g, 100).expect_err("no room");
         assert!(err.message.contains("too long"), "{}", err.message);
     }
 }

@@ -78,6 +78,7 @@ impl Service {
             on_event(AskEvent::Retrieved(&shown));
         }
         let question = search.query.trim();
+        let closest = crate::confidence::closest_dense(&hits);
         let embedder = retriever.embedder();
         let unknown = if cfg.unknown_names {
             gate::unknown_name(retriever, question, &hits, &req.filter, p).await?
@@ -100,10 +101,10 @@ impl Service {
                     .unwrap_or_default(),
             };
             let scored = cairn_generate::score(question, &vector, &hits, &*embedder, cfg).await?;
-            match gate::judge(question, &hits, scored.best, cfg) {
-                Verdict::Abstain { confidence, note } => {
-                    cairn_generate::abstention(hits, cfg, confidence, note)
-                }
+            let best = scored.best.unwrap_or(0.0);
+            let confidence = cfg.calibration.confidence(best, closest);
+            match gate::judge(question, &hits, scored.best, confidence, cfg) {
+                Verdict::Abstain { note } => cairn_generate::abstention(hits, cfg, best, note),
                 Verdict::Answer => {
                     let quoted = cairn_generate::quote(scored, hits.clone(), cfg);
                     match &self.0.generator {
@@ -125,6 +126,7 @@ impl Service {
                 }
             }
         };
+        crate::confidence::assess(&mut answer, closest, cfg);
         answer.took_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(answer)
     }

@@ -25,6 +25,7 @@
 pub mod access;
 mod answer;
 pub mod audit;
+pub mod confidence;
 pub mod gate;
 pub mod keys;
 pub mod wire;

@@ -320,8 +320,8 @@ fn questions_naming_what_no_document_mentions_abstain() {
     );
     assert_eq!(known["abstained"], false, "{known}");
     assert_eq!(first_cited(&known), "vpn-linux.md", "{known}");
-    // Off, the guide's sentence on connecting at boot is close enough to quote (confidence
-    // 0.50 against `min_score` 0.40); on, the unknown name makes the answer abstain.
+    // Off, the guide's sentence on connecting at boot is close enough to quote (its
+    // confidence reaches `abstain_below`); on, the unknown name makes the answer abstain.
     let openvpn = "How do I connect to the VPN automatically at boot with OpenVPN?";
     let unknown = ask(&[], &[], openvpn);
     assert_eq!(unknown["abstained"], true, "{unknown}");
@@ -334,7 +334,7 @@ fn questions_naming_what_no_document_mentions_abstain() {
     assert_eq!(first_cited(&off), "vpn-linux.md", "{off}");
 
     // An identifier (letters and digits) that a passage has verbatim is evidence enough,
-    // however far the question's embedding sits from it (below `min_dense` here).
+    // however far the question's embedding sits from it (the confidence check is waived).
     let form = ask(&[], &[], "when is form FIN-88R required");
     assert_eq!(form["abstained"], false, "{form}");
     assert_eq!(first_cited(&form), "expense-reimbursement.md", "{form}");

@@ -117,6 +117,10 @@ function showAnswer(a) {
     }
     box.append(list);
   } else {
+    if (a.needs_review) {
+      box.append(el("p", { class: "review", role: "note" },
+        `Check before relying on this answer (confidence ${a.confidence.toFixed(2)}): ${a.review_reason}.`));
+    }
     const p = el("p");
     for (const s of a.sentences) {
       const flagged = s.supported === false;

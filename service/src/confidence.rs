@@ -1,0 +1,157 @@
+//! How sure an answer is. Once an answer is made (or declined), its signals are completed
+//! (`AnswerSignals`: the best sentence's score, the closest passage's embedding cosine),
+//! `[answer.calibration]` turns them into `confidence`, the probability that the passages
+//! answer the question, and an answer a person should check before relying on it is marked
+//! `needs_review`, with the reason in words:
+//! - its confidence is below `[answer] review_below`;
+//! - some of its generated sentences are not supported by the passages they cite.
+//!
+//! An abstention is never marked: it already says that the documents do not answer.
+
+use cairn_core::config::AnswerConfig;
+use cairn_core::{Answer, Hit};
+
+/// The best dense-retriever score (embedding cosine) among `hits`; `None` when none has one.
+pub fn closest_dense(hits: &[Hit]) -> Option<f32> {
+    hits.iter()
+        .filter_map(|h| h.dense.map(|d| d.score))
+        .reduce(f32::max)
+}
+
+/// Completes `answer.signals` with the retrieved passages' [`closest_dense`], sets the
+/// answer's calibrated confidence and whether it needs review; see the module
+/// documentation.
+pub fn assess(answer: &mut Answer, closest_dense: Option<f32>, cfg: &AnswerConfig) {
+    answer.signals.closest_dense = closest_dense;
+    answer.confidence = cfg
+        .calibration
+        .confidence(answer.signals.best_sentence, answer.signals.closest_dense);
+    let mut reasons = Vec::new();
+    if !answer.abstained {
+        if answer.confidence < cfg.review_below {
+            reasons.push(format!(
+                "its confidence is {:.2}, below [answer] review_below {:.2}: the passages may \
+                 not answer the question",
+                answer.confidence, cfg.review_below
+            ));
+        }
+        if answer.unsupported > 0 {
+            reasons.push(format!(
+                "{} of its {} sentences are not supported by the passages they cite",
+                answer.unsupported,
+                answer.sentences.len().max(answer.unsupported)
+            ));
+        }
+    }
+    answer.needs_review = !reasons.is_empty();
+    answer.review_reason = (!reasons.is_empty()).then(|| reasons.join("; "));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::config::Calibration;
+    use cairn_core::{AnswerMode, AnswerSignals, ChunkId, DocId, RetrieverScore, Span};
+
+    fn hit(dense: Option<f32>) -> Hit {
+        Hit {
+            chunk_id: ChunkId(1),
+            doc_id: DocId("d".into()),
+            title: "T".into(),
+            source: "t.md".into(),
+            page: 1,
+            span: Span::new(0, 1),
+            heading_path: vec![],
+            text: "x".into(),
+            score: 1.0,
+            bm25: None,
+            dense: dense.map(|score| RetrieverScore { rank: 1, score }),
+            rerank: None,
+        }
+    }
+
+    fn answer(best: f32, abstained: bool, unsupported: usize) -> Answer {
+        Answer {
+            answer: "a".into(),
+            sentences: Vec::new(),
+            citations: Vec::new(),
+            grounding: 1.0,
+            confidence: best,
+            signals: AnswerSignals {
+                best_sentence: best,
+                ..AnswerSignals::default()
+            },
+            needs_review: false,
+            review_reason: None,
+            abstained,
+            passages: Vec::new(),
+            mode: AnswerMode::Extractive,
+            model: None,
+            unsupported,
+            dropped_citations: 0,
+            note: None,
+            took_ms: 0.0,
+        }
+    }
+
+    fn cfg() -> AnswerConfig {
+        AnswerConfig {
+            calibration: Calibration {
+                intercept: -5.0,
+                best_sentence: 5.0,
+                closest_dense: 5.0,
+                closest_dense_absent: 0.5,
+            },
+            review_below: 0.5,
+            ..AnswerConfig::default()
+        }
+    }
+
+    #[test]
+    fn confidence_rises_with_each_signal_and_an_absent_one_takes_its_default() {
+        let cfg = cfg();
+        let at = |best: f32, dense: Option<f32>| {
+            let mut a = answer(best, false, 0);
+            let hits = [hit(dense), hit(dense.map(|d| d - 0.1))];
+            assess(&mut a, closest_dense(&hits), &cfg);
+            assert_eq!(a.signals.closest_dense, dense, "the closest of the hits");
+            a.confidence
+        };
+        assert!((at(0.5, Some(0.5)) - 0.5).abs() < 1e-6);
+        assert!(at(0.6, Some(0.5)) > at(0.5, Some(0.5)));
+        assert!(at(0.5, Some(0.6)) > at(0.5, Some(0.5)));
+        assert_eq!(at(0.5, None), at(0.5, Some(0.5)));
+        assert!((0.0..=1.0).contains(&at(-3.0, Some(-1.0))));
+    }
+
+    #[test]
+    fn low_confidence_and_unsupported_sentences_ask_for_review_with_the_reason() {
+        let cfg = cfg();
+        let mut sure = answer(0.9, false, 0);
+        assess(&mut sure, Some(0.8), &cfg);
+        assert!(!sure.needs_review && sure.review_reason.is_none());
+
+        let mut unsure = answer(0.3, false, 0);
+        assess(&mut unsure, Some(0.3), &cfg);
+        assert!(unsure.needs_review);
+        let reason = unsure.review_reason.expect("a reason");
+        assert!(reason.contains("review_below 0.50"), "{reason}");
+
+        let mut flagged = answer(0.9, false, 2);
+        assess(&mut flagged, Some(0.8), &cfg);
+        assert!(flagged.needs_review);
+        assert!(
+            flagged
+                .review_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("2 of its 2 sentences are not supported")),
+            "{:?}",
+            flagged.review_reason
+        );
+
+        let mut declined = answer(0.1, true, 0);
+        assess(&mut declined, Some(0.1), &cfg);
+        assert!(!declined.needs_review, "an abstention is not marked");
+        assert!(declined.confidence < 0.5);
+    }
+}

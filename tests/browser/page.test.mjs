@@ -272,6 +272,11 @@ if (!failed) {
     assert.match(await page.locator("#ask-status").innerText(), /Answered by smollm2-135m/);
     assert.equal(await page.locator("#answer .unsupported").count(), api.unsupported);
     assert.match(await page.locator("#answer").innerText(), /not supported by the cited passages/);
+    // Unsupported sentences mark the answer for review, and the page says why.
+    assert.equal(api.needs_review, true, JSON.stringify(api));
+    const review = await page.locator("#answer .review").innerText();
+    assert.ok(review.startsWith("Check before relying on this answer"), review);
+    assert.ok(review.includes(api.review_reason), `${review} / ${api.review_reason}`);
     await shot(page, "generated-answer");
   } catch (e) {
     failed = true;

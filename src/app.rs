@@ -139,6 +139,9 @@ impl App {
                     max_queue: cfg.max_queue,
                     prefill_chunk: cfg.prefill_chunk,
                 };
+                if device.is_cpu() {
+                    tracing::info!(kernels = cairn_llm::cpu_kernels(), "quantized CPU kernels");
+                }
                 Arc::new(
                     cairn_infer::LocalGenerator::load(&path, &device, options).with_context(
                         || format!("loading the generator from {}", path.display()),

@@ -149,7 +149,8 @@ pub async fn run(config: Config, command: BenchCommand) -> Result<ExitCode> {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "model": gguf, "tokens": args.tokens, "repeat": args.repeat, "rows": rows, "notes": notes
+                "model": gguf, "tokens": args.tokens, "repeat": args.repeat,
+                "cpu_kernels": cairn_llm::cpu_kernels(), "rows": rows, "notes": notes
             }))?
         );
     } else {
@@ -170,10 +171,11 @@ fn join(xs: &[usize]) -> String {
 
 fn print_table(gguf: &Path, args: &Args, rows: &[Row]) {
     println!(
-        "model {} · {} tokens per stream · median of {}",
+        "model {} · {} tokens per stream · median of {} · CPU kernels {}",
         gguf.display(),
         args.tokens,
-        args.repeat
+        args.repeat,
+        cairn_llm::cpu_kernels()
     );
     println!(
         "| engine | threads | streams | decode tokens/s | prompt tokens/s | vs llama.cpp (1 stream) | vs 1 stream |"

@@ -9,7 +9,7 @@
 //! An abstention is never marked: it already says that the documents do not answer.
 
 use cairn_core::config::AnswerConfig;
-use cairn_core::{Answer, Hit};
+use cairn_core::{Answer, AnswerMode, Hit};
 
 /// The best dense-retriever score (embedding cosine) among `hits`; `None` when none has one.
 pub fn closest_dense(hits: &[Hit]) -> Option<f32> {
@@ -35,7 +35,9 @@ pub fn assess(answer: &mut Answer, closest_dense: Option<f32>, cfg: &AnswerConfi
                 answer.confidence, cfg.review_below
             ));
         }
-        if answer.unsupported > 0 {
+        // A generated answer replaced by quotes keeps the count of the model's unsupported
+        // sentences, but shows none of them.
+        if answer.mode == AnswerMode::Generated && answer.unsupported > 0 {
             reasons.push(format!(
                 "{} of its {} sentences are not supported by the passages they cite",
                 answer.unsupported,
@@ -51,7 +53,7 @@ pub fn assess(answer: &mut Answer, closest_dense: Option<f32>, cfg: &AnswerConfi
 mod tests {
     use super::*;
     use cairn_core::config::Calibration;
-    use cairn_core::{AnswerMode, AnswerSignals, ChunkId, DocId, RetrieverScore, Span};
+    use cairn_core::{AnswerSignals, ChunkId, DocId, RetrieverScore, Span};
 
     fn hit(dense: Option<f32>) -> Hit {
         Hit {
@@ -137,7 +139,16 @@ mod tests {
         let reason = unsure.review_reason.expect("a reason");
         assert!(reason.contains("review_below 0.50"), "{reason}");
 
-        let mut flagged = answer(0.9, false, 2);
+        let mut quoted = answer(0.9, false, 2);
+        assess(&mut quoted, Some(0.8), &cfg);
+        assert!(
+            !quoted.needs_review,
+            "quotes that replaced an unsupported generated answer are supported"
+        );
+        let mut flagged = Answer {
+            mode: AnswerMode::Generated,
+            ..answer(0.9, false, 2)
+        };
         assess(&mut flagged, Some(0.8), &cfg);
         assert!(flagged.needs_review);
         assert!(

@@ -102,7 +102,7 @@ pub struct Answer {
     /// The support of the answer as a whole, 0..=1 (0 when abstained).
     pub grounding: f32,
     /// How likely it is, 0..=1, that the passages answer the question: the calibrated
-    /// model of `[answer.calibration]` over [`Answer::signals`] (0 when nothing was found).
+    /// model of `[answer.calibration]` over [`Answer::signals`].
     pub confidence: f32,
     /// What `confidence` was computed from.
     #[serde(default)]

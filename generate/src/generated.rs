@@ -841,6 +841,19 @@ mod tests {
     }
 
     #[test]
+    fn the_instruction_offers_a_way_out_only_when_the_model_may_decline() {
+        let default = system_prompt(&GenerateConfig::default());
+        assert_eq!(default, SYSTEM_PROMPT);
+        assert!(!default.contains("do not answer"));
+        let may = system_prompt(&GenerateConfig {
+            model_may_decline: true,
+            ..GenerateConfig::default()
+        });
+        assert_eq!(may, format!("{SYSTEM_PROMPT}{DECLINE_PROMPT}"));
+        assert!(says_no_answer("The documents do not answer this question."));
+    }
+
+    #[test]
     fn passages_are_packed_into_the_context() {
         let long = "word ".repeat(300);
         let many: Vec<Hit> = (1..=5).map(|i| hit(i, 0, &long)).collect();

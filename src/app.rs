@@ -25,6 +25,8 @@ pub struct App {
     pub ingestor: Arc<Ingestor>,
     /// The language model that writes answers, once loaded ([`App::load_generator`]).
     pub generator: Option<Arc<dyn Generator>>,
+    /// The judge of whether passages answer a question, once loaded ([`App::load_judge`]).
+    pub judge: Option<Arc<dyn Reranker>>,
 }
 
 /// Where the embedding model's folder is: a path as given, or a name under `models_dir`.
@@ -84,6 +86,7 @@ impl App {
             retriever,
             ingestor,
             generator: None,
+            judge: None,
         })
     }
 
@@ -92,30 +95,55 @@ impl App {
     /// otherwise a note in the log (searches that ask for reranking then get a clear error).
     pub fn load_reranker(&mut self, required: bool) -> Result<()> {
         let name = self.config.rerank.model.clone();
-        let reranker: Arc<dyn Reranker> = if name == SENTENCE_RERANKER {
-            Arc::new(
-                SentenceReranker::new(self.retriever.embedder()).with_catalog(self.store.catalog()),
-            )
-        } else {
-            let dir = model_path(&self.config, &name);
-            if !dir.exists() && !required {
-                tracing::info!(path = %dir.display(), "no reranker installed; reranking is off");
-                return Ok(());
-            }
-            let device = cairn_infer::pick_device()?;
-            cairn_infer::load_reranker(
-                &dir,
-                &device,
-                self.config.rerank.batch_size,
-                self.config.rerank.max_passage_tokens,
-            )
-            .with_context(|| format!("loading the reranker from {}", dir.display()))?
+        let Some(reranker) = self.reranker_named(&name, required)? else {
+            tracing::info!(model = %name, "no reranker installed; reranking is off");
+            return Ok(());
         };
         tracing::info!(model = reranker.model_id(), "reranker loaded");
         self.retriever =
             self.retriever
                 .clone()
                 .with_reranker(name, Some(reranker), self.config.rerank.clone());
+        Ok(())
+    }
+
+    /// The reranker `name` (`sentences`, or a model folder or path): `None` when its folder
+    /// is missing and it is not `required`.
+    fn reranker_named(&self, name: &str, required: bool) -> Result<Option<Arc<dyn Reranker>>> {
+        if name == SENTENCE_RERANKER {
+            return Ok(Some(Arc::new(
+                SentenceReranker::new(self.retriever.embedder()).with_catalog(self.store.catalog()),
+            )));
+        }
+        let dir = model_path(&self.config, name);
+        if !dir.exists() && !required {
+            return Ok(None);
+        }
+        let device = cairn_infer::pick_device()?;
+        let reranker = cairn_infer::load_reranker(
+            &dir,
+            &device,
+            self.config.rerank.batch_size,
+            self.config.rerank.max_passage_tokens,
+        )
+        .with_context(|| format!("loading the reranker from {}", dir.display()))?;
+        Ok(Some(reranker))
+    }
+
+    /// Loads `[answer] judge`, the model whose best score among an answer's passages is
+    /// the `judge` signal of its confidence; nothing when it is empty. A judge that is
+    /// configured but not installed is an error naming its folder: the calibration's
+    /// weights assume it.
+    pub fn load_judge(&mut self) -> Result<()> {
+        let name = self.config.answer.judge.clone();
+        if name.is_empty() {
+            return Ok(());
+        }
+        let judge = self
+            .reranker_named(&name, true)?
+            .context("the answerability judge")?;
+        tracing::info!(model = judge.model_id(), "answerability judge loaded");
+        self.judge = Some(judge);
         Ok(())
     }
 
@@ -181,6 +209,7 @@ impl App {
             hasher,
             answer: self.config.answer.clone(),
             generator: self.generator.clone(),
+            judge: self.judge.clone(),
             generate: self.config.generate.clone(),
             audit_config: self.config.audit.clone(),
             roots: self.config.ingest.roots.clone(),

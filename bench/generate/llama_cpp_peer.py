@@ -49,7 +49,9 @@ def main():
                     first = time.perf_counter()
         end = time.perf_counter()
         # llama-cpp-python streams one chunk per token; the prompt is the time to the first.
-        prompt_tokens = len(llm.tokenize(a.prompt.encode()))
+        # The templated prompt, as cairn counts it: the tokens in the context less those
+        # generated (within one token: the last one sampled is not fed back).
+        prompt_tokens = llm.n_tokens - count
         decode.append((count - 1) / (end - first))
         prefill.append(prompt_tokens / (first - start))
     print(

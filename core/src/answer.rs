@@ -89,6 +89,11 @@ pub struct AnswerSignals {
     /// `None` when none has one (`bm25` mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closest_dense: Option<f32>,
+    /// The answerability judge's best score among the passages read (`[answer] judge`: a
+    /// cross-encoder's logit, or a language model's P("yes") that the passage answers the
+    /// question); `None` when no judge is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<f32>,
 }
 
 /// An answer with its evidence.

@@ -466,6 +466,11 @@ pub struct AnswerConfig {
     /// read mentions one of them, the answer abstains and names it: the documents are not
     /// about it. (Embeddings place such questions close to passages on neighbouring topics.)
     pub unknown_names: bool,
+    /// A reranker that judges whether the passages read answer the question: a model
+    /// folder (a cross-encoder, or a GGUF model asked "does the passage answer the
+    /// query?") or `sentences`, named as for `[rerank] model`. Its best score among the
+    /// passages is the `judge` signal of the confidence. Empty: no judge.
+    pub judge: String,
     /// Passages shown with an abstention.
     pub closest: usize,
     /// The model that turns an answer's signals into its confidence.
@@ -475,8 +480,8 @@ pub struct AnswerConfig {
     pub review_below: f32,
 }
 
-/// The confidence of an answer: `σ(intercept + best_sentence · s + closest_dense · d)`, a
-/// logistic regression over the answer's signals (`cairn_core::AnswerSignals`) giving the
+/// The confidence of an answer: `σ(intercept + best_sentence · s + closest_dense · d +
+/// judge · j)`, a logistic regression over the answer's signals (`cairn_core::AnswerSignals`) giving the
 /// probability that the passages answer the question. Fitted on the tune split of
 /// `eval/debian` (`eval/debian/fit-calibration`, `eval/debian/RESULTS.md`); refit it for
 /// another embedder or corpus. A signal that was not measured (no dense score in `bm25`
@@ -491,14 +496,22 @@ pub struct Calibration {
     pub closest_dense: f32,
     /// The cosine assumed when no passage has a dense score.
     pub closest_dense_absent: f32,
+    /// Weight of the answerability judge's score (`[answer] judge`); 0 without one.
+    pub judge: f32,
+    /// The judge's score assumed when there is none.
+    pub judge_absent: f32,
 }
 
 impl Calibration {
-    /// The probability that the passages answer the question, from `best_sentence` and
-    /// `closest_dense` (see the type's documentation).
-    pub fn confidence(&self, best_sentence: f32, closest_dense: Option<f32>) -> f32 {
-        let dense = closest_dense.unwrap_or(self.closest_dense_absent);
-        let z = self.intercept + self.best_sentence * best_sentence + self.closest_dense * dense;
+    /// The probability that the passages answer the question, from the answer's signals
+    /// (see the type's documentation).
+    pub fn confidence(&self, signals: &crate::AnswerSignals) -> f32 {
+        let dense = signals.closest_dense.unwrap_or(self.closest_dense_absent);
+        let judge = signals.judge.unwrap_or(self.judge_absent);
+        let z = self.intercept
+            + self.best_sentence * signals.best_sentence
+            + self.closest_dense * dense
+            + self.judge * judge;
         1.0 / (1.0 + (-z).exp())
     }
 }
@@ -516,6 +529,7 @@ impl Default for AnswerConfig {
             min_dense_cjk: 0.0,
             // Checked on the tune split of eval/debian (eval/debian/RESULTS.md).
             unknown_names: true,
+            judge: String::new(),
             closest: 3,
             calibration: Calibration::default(),
             // A round figure, checked on the tune split (eval/debian/RESULTS.md, 2026-12-07).
@@ -532,6 +546,8 @@ impl Default for Calibration {
             best_sentence: 1.873,
             closest_dense: 16.874,
             closest_dense_absent: 0.612,
+            judge: 0.0,
+            judge_absent: 0.0,
         }
     }
 }

@@ -45,9 +45,9 @@ pub enum WeightFormat {
     F32,
     /// The fastest way this build knows for each stored type. On the CPU, Q4_1 and Q8_0
     /// matrices stay as stored and are multiplied by cairn's own kernels, which read each
-    /// block of weights once for up to four rows (see `qmm`); other types without SIMD
-    /// kernels in candle (Q5_0, Q5_1, …) are requantized to Q8_0 for those kernels, and
-    /// k-quants stay with candle's. On a GPU, types without candle kernels become Q8_0. Q8_0
+    /// block of weights once for up to four rows (see `qmm`), and so are Q5_0 matrices;
+    /// Q4_0 and Q4_K become Q4_1 without loss; Q5_1, Q5_K and Q6_K are requantized to Q8_0
+    /// for those kernels; Q2_K and Q3_K stay with candle's. On a GPU, types without candle kernels become Q8_0. Q8_0
     /// keeps 8 bits per weight, so re-quantizing 4- or 5-bit weights loses almost nothing.
     /// The default for generating on a CPU.
     Fast,
@@ -844,6 +844,11 @@ impl Loader<'_> {
         if self.format == WeightFormat::Fast && self.device.is_cpu() {
             let own = if CpuMatrix::supports(stored) {
                 Some(weights.dtype())
+            } else if matches!(stored, GgmlDType::Q5K | GgmlDType::Q6K) {
+                // 5 and 6 bits in sub-blocks of 16 or 32 with their own scales: 8 bits per
+                // weight in blocks of 32 keep them within a quarter of their step, and the
+                // tiled kernels beat candle's one-row-at-a-time k-quant products.
+                Some(GgmlDType::Q8_0)
             } else {
                 self.format
                     .target(stored)

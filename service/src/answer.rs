@@ -10,7 +10,7 @@
 
 use crate::gate::{self, Verdict};
 use crate::{Service, file_name, present_hits, shows_paths};
-use cairn_core::{Answer, AskRequest, Error, Hit, Principal, Result, SearchRequest};
+use cairn_core::{Answer, AnswerSignals, AskRequest, Error, Hit, Principal, Result, SearchRequest};
 
 /// What [`Service::ask`] reports as it goes.
 #[derive(Debug)]
@@ -79,6 +79,17 @@ impl Service {
         }
         let question = search.query.trim();
         let closest = crate::confidence::closest_dense(&hits);
+        let judge = match &self.0.judge {
+            Some(judge) if !hits.is_empty() => {
+                let read = &hits[..hits.len().min(cfg.max_passages.max(1))];
+                judge
+                    .score_hits(question, vector.as_deref(), read)
+                    .await?
+                    .into_iter()
+                    .reduce(f32::max)
+            }
+            _ => None,
+        };
         let embedder = retriever.embedder();
         let unknown = if cfg.unknown_names {
             gate::unknown_name(retriever, question, &hits, &req.filter, p).await?
@@ -102,7 +113,11 @@ impl Service {
             };
             let scored = cairn_generate::score(question, &vector, &hits, &*embedder, cfg).await?;
             let best = scored.best.unwrap_or(0.0);
-            let confidence = cfg.calibration.confidence(best, closest);
+            let confidence = cfg.calibration.confidence(&AnswerSignals {
+                best_sentence: best,
+                closest_dense: closest,
+                judge,
+            });
             match gate::judge(question, &hits, scored.best, confidence, cfg) {
                 Verdict::Abstain { note } => cairn_generate::abstention(hits, cfg, best, note),
                 Verdict::Answer => {
@@ -126,7 +141,7 @@ impl Service {
                 }
             }
         };
-        crate::confidence::assess(&mut answer, closest, cfg);
+        crate::confidence::assess(&mut answer, closest, judge, cfg);
         answer.took_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(answer)
     }

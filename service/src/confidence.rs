@@ -18,14 +18,18 @@ pub fn closest_dense(hits: &[Hit]) -> Option<f32> {
         .reduce(f32::max)
 }
 
-/// Completes `answer.signals` with the retrieved passages' [`closest_dense`], sets the
-/// answer's calibrated confidence and whether it needs review; see the module
-/// documentation.
-pub fn assess(answer: &mut Answer, closest_dense: Option<f32>, cfg: &AnswerConfig) {
+/// Completes `answer.signals` with the retrieved passages' [`closest_dense`] and the
+/// judge's score, sets the answer's calibrated confidence and whether it needs review; see
+/// the module documentation.
+pub fn assess(
+    answer: &mut Answer,
+    closest_dense: Option<f32>,
+    judge: Option<f32>,
+    cfg: &AnswerConfig,
+) {
     answer.signals.closest_dense = closest_dense;
-    answer.confidence = cfg
-        .calibration
-        .confidence(answer.signals.best_sentence, answer.signals.closest_dense);
+    answer.signals.judge = judge;
+    answer.confidence = cfg.calibration.confidence(&answer.signals);
     let mut reasons = Vec::new();
     if !answer.abstained {
         if answer.confidence < cfg.review_below {
@@ -103,6 +107,8 @@ mod tests {
                 best_sentence: 5.0,
                 closest_dense: 5.0,
                 closest_dense_absent: 0.5,
+                judge: 0.0,
+                judge_absent: 0.0,
             },
             review_below: 0.5,
             ..AnswerConfig::default()
@@ -115,7 +121,7 @@ mod tests {
         let at = |best: f32, dense: Option<f32>| {
             let mut a = answer(best, false, 0);
             let hits = [hit(dense), hit(dense.map(|d| d - 0.1))];
-            assess(&mut a, closest_dense(&hits), &cfg);
+            assess(&mut a, closest_dense(&hits), None, &cfg);
             assert_eq!(a.signals.closest_dense, dense, "the closest of the hits");
             a.confidence
         };
@@ -127,20 +133,46 @@ mod tests {
     }
 
     #[test]
+    fn the_judges_score_weighs_in_and_its_absence_takes_the_default() {
+        let mut cfg = cfg();
+        cfg.calibration.judge = 2.0;
+        cfg.calibration.judge_absent = 0.25;
+        let at = |judge: Option<f32>| {
+            let mut a = answer(0.5, false, 0);
+            assess(&mut a, Some(0.5), judge, &cfg);
+            assert_eq!(a.signals.judge, judge);
+            a.confidence
+        };
+        assert!(at(Some(1.0)) > at(Some(0.0)));
+        assert_eq!(at(None), at(Some(0.25)));
+        cfg.calibration.judge = 0.0;
+        let unweighted = |judge| {
+            let mut a = answer(0.5, false, 0);
+            assess(&mut a, Some(0.5), judge, &cfg);
+            a.confidence
+        };
+        assert_eq!(
+            unweighted(Some(9.0)),
+            unweighted(None),
+            "weight 0: no effect"
+        );
+    }
+
+    #[test]
     fn low_confidence_and_unsupported_sentences_ask_for_review_with_the_reason() {
         let cfg = cfg();
         let mut sure = answer(0.9, false, 0);
-        assess(&mut sure, Some(0.8), &cfg);
+        assess(&mut sure, Some(0.8), None, &cfg);
         assert!(!sure.needs_review && sure.review_reason.is_none());
 
         let mut unsure = answer(0.3, false, 0);
-        assess(&mut unsure, Some(0.3), &cfg);
+        assess(&mut unsure, Some(0.3), None, &cfg);
         assert!(unsure.needs_review);
         let reason = unsure.review_reason.expect("a reason");
         assert!(reason.contains("review_below 0.50"), "{reason}");
 
         let mut quoted = answer(0.9, false, 2);
-        assess(&mut quoted, Some(0.8), &cfg);
+        assess(&mut quoted, Some(0.8), None, &cfg);
         assert!(
             !quoted.needs_review,
             "quotes that replaced an unsupported generated answer are supported"
@@ -149,7 +181,7 @@ mod tests {
             mode: AnswerMode::Generated,
             ..answer(0.9, false, 2)
         };
-        assess(&mut flagged, Some(0.8), &cfg);
+        assess(&mut flagged, Some(0.8), None, &cfg);
         assert!(flagged.needs_review);
         assert!(
             flagged
@@ -161,7 +193,7 @@ mod tests {
         );
 
         let mut declined = answer(0.1, true, 0);
-        assess(&mut declined, Some(0.1), &cfg);
+        assess(&mut declined, Some(0.1), None, &cfg);
         assert!(!declined.needs_review, "an abstention is not marked");
         assert!(declined.confidence < 0.5);
     }

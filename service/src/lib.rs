@@ -36,7 +36,7 @@ use audit::Auditor;
 use cairn_core::config::{AnswerConfig, AuditConfig, GenerateConfig};
 use cairn_core::{
     Acl, Actor, ApiKey, AuditLog, AuditQuery, Catalog, DocQuery, Document, DocumentStore, Error,
-    ErrorKind, Generator, Hit, KeyStore, Origin, Principal, Result, Role, SearchRequest,
+    ErrorKind, Generator, Hit, KeyStore, Origin, Principal, Reranker, Result, Role, SearchRequest,
     SearchResponse,
 };
 use cairn_ingest::Ingestor;
@@ -64,6 +64,9 @@ pub struct Parts {
     /// The language model that writes answers (`None`: extractive answers) and its
     /// settings.
     pub generator: Option<Arc<dyn Generator>>,
+    /// `[answer] judge`: the reranker whose best score among an answer's passages is the
+    /// `judge` signal of its confidence (`None`: no judge).
+    pub judge: Option<Arc<dyn Reranker>>,
     pub generate: GenerateConfig,
     pub audit_config: AuditConfig,
     /// `[ingest] roots`.
@@ -85,6 +88,7 @@ struct Inner {
     hasher: KeyHasher,
     answer: AnswerConfig,
     generator: Option<Arc<dyn Generator>>,
+    judge: Option<Arc<dyn Reranker>>,
     generate: GenerateConfig,
     paths: ServerPaths,
     operator_tenant: String,
@@ -105,6 +109,7 @@ impl Service {
             hasher: parts.hasher,
             answer: parts.answer,
             generator: parts.generator,
+            judge: parts.judge,
             generate: parts.generate,
             paths: ServerPaths::new(&parts.roots),
             operator_tenant: parts.operator_tenant,

@@ -79,6 +79,7 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
         stream: false,
     };
     app.load_generator()?;
+    app.load_judge()?;
     let principal = app.principal(groups);
     // A written answer streams to the terminal as it is generated; the checked answer
     // (sentences flagged, citations listed) follows.

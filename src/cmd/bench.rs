@@ -38,6 +38,11 @@ pub struct Args {
     /// Tokens generated per stream
     #[arg(long, default_value_t = 128)]
     tokens: usize,
+    /// Words of passage text put before the request, so that reading the prompt is
+    /// measured at the length of a question with its retrieved passages (0: the request
+    /// alone)
+    #[arg(long, default_value_t = 0)]
+    prompt_words: usize,
     /// Repetitions of each measurement (the median is reported)
     #[arg(long, default_value_t = 3)]
     repeat: usize,
@@ -66,6 +71,21 @@ struct Row {
 
 const PROMPT: &str = "Write a long, detailed essay about the history of lighthouses, \
 their keepers, and how their lamps and lenses changed over two centuries.";
+
+/// The passage text repeated before the request by `--prompt-words`.
+const PASSAGE: &str = "The keeper trimmed the wick at dusk, wound the clockwork that turned \
+the lens, and logged the weather every four hours. Oil lamps gave way to incandescent \
+vapour burners in the 1900s and to electric lamps after 1920; a Fresnel lens of the first \
+order stood over three metres tall and threw its beam more than twenty nautical miles.";
+
+/// The request, after `words` words of passage text when `words` is not 0.
+fn prompt(words: usize) -> String {
+    if words == 0 {
+        return PROMPT.to_string();
+    }
+    let passage: Vec<&str> = PASSAGE.split_whitespace().cycle().take(words).collect();
+    format!("Passages:\n{}\n\n{PROMPT}", passage.join(" "))
+}
 
 pub async fn run(config: Config, command: BenchCommand) -> Result<ExitCode> {
     let BenchCommand::Generate(args) = command;
@@ -100,6 +120,7 @@ pub async fn run(config: Config, command: BenchCommand) -> Result<ExitCode> {
             .arg(&gguf)
             .args(["--tokens", &args.tokens.to_string()])
             .args(["--repeat", &args.repeat.to_string()])
+            .args(["--prompt-words", &args.prompt_words.to_string()])
             .arg("--streams")
             .arg(join(&args.streams))
             .env("RAYON_NUM_THREADS", threads.to_string())
@@ -124,7 +145,7 @@ pub async fn run(config: Config, command: BenchCommand) -> Result<ExitCode> {
                 .args(["--threads", &threads.to_string()])
                 .args(["--tokens", &args.tokens.to_string()])
                 .args(["--repeat", &args.repeat.to_string()])
-                .args(["--prompt", PROMPT])
+                .args(["--prompt", &prompt(args.prompt_words)])
                 .output()
                 .context("running the llama.cpp peer")?;
             if out.status.success() {
@@ -171,16 +192,17 @@ fn join(xs: &[usize]) -> String {
 
 fn print_table(gguf: &Path, args: &Args, rows: &[Row]) {
     println!(
-        "model {} · {} tokens per stream · median of {} · CPU kernels {}",
+        "model {} · {} tokens per stream · {} words of passages · median of {} · CPU kernels {}",
         gguf.display(),
         args.tokens,
+        args.prompt_words,
         args.repeat,
         cairn_llm::cpu_kernels()
     );
     println!(
-        "| engine | threads | streams | decode tokens/s | prompt tokens/s | vs llama.cpp (1 stream) | vs 1 stream |"
+        "| engine | threads | streams | decode tokens/s | prompt tokens/s | decode vs llama.cpp (1 stream) | prompt vs llama.cpp | decode vs 1 stream |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in rows {
         let peer = rows
             .iter()
@@ -193,14 +215,18 @@ fn print_table(gguf: &Path, args: &Args, rows: &[Row]) {
                 format!("{:.2}×", r.tokens_per_s / b.tokens_per_s)
             })
         };
+        let prefill_ratio = peer.map_or("—".to_string(), |b| {
+            format!("{:.2}×", r.prefill_per_s / b.prefill_per_s)
+        });
         println!(
-            "| {} | {} | {} | {:.1} | {:.0} | {} | {} |",
+            "| {} | {} | {} | {:.1} | {:.0} | {} | {} | {} |",
             r.engine,
             r.threads,
             r.streams,
             r.tokens_per_s,
             r.prefill_per_s,
             ratio(peer),
+            prefill_ratio,
             ratio(single)
         );
     }
@@ -232,7 +258,7 @@ fn measure_cairn(gguf: &Path, args: &Args) -> Result<Vec<Row>> {
         },
     )?;
     let engine: &Engine = local.engine();
-    let prompt = engine.chat_prompt(&[ChatMessage::new(Role::User, PROMPT)])?;
+    let prompt = engine.chat_prompt(&[ChatMessage::new(Role::User, prompt(args.prompt_words))])?;
     let mut rows = Vec::new();
     for &streams in &args.streams {
         let (mut decode, mut prefill) = (Vec::new(), Vec::new());

@@ -69,6 +69,7 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<ExitCode> {
     let required = app.config.rerank.enabled;
     app.load_reranker(required)?;
     app.load_generator()?;
+    app.load_judge()?;
     let service = app.service()?;
     let tenant = app.config.tenant.clone();
     let open = args.no_auth.then(|| {

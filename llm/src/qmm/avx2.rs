@@ -8,7 +8,9 @@
 
 use std::arch::x86_64::*;
 
-use super::{BlockQ4_1, BlockQ4_1x8, BlockQ8, BlockQ8_0, BlockQ8_0x8, GROUP, QK, TILE, Tile};
+use super::{
+    BlockQ4_1, BlockQ4_1x8, BlockQ5_0x8, BlockQ8, BlockQ8_0, BlockQ8_0x8, GROUP, QK, TILE, Tile,
+};
 
 // The per-row lanes (scales, sums, results) are one 128-bit vector.
 const _: () = assert!(TILE == 4);
@@ -99,8 +101,17 @@ pub unsafe fn dot_q4_1x8(w: &[BlockQ4_1x8], tile: &Tile) -> [[f32; TILE]; GROUP]
     unsafe { by_rows!(interleaved_rows::<BlockQ4_1x8, Pairs>, w, tile) }
 }
 
+/// Interleaved Q5_0 on AVX2 alone: 16-bit pairs of products, widened every four groups of
+/// four weights (5-bit weights would overflow them over a whole block).
+pub unsafe fn dot_q5_0x8(w: &[BlockQ5_0x8], tile: &Tile) -> [[f32; TILE]; GROUP] {
+    unsafe { by_rows!(interleaved_rows::<BlockQ5_0x8, Pairs>, w, tile) }
+}
+
 /// The weights of an interleaved block as vectors.
 pub trait Vectors {
+    /// Groups of four weights whose 16-bit pairs of products with 8-bit activations can be
+    /// summed without overflow: `2 · u_max · 128 · SPAN ≤ 2¹⁵ − 1`.
+    const SPAN: usize;
     /// Weights `4 g .. 4 g + 4` of each of the eight rows, `u` as bytes, row `c` in
     /// lane `c` (32 bits).
     unsafe fn weights(&self, g: usize) -> __m256i;
@@ -109,6 +120,8 @@ pub trait Vectors {
 }
 
 impl Vectors for BlockQ4_1x8 {
+    const SPAN: usize = QK / 4;
+
     #[inline(always)]
     unsafe fn weights(&self, g: usize) -> __m256i {
         unsafe {
@@ -133,7 +146,27 @@ impl Vectors for BlockQ4_1x8 {
     }
 }
 
+impl Vectors for BlockQ5_0x8 {
+    const SPAN: usize = 4;
+
+    #[inline(always)]
+    unsafe fn weights(&self, g: usize) -> __m256i {
+        unsafe { _mm256_loadu_si256(self.qs.as_ptr().add(32 * g) as *const __m256i) }
+    }
+
+    #[inline(always)]
+    unsafe fn scales(&self) -> (__m256, __m256) {
+        unsafe {
+            let d = _mm256_cvtph_ps(_mm_loadu_si128(self.d.as_ptr() as *const __m128i));
+            (d, _mm256_mul_ps(d, _mm256_set1_ps(-16.0)))
+        }
+    }
+}
+
 impl Vectors for BlockQ8_0x8 {
+    // Only VNNI multiplies these (32-bit sums); AVX2's pairs would overflow at once.
+    const SPAN: usize = QK / 4;
+
     #[inline(always)]
     unsafe fn weights(&self, g: usize) -> __m256i {
         unsafe { _mm256_loadu_si256(self.qs.as_ptr().add(32 * g) as *const __m256i) }
@@ -182,20 +215,30 @@ pub(super) unsafe fn interleaved_rows<B: Vectors, P: Products, const R: usize>(
     unsafe {
         let mut acc = [_mm256_setzero_ps(); R];
         for (i, b) in w.iter().enumerate() {
-            let mut sums = [_mm256_setzero_si256(); R];
-            for g in 0..QK / 4 {
-                let weights = b.weights(g);
-                for (sum, qs) in sums.iter_mut().zip(tile.qs) {
-                    let a = qs.get_unchecked(i).qs.as_ptr().add(4 * g);
-                    let a = _mm256_set1_epi32(std::ptr::read_unaligned(a as *const i32));
-                    *sum = P::add(*sum, weights, a);
+            let mut lanes = [_mm256_setzero_si256(); R];
+            for g0 in (0..QK / 4).step_by(B::SPAN) {
+                let mut sums = [_mm256_setzero_si256(); R];
+                for g in g0..g0 + B::SPAN {
+                    let weights = b.weights(g);
+                    for (sum, qs) in sums.iter_mut().zip(tile.qs) {
+                        let a = qs.get_unchecked(i).qs.as_ptr().add(4 * g);
+                        let a = _mm256_set1_epi32(std::ptr::read_unaligned(a as *const i32));
+                        *sum = P::add(*sum, weights, a);
+                    }
+                }
+                for (l, sum) in lanes.iter_mut().zip(sums) {
+                    *l = if B::SPAN == QK / 4 {
+                        P::lanes(sum)
+                    } else {
+                        _mm256_add_epi32(*l, P::lanes(sum))
+                    };
                 }
             }
             let (d, m) = b.scales();
             let scale = tile.scale.get_unchecked(i);
             let sum = tile.sum.get_unchecked(i);
             for r in 0..R {
-                let products = _mm256_cvtepi32_ps(P::lanes(sums[r]));
+                let products = _mm256_cvtepi32_ps(lanes[r]);
                 let sc = _mm256_mul_ps(d, _mm256_broadcast_ss(&scale[r]));
                 acc[r] = _mm256_fmadd_ps(products, sc, acc[r]);
                 acc[r] = _mm256_fmadd_ps(m, _mm256_broadcast_ss(&sum[r]), acc[r]);

@@ -1,6 +1,9 @@
 //! Quantized matrix products on the CPU for the weight types of the packaged models, Q4_1
 //! and Q8_0, with kernels that read and unpack each block of weights once for up to four
-//! rows of activations.
+//! rows of activations. Q4_0 and Q4_K matrices are held as Q4_1 without loss: a Q4_K
+//! super-block of 256 weights is eight sub-blocks of 32, each `d · sc · q − dmin · m`,
+//! which is a Q4_1 block once `d · sc` and `dmin · m` are multiplied out (at the cost of
+//! half a bit per weight more memory).
 //!
 //! Decoding one token reads every weight once: one row of activations per matrix, so the
 //! product is bound by memory and by the work of unpacking each 4-bit block. Decoding eight
@@ -140,6 +143,73 @@ impl BlockQ8_0x8 {
     }
 }
 
+/// 32 weights as `d · (u − 16)` with 5-bit `u` (ggml's Q5_0): the low four bits of element
+/// `j < 16` in the low nibble of byte `j` of `qs`, of element `16 + j` in its high nibble,
+/// and bit 4 of element `k` in bit `k` of `qh`.
+#[derive(Debug, Clone, Copy)]
+struct BlockQ5_0 {
+    d: u16,
+    qh: u32,
+    qs: [u8; QK / 2],
+}
+
+impl BlockQ5_0 {
+    fn from_bytes(b: &[u8]) -> Self {
+        Self {
+            d: u16::from_le_bytes([b[0], b[1]]),
+            qh: u32::from_le_bytes([b[2], b[3], b[4], b[5]]),
+            qs: b[6..22].try_into().expect("16 bytes"),
+        }
+    }
+
+    /// Element `k`'s `u`, 0..=31.
+    fn u(&self, k: usize) -> u8 {
+        let nibble = if k < 16 {
+            self.qs[k] & 0x0F
+        } else {
+            self.qs[k - 16] >> 4
+        };
+        nibble | ((((self.qh >> k) & 1) as u8) << 4)
+    }
+
+    /// The same weights as Q8_0, exactly: the same `d`, `q = u − 16`.
+    fn as_q8_0(&self) -> BlockQ8_0 {
+        BlockQ8_0 {
+            d: self.d,
+            qs: std::array::from_fn(|k| self.u(k) as i8 - 16),
+        }
+    }
+}
+
+/// Block `b` of eight consecutive Q5_0 weight rows, interleaved four weights at a time as
+/// unsigned bytes `u` (0..=31), like [`BlockQ8_0x8`]: byte `32 g + 4 c + j` is row `c`'s
+/// weight `4 g + j`, and a weight is `d · u − 16 d`. Exact, one byte per weight; AVX2's
+/// 16-bit pairs of products stay in range for four groups of four weights (2 · 31 · 127 · 4
+/// < 2¹⁵), VNNI's 32-bit sums for any number.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct BlockQ5_0x8 {
+    d: [u16; 8],
+    qs: [u8; 256],
+}
+
+impl BlockQ5_0x8 {
+    /// Interleaves the same block of eight rows.
+    fn new(rows: [&BlockQ5_0; 8]) -> Self {
+        let mut qs = [0u8; 256];
+        for (i, q) in qs.chunks_exact_mut(4).enumerate() {
+            let (g, c) = (i / 8, i % 8);
+            for (j, u) in q.iter_mut().enumerate() {
+                *u = rows[c].u(4 * g + j);
+            }
+        }
+        Self {
+            d: rows.map(|b| b.d),
+            qs,
+        }
+    }
+}
+
 /// A block of eight interleaved weight rows, each weight `d · u + m` with an unsigned `u`.
 trait Interleaved {
     /// Row `c`'s weight `k`, `u`.
@@ -163,6 +233,17 @@ impl Interleaved for BlockQ4_1x8 {
     }
 }
 
+impl Interleaved for BlockQ5_0x8 {
+    fn u(&self, c: usize, k: usize) -> u8 {
+        self.qs[32 * (k / 4) + 4 * c + k % 4]
+    }
+
+    fn dm(&self, c: usize) -> (f32, f32) {
+        let d = f16::from_bits(self.d[c]).to_f32();
+        (d, -16.0 * d)
+    }
+}
+
 impl Interleaved for BlockQ8_0x8 {
     fn u(&self, c: usize, k: usize) -> u8 {
         self.qs[32 * (k / 4) + 4 * c + k % 4]
@@ -174,12 +255,64 @@ impl Interleaved for BlockQ8_0x8 {
     }
 }
 
+/// Bytes of one Q4_K super-block of 256 weights: `d`, `dmin` (f16), twelve bytes of 6-bit
+/// scales and minimums, 128 bytes of 4-bit weights.
+const Q4K_BYTES: usize = 144;
+
+/// A Q4_0 block (`d · (q − 8)`, f16 `d`, the same nibble order) as Q4_1: `m = −8 d`, exact.
+fn q4_0_as_q4_1(b: &[u8]) -> BlockQ4_1 {
+    let d = u16::from_le_bytes([b[0], b[1]]);
+    BlockQ4_1 {
+        d,
+        m: f16::from_f32(-8.0 * f16::from_bits(d).to_f32()).to_bits(),
+        qs: b[2..18].try_into().expect("16 bytes"),
+    }
+}
+
+/// A Q4_K super-block (ggml's `block_q4_K`) as its eight Q4_1 blocks. Sub-block `i`'s
+/// weights are `d · sc_i · q − dmin · m_i` with 4-bit `q` and 6-bit `sc_i`, `m_i`: a Q4_1
+/// block with scale `d · sc_i` and offset `−dmin · m_i`, exact but for rounding those two
+/// products to f16 (a relative 2⁻¹¹, far below the 4-bit step). Sub-blocks `2j` and `2j+1`
+/// are the low and high nibbles of bytes `32j..32j+32`; Q4_1 keeps weights `l` and `16 + l`
+/// in one byte.
+fn q4k_as_q4_1(b: &[u8]) -> [BlockQ4_1; 8] {
+    let f = |i: usize| f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]])).to_f32();
+    let (d, dmin) = (f(0), f(2));
+    let scales = &b[4..16];
+    let qs = &b[16..Q4K_BYTES];
+    std::array::from_fn(|i| {
+        // ggml's get_scale_min_k4.
+        let (sc, m) = if i < 4 {
+            (scales[i] & 63, scales[i + 4] & 63)
+        } else {
+            (
+                (scales[i + 4] & 0x0F) | ((scales[i - 4] >> 6) << 4),
+                (scales[i + 4] >> 4) | ((scales[i] >> 6) << 4),
+            )
+        };
+        let bytes = &qs[32 * (i / 2)..32 * (i / 2) + 32];
+        let nibble = |l: usize| {
+            if i % 2 == 0 {
+                bytes[l] & 0x0F
+            } else {
+                bytes[l] >> 4
+            }
+        };
+        BlockQ4_1 {
+            d: f16::from_f32(d * f32::from(sc)).to_bits(),
+            m: f16::from_f32(-dmin * f32::from(m)).to_bits(),
+            qs: std::array::from_fn(|l| nibble(l) | (nibble(16 + l) << 4)),
+        }
+    })
+}
+
 /// Output columns of one interleaved group.
 const GROUP: usize = 8;
 
 const _: () = assert!(std::mem::size_of::<BlockQ4_1>() == 20);
 const _: () = assert!(std::mem::size_of::<BlockQ4_1x8>() == 8 * 20);
 const _: () = assert!(std::mem::size_of::<BlockQ8_0x8>() == 8 * 34);
+const _: () = assert!(std::mem::size_of::<BlockQ5_0x8>() == 8 * 34);
 const _: () = assert!(COLUMNS_PER_ITEM.is_multiple_of(GROUP));
 const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == 34);
 
@@ -232,6 +365,8 @@ enum Blocks {
     Q8_0(Vec<BlockQ8_0>),
     /// Q8_0 with rows in groups of eight, on CPUs with VNNI.
     Q8_0x8(Vec<BlockQ8_0x8>),
+    /// Q5_0 with rows in groups of eight.
+    Q5_0x8(Vec<BlockQ5_0x8>),
 }
 
 /// A weight matrix `[out, in]` held for the kernels of this module.
@@ -243,9 +378,15 @@ pub(crate) struct CpuMatrix {
 }
 
 impl CpuMatrix {
-    /// Whether matrices of `dtype` have kernels here.
+    /// Whether matrices of `dtype` have kernels here: Q4_1, Q8_0 and Q5_0 (interleaved
+    /// where rows come in eights, otherwise as Q8_0, exactly), and the types that convert
+    /// to Q4_1 without loss (Q4_0, and Q4_K, whose sub-blocks of 32 are Q4_1 blocks with
+    /// 6-bit scales and minimums).
     pub fn supports(dtype: GgmlDType) -> bool {
-        matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q8_0)
+        matches!(
+            dtype,
+            GgmlDType::Q4_1 | GgmlDType::Q8_0 | GgmlDType::Q4_0 | GgmlDType::Q4K | GgmlDType::Q5_0
+        )
     }
 
     /// Takes the blocks of a `[out, in]` quantized matrix of a supported type.
@@ -268,6 +409,18 @@ impl CpuMatrix {
                     })
                     .collect(),
             ),
+            GgmlDType::Q4_0 => Blocks::Q4_1(data.chunks_exact(18).map(q4_0_as_q4_1).collect()),
+            GgmlDType::Q4K => {
+                Blocks::Q4_1(data.chunks_exact(Q4K_BYTES).flat_map(q4k_as_q4_1).collect())
+            }
+            GgmlDType::Q5_0 => {
+                let b: Vec<BlockQ5_0> = data.chunks_exact(22).map(BlockQ5_0::from_bytes).collect();
+                if b.len() == rows * cols / QK && rows.is_multiple_of(GROUP) {
+                    Blocks::Q5_0x8(interleave(&b, cols / QK, BlockQ5_0x8::new))
+                } else {
+                    Blocks::Q8_0(b.iter().map(BlockQ5_0::as_q8_0).collect())
+                }
+            }
             GgmlDType::Q8_0 => Blocks::Q8_0(
                 data.chunks_exact(34)
                     .map(|b| BlockQ8_0 {
@@ -285,6 +438,7 @@ impl CpuMatrix {
         let count = match &blocks {
             Blocks::Q4_1(b) => b.len(),
             Blocks::Q8_0(b) => b.len(),
+            Blocks::Q5_0x8(b) => b.len() * GROUP,
             Blocks::Q4_1x8(_) | Blocks::Q8_0x8(_) => unreachable!("interleaved below"),
         };
         if count != rows * cols / QK {
@@ -399,6 +553,9 @@ fn multiply(mats: &[&CpuMatrix], acts: &[BlockQ8], m: usize, outs: &mut [Vec<f32
                     let dot = kernels.dot_q8_0x8.expect("interleaved only with a kernel");
                     by_group(&|g| unsafe { dot(&w[blocks(g)], tile) })
                 }
+                Blocks::Q5_0x8(w) => {
+                    by_group(&|g| unsafe { (kernels.dot_q5_0x8)(&w[blocks(g)], tile) })
+                }
             }
         }
     };
@@ -475,6 +632,7 @@ struct Kernels {
     dot_q4_1: DotFn<BlockQ4_1>,
     dot_q8_0: DotFn<BlockQ8_0>,
     dot_q4_1x8: DotGroupFn<BlockQ4_1x8>,
+    dot_q5_0x8: DotGroupFn<BlockQ5_0x8>,
     /// Interleaved Q8_0, only where a kernel gains from it (VNNI); elsewhere Q8_0 matrices
     /// keep one row at a time.
     dot_q8_0x8: Option<DotGroupFn<BlockQ8_0x8>>,
@@ -488,6 +646,7 @@ impl Kernels {
         dot_q4_1: portable::dot_q4_1,
         dot_q8_0: portable::dot_q8_0,
         dot_q4_1x8: portable::dot_interleaved::<BlockQ4_1x8>,
+        dot_q5_0x8: portable::dot_interleaved::<BlockQ5_0x8>,
         dot_q8_0x8: None,
     };
 
@@ -516,6 +675,7 @@ impl Kernels {
                 dot_q4_1: avx2::dot_q4_1,
                 dot_q8_0: avx2::dot_q8_0,
                 dot_q4_1x8: avx2::dot_q4_1x8,
+                dot_q5_0x8: avx2::dot_q5_0x8,
                 dot_q8_0x8: None,
             };
             sets.push(avx2);
@@ -523,6 +683,7 @@ impl Kernels {
                 sets.push(Kernels {
                     name: "avx2+avxvnni",
                     dot_q4_1x8: vnni::dot_interleaved::<BlockQ4_1x8>,
+                    dot_q5_0x8: vnni::dot_interleaved::<BlockQ5_0x8>,
                     dot_q8_0x8: Some(vnni::dot_interleaved::<BlockQ8_0x8>),
                     ..avx2
                 });
@@ -554,6 +715,8 @@ mod tests {
             (40, GgmlDType::Q4_1),
             (20, GgmlDType::Q4_1),
             (40, GgmlDType::Q8_0),
+            (40, GgmlDType::Q5_0),
+            (20, GgmlDType::Q5_0),
         ] {
             let k = 96;
             let weights = Tensor::from_vec(numbers(n * k, 1), (n, k), &Device::Cpu).expect("w");
@@ -563,6 +726,7 @@ mod tests {
             let interleaved = match matrix.blocks {
                 Blocks::Q4_1x8(_) => dtype == GgmlDType::Q4_1 && n % GROUP == 0,
                 Blocks::Q8_0x8(_) => dtype == GgmlDType::Q8_0 && n % GROUP == 0 && vnni,
+                Blocks::Q5_0x8(_) => dtype == GgmlDType::Q5_0 && n % GROUP == 0,
                 Blocks::Q4_1(_) | Blocks::Q8_0(_) => {
                     n % GROUP != 0 || (dtype == GgmlDType::Q8_0 && !vnni)
                 }
@@ -626,7 +790,7 @@ mod tests {
         for kernels in Kernels::available() {
             for rows in 1..=TILE {
                 let tile = Tile::new(&acts, k / QK, 0, rows);
-                for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+                for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0, GgmlDType::Q5_0] {
                     let q = QTensor::quantize(&w, dtype).expect("q");
                     let m = CpuMatrix::from_qtensor(&q).expect("m");
                     // SAFETY: `available` lists only kernels this CPU runs.
@@ -637,7 +801,7 @@ mod tests {
                         Blocks::Q8_0(b) => unsafe {
                             ((kernels.dot_q8_0)(b, &tile), portable::dot_q8_0(b, &tile))
                         },
-                        Blocks::Q4_1x8(_) | Blocks::Q8_0x8(_) => {
+                        Blocks::Q4_1x8(_) | Blocks::Q8_0x8(_) | Blocks::Q5_0x8(_) => {
                             panic!("one row is not interleaved")
                         }
                     };
@@ -692,6 +856,22 @@ mod tests {
             interleave(&q4, kb, BlockQ4_1x8::new),
             interleave(&q8, kb, BlockQ8_0x8::new),
         );
+        // Q5_0 with its high bits and extremes exercised (u of 0 and 31 in every block).
+        let q5: Vec<BlockQ5_0> = (0..GROUP * kb)
+            .map(|b| {
+                let mut bytes = [0u8; 22];
+                bytes[..2].copy_from_slice(&f16::from_f32(0.01 * (1 + b % 5) as f32).to_le_bytes());
+                for (i, byte) in bytes[2..].iter_mut().enumerate() {
+                    *byte = (b * 37 + i * 101) as u8;
+                }
+                bytes[6] = 0xF0; // element 0 low nibble 0, element 16 low nibble 15
+                bytes[2] &= 0xFE; // element 0: u = 0
+                bytes[4] |= 0x01; // element 16: u = 31
+                BlockQ5_0::from_bytes(&bytes)
+            })
+            .collect();
+        assert!(q5.iter().all(|b| b.u(0) == 0 && b.u(16) == 31));
+        let q5x8 = interleave(&q5, kb, BlockQ5_0x8::new);
         let sets = Kernels::available();
         if !sets.iter().any(|k| k.dot_q8_0x8.is_some()) {
             eprintln!("this CPU has no AVX-VNNI: its kernels are not checked here");
@@ -700,16 +880,29 @@ mod tests {
             let tile = Tile::new(&acts, kb, 0, rows);
             let slow4 = portable::dot_interleaved(&q4x8, &tile);
             let slow8 = portable::dot_interleaved(&q8x8, &tile);
+            let slow5 = portable::dot_interleaved(&q5x8, &tile);
             for kernels in &sets {
                 // SAFETY: `available` lists only kernels this CPU runs.
                 let fast4 = unsafe { (kernels.dot_q4_1x8)(&q4x8, &tile) };
                 assert_eq!(fast4, slow4, "{} Q4_1, {rows} rows", kernels.name);
+                let fast5 = unsafe { (kernels.dot_q5_0x8)(&q5x8, &tile) };
+                assert_eq!(fast5, slow5, "{} Q5_0, {rows} rows", kernels.name);
                 if let Some(dot) = kernels.dot_q8_0x8 {
                     let fast8 = unsafe { dot(&q8x8, &tile) };
                     assert_eq!(fast8, slow8, "{} Q8_0, {rows} rows", kernels.name);
                 }
             }
             for c in 0..GROUP {
+                // Q5_0 as Q8_0 row by row: the same weights.
+                let as8: Vec<BlockQ8_0> = q5[c * kb..(c + 1) * kb]
+                    .iter()
+                    .map(BlockQ5_0::as_q8_0)
+                    .collect();
+                let one5 = portable::dot_q8_0(&as8, &tile);
+                for r in 0..rows {
+                    let (a, b) = (slow5[c][r], one5[r]);
+                    assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "Q5_0: {a} vs {b}");
+                }
                 let one4 = portable::dot_q4_1(&q4[c * kb..(c + 1) * kb], &tile);
                 let one8 = portable::dot_q8_0(&q8[c * kb..(c + 1) * kb], &tile);
                 for r in 0..rows {
@@ -738,13 +931,83 @@ mod tests {
     #[test]
     fn other_types_and_shapes_are_refused() {
         let w = Tensor::from_vec(numbers(4 * 256, 5), (4, 256), &Device::Cpu).expect("w");
-        let q4k = QTensor::quantize(&w, GgmlDType::Q4K).expect("q4k");
-        assert!(!CpuMatrix::supports(GgmlDType::Q4K));
-        assert!(CpuMatrix::from_qtensor(&q4k).is_err());
+        let q6k = QTensor::quantize(&w, GgmlDType::Q6K).expect("q6k");
+        assert!(!CpuMatrix::supports(GgmlDType::Q6K));
+        assert!(CpuMatrix::from_qtensor(&q6k).is_err());
         let m = CpuMatrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q8_0).expect("q"))
             .expect("m");
         let xs = Tensor::zeros((2, 128), candle_core::DType::F32, &Device::Cpu).expect("xs");
         assert!(matches!(m.forward(&xs), Err(LlmError::BadInput(_))));
+    }
+
+    /// Q4_0 and Q4_K matrices become Q4_1 blocks holding the same weights (up to rounding
+    /// a Q4_K sub-block's scale and offset to f16), and their products are the products of
+    /// the stored weights.
+    #[test]
+    fn q4_0_and_q4k_convert_to_q4_1_without_loss() {
+        let (n, k) = (4, 512);
+        let mut values = numbers(n * k, 11);
+        // Sub-blocks of very different ranges, so that the 6-bit scales differ.
+        values
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v *= 1.0 + (i / 32 % 7) as f32);
+        let w = Tensor::from_vec(values, (n, k), &Device::Cpu).expect("w");
+        for dtype in [GgmlDType::Q4_0, GgmlDType::Q4K] {
+            assert!(CpuMatrix::supports(dtype));
+            let q = QTensor::quantize(&w, dtype).expect("quantize");
+            let stored: Vec<f32> = q
+                .dequantize(&Device::Cpu)
+                .and_then(|t| t.flatten_all()?.to_vec1())
+                .expect("dequantize");
+            let matrix = CpuMatrix::from_qtensor(&q).expect("matrix");
+            let Blocks::Q4_1(blocks) = &matrix.blocks else {
+                panic!("{dtype:?}: four rows are not interleaved");
+            };
+            let ours: Vec<f32> = blocks
+                .iter()
+                .flat_map(|b| {
+                    let (d, m) = (f16::from_bits(b.d).to_f32(), f16::from_bits(b.m).to_f32());
+                    let q = |j: usize| {
+                        let byte = b.qs[j % 16];
+                        f32::from(if j < 16 { byte & 0x0F } else { byte >> 4 })
+                    };
+                    (0..QK).map(move |j| d * q(j) + m)
+                })
+                .collect();
+            assert_eq!(ours.len(), stored.len());
+            for (block, (a, b)) in ours.chunks(QK).zip(stored.chunks(QK)).enumerate() {
+                let range = b.iter().fold(0f32, |r, v| r.max(v.abs()));
+                for (x, y) in a.iter().zip(b) {
+                    assert!(
+                        (x - y).abs() <= 2e-3 * range.max(1e-6),
+                        "{dtype:?} block {block}: {x} vs {y}"
+                    );
+                }
+            }
+            // The product of the stored weights with the activations as the kernels
+            // quantize them: only the order of the sums may differ.
+            let xs = numbers(3 * k, 12);
+            let acts = Activations::new(&xs, 3, k).expect("acts");
+            let got = matrix.apply(&acts).expect("got");
+            for (r, row) in acts.blocks.chunks(k / QK).enumerate() {
+                let x: Vec<f32> = row
+                    .iter()
+                    .flat_map(|a| a.qs.map(|q| a.d * f32::from(q)))
+                    .collect();
+                for c in 0..n {
+                    let w = &stored[c * k..(c + 1) * k];
+                    let want: f32 = x.iter().zip(w).map(|(x, w)| x * w).sum();
+                    let size: f32 = x.iter().zip(w).map(|(x, w)| (x * w).abs()).sum();
+                    let g = got[r * n + c];
+                    // The stored weights differ from the Q4_1 blocks' by the f16 rounding.
+                    assert!(
+                        (g - want).abs() <= 2e-3 * size,
+                        "{dtype:?} ({r}, {c}): {g} vs {want}"
+                    );
+                }
+            }
+        }
     }
 
     /// candle's kernels of the same types quantize activations the same way but keep their

@@ -131,19 +131,24 @@ impl App {
     }
 
     /// Loads `[answer] judge`, the model whose best score among an answer's passages is
-    /// the `judge` signal of its confidence; nothing when it is empty. A judge that is
-    /// configured but not installed is an error naming its folder: the calibration's
-    /// weights assume it.
+    /// the `judge` signal of its confidence; nothing when it is empty. A judge that is not
+    /// installed is a warning: confidences then take the calibration's `judge_absent`, and
+    /// tell answerable questions from unanswerable ones less well.
     pub fn load_judge(&mut self) -> Result<()> {
         let name = self.config.answer.judge.clone();
         if name.is_empty() {
             return Ok(());
         }
-        let judge = self
-            .reranker_named(&name, true)?
-            .context("the answerability judge")?;
-        tracing::info!(model = judge.model_id(), "answerability judge loaded");
-        self.judge = Some(judge);
+        match self.reranker_named(&name, false)? {
+            Some(judge) => {
+                tracing::info!(model = judge.model_id(), "answerability judge loaded");
+                self.judge = Some(judge);
+            }
+            None => tracing::warn!(
+                path = %model_path(&self.config, &name).display(),
+                "[answer] judge is not installed (scripts/install-models installs it):                  confidences leave out its signal"
+            ),
+        }
         Ok(())
     }
 

@@ -475,6 +475,10 @@ pub struct AnswerConfig {
     pub closest: usize,
     /// The model that turns an answer's signals into its confidence.
     pub calibration: Calibration,
+    /// The same for questions written in Chinese, Japanese or Korean script, whose signals
+    /// run on other scales (the default embedder's cosines between Chinese texts are all
+    /// high; the judge's logits are lower).
+    pub calibration_cjk: Calibration,
     /// Answers whose confidence is below this (0..=1) are marked `needs_review`, with the
     /// reason; 0 turns it off.
     pub review_below: f32,
@@ -532,9 +536,17 @@ impl Default for AnswerConfig {
             judge: String::new(),
             closest: 3,
             calibration: Calibration::default(),
+            calibration_cjk: Calibration::cjk(),
             // A round figure, checked on the tune split (eval/debian/RESULTS.md, 2026-12-07).
             review_below: 0.8,
         }
+    }
+}
+
+impl Calibration {
+    /// The default for questions in CJK script.
+    pub fn cjk() -> Self {
+        Calibration::default()
     }
 }
 

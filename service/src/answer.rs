@@ -113,11 +113,12 @@ impl Service {
             };
             let scored = cairn_generate::score(question, &vector, &hits, &*embedder, cfg).await?;
             let best = scored.best.unwrap_or(0.0);
-            let confidence = cfg.calibration.confidence(&AnswerSignals {
+            let signals = AnswerSignals {
                 best_sentence: best,
                 closest_dense: closest,
                 judge,
-            });
+            };
+            let confidence = crate::confidence::confidence(cfg, question, &signals);
             match gate::judge(question, &hits, scored.best, confidence, cfg) {
                 Verdict::Abstain { note } => cairn_generate::abstention(hits, cfg, best, note),
                 Verdict::Answer => {
@@ -141,7 +142,7 @@ impl Service {
                 }
             }
         };
-        crate::confidence::assess(&mut answer, closest, judge, cfg);
+        crate::confidence::assess(&mut answer, question, closest, judge, cfg);
         answer.took_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(answer)
     }

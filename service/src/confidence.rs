@@ -8,8 +8,23 @@
 //!
 //! An abstention is never marked: it already says that the documents do not answer.
 
-use cairn_core::config::AnswerConfig;
-use cairn_core::{Answer, AnswerMode, Hit};
+use cairn_core::config::{AnswerConfig, Calibration};
+use cairn_core::{Answer, AnswerMode, AnswerSignals, Hit};
+
+/// The calibration for `question`: `[answer.calibration_cjk]` for a question in CJK
+/// script, `[answer.calibration]` for any other.
+pub fn calibration<'a>(cfg: &'a AnswerConfig, question: &str) -> &'a Calibration {
+    if cairn_generate::is_cjk(question) {
+        &cfg.calibration_cjk
+    } else {
+        &cfg.calibration
+    }
+}
+
+/// The calibrated confidence of answering `question` with these signals.
+pub fn confidence(cfg: &AnswerConfig, question: &str, signals: &AnswerSignals) -> f32 {
+    calibration(cfg, question).confidence(signals)
+}
 
 /// The best dense-retriever score (embedding cosine) among `hits`; `None` when none has one.
 pub fn closest_dense(hits: &[Hit]) -> Option<f32> {
@@ -23,13 +38,14 @@ pub fn closest_dense(hits: &[Hit]) -> Option<f32> {
 /// the module documentation.
 pub fn assess(
     answer: &mut Answer,
+    question: &str,
     closest_dense: Option<f32>,
     judge: Option<f32>,
     cfg: &AnswerConfig,
 ) {
     answer.signals.closest_dense = closest_dense;
     answer.signals.judge = judge;
-    answer.confidence = cfg.calibration.confidence(&answer.signals);
+    answer.confidence = confidence(cfg, question, &answer.signals);
     let mut reasons = Vec::new();
     if !answer.abstained {
         if answer.confidence < cfg.review_below {
@@ -121,7 +137,7 @@ mod tests {
         let at = |best: f32, dense: Option<f32>| {
             let mut a = answer(best, false, 0);
             let hits = [hit(dense), hit(dense.map(|d| d - 0.1))];
-            assess(&mut a, closest_dense(&hits), None, &cfg);
+            assess(&mut a, "q", closest_dense(&hits), None, &cfg);
             assert_eq!(a.signals.closest_dense, dense, "the closest of the hits");
             a.confidence
         };
@@ -139,7 +155,7 @@ mod tests {
         cfg.calibration.judge_absent = 0.25;
         let at = |judge: Option<f32>| {
             let mut a = answer(0.5, false, 0);
-            assess(&mut a, Some(0.5), judge, &cfg);
+            assess(&mut a, "q", Some(0.5), judge, &cfg);
             assert_eq!(a.signals.judge, judge);
             a.confidence
         };
@@ -148,7 +164,7 @@ mod tests {
         cfg.calibration.judge = 0.0;
         let unweighted = |judge| {
             let mut a = answer(0.5, false, 0);
-            assess(&mut a, Some(0.5), judge, &cfg);
+            assess(&mut a, "q", Some(0.5), judge, &cfg);
             a.confidence
         };
         assert_eq!(
@@ -159,20 +175,36 @@ mod tests {
     }
 
     #[test]
+    fn questions_in_cjk_script_take_their_own_calibration() {
+        let mut cfg = cfg();
+        cfg.calibration_cjk = Calibration {
+            intercept: 5.0,
+            ..cfg.calibration.clone()
+        };
+        let at = |question: &str| {
+            let mut a = answer(0.5, false, 0);
+            assess(&mut a, question, Some(0.5), None, &cfg);
+            a.confidence
+        };
+        assert!((at("how do I mount a disk?") - 0.5).abs() < 1e-6);
+        assert!(at("怎样挂载磁盘？") > 0.99);
+    }
+
+    #[test]
     fn low_confidence_and_unsupported_sentences_ask_for_review_with_the_reason() {
         let cfg = cfg();
         let mut sure = answer(0.9, false, 0);
-        assess(&mut sure, Some(0.8), None, &cfg);
+        assess(&mut sure, "q", Some(0.8), None, &cfg);
         assert!(!sure.needs_review && sure.review_reason.is_none());
 
         let mut unsure = answer(0.3, false, 0);
-        assess(&mut unsure, Some(0.3), None, &cfg);
+        assess(&mut unsure, "q", Some(0.3), None, &cfg);
         assert!(unsure.needs_review);
         let reason = unsure.review_reason.expect("a reason");
         assert!(reason.contains("review_below 0.50"), "{reason}");
 
         let mut quoted = answer(0.9, false, 2);
-        assess(&mut quoted, Some(0.8), None, &cfg);
+        assess(&mut quoted, "q", Some(0.8), None, &cfg);
         assert!(
             !quoted.needs_review,
             "quotes that replaced an unsupported generated answer are supported"
@@ -181,7 +213,7 @@ mod tests {
             mode: AnswerMode::Generated,
             ..answer(0.9, false, 2)
         };
-        assess(&mut flagged, Some(0.8), None, &cfg);
+        assess(&mut flagged, "q", Some(0.8), None, &cfg);
         assert!(flagged.needs_review);
         assert!(
             flagged
@@ -193,7 +225,7 @@ mod tests {
         );
 
         let mut declined = answer(0.1, true, 0);
-        assess(&mut declined, Some(0.1), None, &cfg);
+        assess(&mut declined, "q", Some(0.1), None, &cfg);
         assert!(!declined.needs_review, "an abstention is not marked");
         assert!(declined.confidence < 0.5);
     }

@@ -9,7 +9,7 @@
 use std::arch::x86_64::*;
 
 use super::{
-    BlockQ4_1, BlockQ4_1x8, BlockQ5_0x8, BlockQ8, BlockQ8_0, BlockQ8_0x8, GROUP, QK, TILE, Tile,
+    BlockQ4_1, BlockQ4_1x8, BlockQ5_0x8, BlockQ8, BlockQ8_0, BlockU8x8, GROUP, QK, TILE, Tile,
 };
 
 // The per-row lanes (scales, sums, results) are one 128-bit vector.
@@ -146,8 +146,10 @@ impl Vectors for BlockQ4_1x8 {
     }
 }
 
-impl Vectors for BlockQ5_0x8 {
-    const SPAN: usize = 4;
+impl<const BIAS: u8> Vectors for BlockU8x8<BIAS> {
+    // 5-bit weights (Q5_0's) keep AVX2's 16-bit pairs in range over four groups; 8-bit ones
+    // (Q8_0's) only VNNI multiplies, in 32-bit sums.
+    const SPAN: usize = if BIAS <= 16 { 4 } else { QK / 4 };
 
     #[inline(always)]
     unsafe fn weights(&self, g: usize) -> __m256i {
@@ -158,25 +160,7 @@ impl Vectors for BlockQ5_0x8 {
     unsafe fn scales(&self) -> (__m256, __m256) {
         unsafe {
             let d = _mm256_cvtph_ps(_mm_loadu_si128(self.d.as_ptr() as *const __m128i));
-            (d, _mm256_mul_ps(d, _mm256_set1_ps(-16.0)))
-        }
-    }
-}
-
-impl Vectors for BlockQ8_0x8 {
-    // Only VNNI multiplies these (32-bit sums); AVX2's pairs would overflow at once.
-    const SPAN: usize = QK / 4;
-
-    #[inline(always)]
-    unsafe fn weights(&self, g: usize) -> __m256i {
-        unsafe { _mm256_loadu_si256(self.qs.as_ptr().add(32 * g) as *const __m256i) }
-    }
-
-    #[inline(always)]
-    unsafe fn scales(&self) -> (__m256, __m256) {
-        unsafe {
-            let d = _mm256_cvtph_ps(_mm_loadu_si128(self.d.as_ptr() as *const __m128i));
-            (d, _mm256_mul_ps(d, _mm256_set1_ps(-128.0)))
+            (d, _mm256_mul_ps(d, _mm256_set1_ps(-f32::from(BIAS))))
         }
     }
 }

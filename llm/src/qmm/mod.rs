@@ -21,7 +21,7 @@
 //! eight columns. On AVX2 the 16-bit partial sums of a whole 4-bit block stay in one
 //! register; on CPUs with AVX-VNNI (checked at run time) one `vpdpbusd` adds four products
 //! into 32-bit sums, and Q8_0 matrices are interleaved too, stored as unsigned bytes with an
-//! offset ([`BlockQ8_0x8`]). Per block of 32 weights and row of activations this is a third
+//! offset ([`BlockU8x8`]); Q5_0 matrices are interleaved so on every CPU. Per block of 32 weights and row of activations this is a third
 //! to a quarter of the instructions of the one-row-at-a-time kernels, which matters most
 //! when a step decodes many streams. Rows that do not come in eights keep those kernels.
 //!
@@ -114,32 +114,46 @@ impl BlockQ4_1x8 {
     }
 }
 
-/// Block `b` of eight consecutive Q8_0 weight rows, interleaved four weights at a time and
-/// stored unsigned, `u = q + 128`: byte `32 g + 4 c + j` is row `c`'s weight `4 g + j`. A
-/// weight is then `d · u − 128 d`, the form of Q4_1 with an 8-bit `u`, which the VNNI
-/// instruction multiplies with signed activations without saturating (the 16-bit pairs of
-/// AVX2's `vpmaddubsw` would saturate: two products of 255 · 127).
+/// Block `b` of eight consecutive weight rows stored as unsigned bytes, `w = d · (u − BIAS)`,
+/// interleaved four weights at a time: byte `32 g + 4 c + j` is row `c`'s weight `4 g + j`,
+/// the form of Q4_1 with an 8-bit `u` and the offset `−BIAS · d`. Q8_0 rows become
+/// [`BlockQ8_0x8`] (`u = q + 128`), which only the VNNI instruction multiplies with signed
+/// activations without saturating (AVX2's 16-bit pairs would: two products of 255 · 127);
+/// Q5_0 rows become [`BlockQ5_0x8`] (`u` of 0..=31, exact), whose pairs AVX2 sums in 16 bits
+/// over four groups of four weights (2 · 31 · 127 · 4 < 2¹⁵).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-struct BlockQ8_0x8 {
+struct BlockU8x8<const BIAS: u8> {
     d: [u16; 8],
     qs: [u8; 256],
 }
 
-impl BlockQ8_0x8 {
-    /// Interleaves the same block of eight rows.
-    fn new(rows: [&BlockQ8_0; 8]) -> Self {
+type BlockQ8_0x8 = BlockU8x8<128>;
+type BlockQ5_0x8 = BlockU8x8<16>;
+
+impl<const BIAS: u8> BlockU8x8<BIAS> {
+    /// Interleaves the same block of eight rows, given each row's `d` and weight `k`'s `u`.
+    fn from_rows(d: [u16; 8], u: impl Fn(usize, usize) -> u8) -> Self {
         let mut qs = [0u8; 256];
         for (i, q) in qs.chunks_exact_mut(4).enumerate() {
             let (g, c) = (i / 8, i % 8);
-            for (u, &w) in q.iter_mut().zip(&rows[c].qs[4 * g..4 * g + 4]) {
-                *u = (w as i16 + 128) as u8;
+            for (j, byte) in q.iter_mut().enumerate() {
+                *byte = u(c, 4 * g + j);
             }
         }
-        Self {
-            d: rows.map(|b| b.d),
-            qs,
-        }
+        Self { d, qs }
+    }
+}
+
+impl BlockQ8_0x8 {
+    fn new(rows: [&BlockQ8_0; 8]) -> Self {
+        Self::from_rows(rows.map(|b| b.d), |c, k| (rows[c].qs[k] as i16 + 128) as u8)
+    }
+}
+
+impl BlockQ5_0x8 {
+    fn new(rows: [&BlockQ5_0; 8]) -> Self {
+        Self::from_rows(rows.map(|b| b.d), |c, k| rows[c].u(k))
     }
 }
 
@@ -181,35 +195,6 @@ impl BlockQ5_0 {
     }
 }
 
-/// Block `b` of eight consecutive Q5_0 weight rows, interleaved four weights at a time as
-/// unsigned bytes `u` (0..=31), like [`BlockQ8_0x8`]: byte `32 g + 4 c + j` is row `c`'s
-/// weight `4 g + j`, and a weight is `d · u − 16 d`. Exact, one byte per weight; AVX2's
-/// 16-bit pairs of products stay in range for four groups of four weights (2 · 31 · 127 · 4
-/// < 2¹⁵), VNNI's 32-bit sums for any number.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-struct BlockQ5_0x8 {
-    d: [u16; 8],
-    qs: [u8; 256],
-}
-
-impl BlockQ5_0x8 {
-    /// Interleaves the same block of eight rows.
-    fn new(rows: [&BlockQ5_0; 8]) -> Self {
-        let mut qs = [0u8; 256];
-        for (i, q) in qs.chunks_exact_mut(4).enumerate() {
-            let (g, c) = (i / 8, i % 8);
-            for (j, u) in q.iter_mut().enumerate() {
-                *u = rows[c].u(4 * g + j);
-            }
-        }
-        Self {
-            d: rows.map(|b| b.d),
-            qs,
-        }
-    }
-}
-
 /// A block of eight interleaved weight rows, each weight `d · u + m` with an unsigned `u`.
 trait Interleaved {
     /// Row `c`'s weight `k`, `u`.
@@ -233,25 +218,14 @@ impl Interleaved for BlockQ4_1x8 {
     }
 }
 
-impl Interleaved for BlockQ5_0x8 {
+impl<const BIAS: u8> Interleaved for BlockU8x8<BIAS> {
     fn u(&self, c: usize, k: usize) -> u8 {
         self.qs[32 * (k / 4) + 4 * c + k % 4]
     }
 
     fn dm(&self, c: usize) -> (f32, f32) {
         let d = f16::from_bits(self.d[c]).to_f32();
-        (d, -16.0 * d)
-    }
-}
-
-impl Interleaved for BlockQ8_0x8 {
-    fn u(&self, c: usize, k: usize) -> u8 {
-        self.qs[32 * (k / 4) + 4 * c + k % 4]
-    }
-
-    fn dm(&self, c: usize) -> (f32, f32) {
-        let d = f16::from_bits(self.d[c]).to_f32();
-        (d, -128.0 * d)
+        (d, -f32::from(BIAS) * d)
     }
 }
 
@@ -312,7 +286,6 @@ const GROUP: usize = 8;
 const _: () = assert!(std::mem::size_of::<BlockQ4_1>() == 20);
 const _: () = assert!(std::mem::size_of::<BlockQ4_1x8>() == 8 * 20);
 const _: () = assert!(std::mem::size_of::<BlockQ8_0x8>() == 8 * 34);
-const _: () = assert!(std::mem::size_of::<BlockQ5_0x8>() == 8 * 34);
 const _: () = assert!(COLUMNS_PER_ITEM.is_multiple_of(GROUP));
 const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == 34);
 

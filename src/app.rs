@@ -146,7 +146,8 @@ impl App {
             }
             None => tracing::warn!(
                 path = %model_path(&self.config, &name).display(),
-                "[answer] judge is not installed (scripts/install-models installs it):                  confidences leave out its signal"
+                "[answer] judge is not installed (scripts/install-models installs it): \
+                 confidences leave out its signal"
             ),
         }
         Ok(())

@@ -47,8 +47,9 @@ pub enum WeightFormat {
     /// matrices stay as stored and are multiplied by cairn's own kernels, which read each
     /// block of weights once for up to four rows (see `qmm`), and so are Q5_0 matrices;
     /// Q4_0 and Q4_K become Q4_1 without loss; Q5_1, Q5_K and Q6_K are requantized to Q8_0
-    /// for those kernels; Q2_K and Q3_K stay with candle's. On a GPU, types without candle kernels become Q8_0. Q8_0
-    /// keeps 8 bits per weight, so re-quantizing 4- or 5-bit weights loses almost nothing.
+    /// for those kernels; Q2_K and Q3_K stay with candle's. On a GPU, types without candle
+    /// kernels become Q8_0. Q8_0 keeps 8 bits per weight, so re-quantizing 4- or 5-bit
+    /// weights loses almost nothing.
     /// The default for generating on a CPU.
     Fast,
 }

@@ -211,11 +211,7 @@ pub(super) unsafe fn interleaved_rows<B: Vectors, P: Products, const R: usize>(
                     }
                 }
                 for (l, sum) in lanes.iter_mut().zip(sums) {
-                    *l = if B::SPAN == QK / 4 {
-                        P::lanes(sum)
-                    } else {
-                        _mm256_add_epi32(*l, P::lanes(sum))
-                    };
+                    *l = _mm256_add_epi32(*l, P::lanes(sum));
                 }
             }
             let (d, m) = b.scales();

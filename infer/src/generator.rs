@@ -23,12 +23,7 @@ impl LocalGenerator {
     /// and Q8_0 weights run on cairn's own kernels and other types without SIMD kernels are
     /// requantized to Q8_0 for them ([`WeightFormat::Fast`]).
     pub fn load(path: &Path, device: &Device, options: EngineOptions) -> cairn_core::Result<Self> {
-        let format = if device.is_cpu() {
-            WeightFormat::Fast
-        } else {
-            WeightFormat::Quantized
-        };
-        let engine = Engine::load(path, device, format, options)?;
+        let engine = Engine::load(path, device, WeightFormat::for_device(device), options)?;
         let model_id = path.file_name().map_or_else(
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),

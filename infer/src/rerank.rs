@@ -136,14 +136,8 @@ pub fn load_reranker(
                 .any(|e| e.path().extension().is_some_and(|x| x == "gguf"))
         });
     let worker = if is_gguf {
-        // On a CPU, candle has no SIMD kernels for most GGUF quantizations (Q4_1 ran ~20×
-        // slower than dequantized f32 here); a GPU keeps the file's format.
-        let format = if device.is_cpu() {
-            WeightFormat::F32
-        } else {
-            WeightFormat::Quantized
-        };
-        let scorer = LlmScorer::load(path, device, format)?;
+        // The generator's formats: cairn's own kernels on a CPU, the file's types on a GPU.
+        let scorer = LlmScorer::load(path, device, WeightFormat::for_device(device))?;
         let prompt = RerankPrompt {
             max_passage_tokens,
             ..RerankPrompt::default()

@@ -55,24 +55,41 @@ pub enum WeightFormat {
 }
 
 impl WeightFormat {
-    /// How a matrix stored as `dtype` is held under this format.
-    fn target(self, dtype: GgmlDType) -> Option<GgmlDType> {
+    /// The fastest format on `device`: [`WeightFormat::Fast`] on a CPU (cairn's own
+    /// kernels), [`WeightFormat::Quantized`] on a GPU (candle's kernels of the stored types).
+    pub fn for_device(device: &Device) -> Self {
+        if device.is_cpu() {
+            Self::Fast
+        } else {
+            Self::Quantized
+        }
+    }
+
+    /// How a matrix stored as `dtype` is held under this format on `device`: `None` for
+    /// dense f32.
+    fn target(self, dtype: GgmlDType, device: &Device) -> Option<GgmlDType> {
+        use GgmlDType as T;
         match self {
             Self::Quantized => Some(dtype),
             Self::F32 => None,
             Self::Fast => Some(match dtype {
-                GgmlDType::Q4_0
-                | GgmlDType::Q8_0
-                | GgmlDType::Q2K
-                | GgmlDType::Q3K
-                | GgmlDType::Q4K
-                | GgmlDType::Q5K
-                | GgmlDType::Q6K
-                | GgmlDType::Q8K
-                | GgmlDType::F32
-                | GgmlDType::F16
-                | GgmlDType::BF16 => dtype,
-                _ => GgmlDType::Q8_0,
+                _ if device.is_cpu() && CpuMatrix::supports(dtype) => dtype,
+                // 5 and 6 bits in sub-blocks of 16 or 32 with their own scales: 8 bits per
+                // weight in blocks of 32 keep them within a quarter of their step, and the
+                // CPU's tiled kernels beat candle's one-row-at-a-time k-quant products.
+                T::Q5K | T::Q6K if device.is_cpu() => T::Q8_0,
+                T::Q4_0
+                | T::Q8_0
+                | T::Q2K
+                | T::Q3K
+                | T::Q4K
+                | T::Q5K
+                | T::Q6K
+                | T::Q8K
+                | T::F32
+                | T::F16
+                | T::BF16 => dtype,
+                _ => T::Q8_0,
             }),
         }
     }
@@ -842,29 +859,19 @@ impl Loader<'_> {
         let requantize = |dtype| -> Result<QTensor> {
             Ok(QTensor::quantize(&weights.dequantize(self.device)?, dtype)?)
         };
-        if self.format == WeightFormat::Fast && self.device.is_cpu() {
-            let own = if CpuMatrix::supports(stored) {
-                Some(weights.dtype())
-            } else if matches!(stored, GgmlDType::Q5K | GgmlDType::Q6K) {
-                // 5 and 6 bits in sub-blocks of 16 or 32 with their own scales: 8 bits per
-                // weight in blocks of 32 keep them within a quarter of their step, and the
-                // tiled kernels beat candle's one-row-at-a-time k-quant products.
-                Some(GgmlDType::Q8_0)
+        let target = self.format.target(stored, self.device);
+        if self.format == WeightFormat::Fast
+            && self.device.is_cpu()
+            && let Some(dtype) = target.filter(|&t| CpuMatrix::supports(t))
+        {
+            let q = if dtype == stored {
+                weights
             } else {
-                self.format
-                    .target(stored)
-                    .filter(|&t| CpuMatrix::supports(t))
+                requantize(dtype)?
             };
-            if let Some(dtype) = own {
-                let q = if dtype == stored {
-                    weights
-                } else {
-                    requantize(dtype)?
-                };
-                return Ok(Matrix::Cpu(Arc::new(CpuMatrix::from_qtensor(&q)?)));
-            }
+            return Ok(Matrix::Cpu(Arc::new(CpuMatrix::from_qtensor(&q)?)));
         }
-        Ok(Matrix::Candle(match self.format.target(stored) {
+        Ok(Matrix::Candle(match target {
             Some(dtype) if dtype == stored => QMatMul::from_qtensor(weights)?,
             Some(dtype) => QMatMul::from_qtensor(requantize(dtype)?)?,
             None => QMatMul::Tensor(weights.dequantize(self.device)?),

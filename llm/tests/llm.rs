@@ -300,6 +300,38 @@ fn batched_scores_equal_one_at_a_time_scores() {
 }
 
 #[test]
+fn cairns_cpu_kernels_score_as_the_f32_weights_do() {
+    // Rerankers and judges load the generator's format: 8-bit activations times the
+    // stored 4-bit weights move P("yes") by far less than the gap between passages.
+    let fast = LlmScorer::load(&model_dir(), &Device::Cpu, WeightFormat::Fast).expect("load");
+    let opts = RerankPrompt::default();
+    let prompts: Vec<String> = [
+        ("Where does the Seine reach the sea?", passage(40)),
+        ("Where does the Seine reach the sea?", passage(5)),
+        (
+            "How do plants make glucose?",
+            "Photosynthesis turns sunlight, water and carbon dioxide into glucose.".into(),
+        ),
+    ]
+    .iter()
+    .map(|(q, p)| rerank_prompt(q, p, &opts))
+    .collect();
+    let exact = scorer()
+        .score_yes_no(&prompts, "yes", "no", 4)
+        .expect("f32");
+    let quick = fast.score_yes_no(&prompts, "yes", "no", 4).expect("fast");
+    for (i, (a, b)) in exact.iter().zip(&quick).enumerate() {
+        assert!((a - b).abs() < 0.03, "prompt {i}: f32 {a} vs fast {b}");
+    }
+}
+
+fn rerank_prompt(query: &str, passage: &str, opts: &RerankPrompt) -> String {
+    scorer()
+        .rerank_prompt(query, passage, opts)
+        .expect("prompt")
+}
+
+#[test]
 fn the_scorer_ranks_a_relevant_passage_above_an_irrelevant_one() {
     let s = scorer();
     let query = "What is the capital of France?";

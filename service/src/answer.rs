@@ -79,27 +79,26 @@ impl Service {
         }
         let question = search.query.trim();
         let closest = crate::confidence::closest_dense(&hits);
-        let judge = match &self.0.judge {
-            Some(judge) if !hits.is_empty() => {
-                let read = &hits[..hits.len().min(cfg.max_passages.max(1))];
-                judge
-                    .score_hits(question, vector.as_deref(), read)
-                    .await?
-                    .into_iter()
-                    .reduce(f32::max)
-            }
-            _ => None,
-        };
         let embedder = retriever.embedder();
         let unknown = if cfg.unknown_names {
             gate::unknown_name(retriever, question, &hits, &req.filter, p).await?
         } else {
             None
         };
+        // The judge reads the passages only when the name rule has not already declined.
+        let mut judge = None;
         let mut answer = if let Some(name) = unknown {
             let note = format!("no document mentions {name}, which the question names");
             cairn_generate::abstention(hits, cfg, 0.0, Some(note))
         } else {
+            if let Some(model) = self.0.judge.as_ref().filter(|_| !hits.is_empty()) {
+                let read = &hits[..hits.len().min(cfg.max_passages.max(1))];
+                judge = model
+                    .score_hits(question, vector.as_deref(), read)
+                    .await?
+                    .into_iter()
+                    .reduce(f32::max);
+            }
             let vector = match vector {
                 Some(v) => v,
                 // BM25 alone embedded nothing; the sentence scores need the question.

@@ -157,8 +157,31 @@ impl App {
     /// client of an OpenAI-compatible server; nothing for extractive answers. A local model
     /// that is not installed is an error naming the folder.
     pub fn load_generator(&mut self) -> Result<()> {
-        let cfg = self.config.generate.clone();
+        let mut cfg = self.config.generate.clone();
+        if cfg.backend == GenerateBackend::Auto {
+            let device = cairn_infer::pick_device()?;
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let pick = pick_generator(!device.is_cpu(), cores, |name| {
+                model_path(&self.config, name).exists()
+            });
+            tracing::info!(
+                "[generate] backend = \"auto\": {} ({})",
+                pick.model.map_or_else(
+                    || "extractive answers".to_string(),
+                    |m| format!("written by {m}")
+                ),
+                pick.reason
+            );
+            match pick.model {
+                Some(model) => {
+                    cfg.backend = GenerateBackend::Local;
+                    cfg.model = model.to_string();
+                }
+                None => return Ok(()),
+            }
+        }
         let generator: Arc<dyn Generator> = match cfg.backend {
+            GenerateBackend::Auto => unreachable!("resolved above"),
             GenerateBackend::Extractive => {
                 tracing::info!(
                     "answers are extractive (quoted passages): set [generate] backend = \"local\" or \"openai\" for written answers"
@@ -224,6 +247,62 @@ impl App {
     }
 }
 
+/// The packaged generator for machines with a GPU.
+const LARGE_GENERATOR: &str = "qwen2.5-coder-1.5b";
+/// The packaged generator for CPUs (and GPUs without the large one).
+const SMALL_GENERATOR: &str = "qwen2.5-coder-0.5b";
+/// Cores from which `auto` lets the small generator write answers on the CPU. On 2 cores an
+/// answer over five passages took 9.4 s at p50 (release build, eval/debian/RESULTS.md), most
+/// of it reading the prompt, which scales with cores (1.7× from one thread to two): from
+/// about 8 cores it should come well within the 8 s target (extrapolated, not measured).
+const AUTO_MIN_CORES: usize = 8;
+
+/// What `[generate] backend = "auto"` runs on a machine with `cores` CPU cores and a GPU
+/// or not, given which models are `installed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GeneratorPick {
+    /// The local model, or `None` for extractive answers.
+    model: Option<&'static str>,
+    /// Why, in words, for the log.
+    reason: String,
+}
+
+fn pick_generator(gpu: bool, cores: usize, installed: impl Fn(&str) -> bool) -> GeneratorPick {
+    let pick = |model, reason: String| GeneratorPick { model, reason };
+    let (small, large) = (installed(SMALL_GENERATOR), installed(LARGE_GENERATOR));
+    if gpu && large {
+        return pick(Some(LARGE_GENERATOR), "a GPU is present".into());
+    }
+    if gpu && small {
+        return pick(
+            Some(SMALL_GENERATOR),
+            format!(
+                "a GPU is present, and {LARGE_GENERATOR} is not installed \
+                 (scripts/install-models {LARGE_GENERATOR})"
+            ),
+        );
+    }
+    if !small {
+        return pick(
+            None,
+            format!("{SMALL_GENERATOR} is not installed (scripts/install-models installs it)"),
+        );
+    }
+    if cores >= AUTO_MIN_CORES {
+        return pick(
+            Some(SMALL_GENERATOR),
+            format!("no GPU, {cores} CPU cores (at least {AUTO_MIN_CORES})"),
+        );
+    }
+    pick(
+        None,
+        format!(
+            "no GPU and {cores} CPU cores: {SMALL_GENERATOR} would take over 8 s an answer \
+             here; set [generate] backend = \"local\" to have it write answers anyway"
+        ),
+    )
+}
+
 /// The file of the key-hashing secret: `[auth] secret_file`, or `keys.secret` in the data
 /// dir.
 pub fn secret_file(config: &Config) -> PathBuf {
@@ -231,5 +310,42 @@ pub fn secret_file(config: &Config) -> PathBuf {
         config.data_dir.join("keys.secret")
     } else {
         config.auth.secret_file.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_picks_the_generator_the_machine_can_run_in_time_and_says_why() {
+        let all = |_: &str| true;
+        let small_only = |name: &str| name == SMALL_GENERATOR;
+        let none = |_: &str| false;
+
+        let gpu = pick_generator(true, 2, all);
+        assert_eq!(gpu.model, Some(LARGE_GENERATOR), "{gpu:?}");
+        let gpu_small = pick_generator(true, 2, small_only);
+        assert_eq!(gpu_small.model, Some(SMALL_GENERATOR));
+        assert!(gpu_small.reason.contains("not installed"), "{gpu_small:?}");
+
+        let many = pick_generator(false, 16, all);
+        assert_eq!(
+            many.model,
+            Some(SMALL_GENERATOR),
+            "the CPU never gets the 1.5B"
+        );
+        assert!(many.reason.contains("16 CPU cores"), "{many:?}");
+
+        let few = pick_generator(false, 2, all);
+        assert_eq!(few.model, None, "{few:?}");
+        assert!(few.reason.contains("2 CPU cores") && few.reason.contains("backend = \"local\""));
+
+        let missing = pick_generator(true, 64, none);
+        assert_eq!(missing.model, None);
+        assert!(
+            missing.reason.contains("scripts/install-models"),
+            "{missing:?}"
+        );
     }
 }

@@ -344,6 +344,10 @@ impl Default for AuditConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GenerateBackend {
+    /// Picked per machine when answers are first needed (`serve` logs the pick and why): a
+    /// packaged generator where it answers in time (a GPU: the 1.5B or the 0.5B; a CPU of
+    /// at least 8 cores: the 0.5B), extractive answers otherwise. `model` is not read.
+    Auto,
     /// No language model: answers quote the passages' best sentences.
     Extractive,
     /// A GGUF model (llama / qwen2 family) run by cairn itself, on the CPU or a CUDA GPU.
@@ -404,8 +408,8 @@ pub struct GenerateConfig {
 impl Default for GenerateConfig {
     fn default() -> Self {
         GenerateConfig {
-            backend: GenerateBackend::Extractive,
-            model: "smollm2-135m".into(),
+            backend: GenerateBackend::Auto,
+            model: "qwen2.5-coder-0.5b".into(),
             base_url: "http://127.0.0.1:8000/v1".into(),
             api_key_env: "OPENAI_API_KEY".into(),
             timeout_secs: 120,

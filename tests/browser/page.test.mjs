@@ -52,7 +52,9 @@ function serve(env = {}, { keys = false, data = join(scratch, "data") } = {}) {
   if (!keys) args.push("--no-auth");
   const child = spawn(cairn, args, {
     stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, CAIRN_CONFIG: config, ...env },
+    // Extractive answers unless `env` says otherwise (`auto` picks a generator on a
+    // machine with a GPU or many cores).
+    env: { ...process.env, CAIRN_CONFIG: config, CAIRN_GENERATE__BACKEND: "extractive", ...env },
   });
   return new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error("cairn serve did not start in 120 s")), 120_000);
@@ -228,6 +230,7 @@ async function stop(server) {
 if (!failed) {
   const { child: writer, base: wbase } = await serve({
     CAIRN_GENERATE__BACKEND: "local",
+    CAIRN_GENERATE__MODEL: "smollm2-135m",
     CAIRN_GENERATE__MAX_TOKENS: "48",
     CAIRN_GENERATE__MIN_SUPPORTED_SHARE: "0",
   });

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 const LOCAL: &[(&str, &str)] = &[
     ("CAIRN_GENERATE__BACKEND", "local"),
+    ("CAIRN_GENERATE__MODEL", "smollm2-135m"),
     ("CAIRN_GENERATE__MAX_TOKENS", "48"),
 ];
 

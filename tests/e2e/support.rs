@@ -36,9 +36,12 @@ pub fn cairn(data_dir: &Path) -> Command {
         .arg(data_dir)
         .arg("--models-dir")
         .arg(models_dir());
+    // Answers are extractive unless a test asks for a generator: `auto` would pick one on
+    // a machine with a GPU or many cores.
     c.env_remove("CAIRN_CONFIG")
         .env_remove("RUST_LOG")
-        .env("CAIRN_LOG", "warn");
+        .env("CAIRN_LOG", "warn")
+        .env("CAIRN_GENERATE__BACKEND", "extractive");
     c.current_dir(root()); // no stray cairn.toml from elsewhere
     c
 }

@@ -7,7 +7,7 @@
 //!   message is the answer with its `[n]` markers followed by a "Sources" list naming each
 //!   cited document and page; the full answer (sentences with their support, citations
 //!   with exact spans) rides along in a `cairn` field.
-//! - the configured generator's own name (`[generate] model`, e.g. `smollm2-135m`): the
+//! - the configured generator's own name (`[generate] model`, e.g. `qwen2.5-coder-0.5b`): the
 //!   conversation goes to the language model as it is, with the request's sampling
 //!   settings, as from any OpenAI-compatible server. This is also what another cairn with
 //!   `[generate] backend = "openai"` pointed at this one calls.

@@ -158,12 +158,16 @@ impl App {
     /// that is not installed is an error naming the folder.
     pub fn load_generator(&mut self) -> Result<()> {
         let mut cfg = self.config.generate.clone();
+        // `auto` looks at the device to choose; the local model then runs on the same one
+        // (picking a CUDA device again would open a second context).
+        let mut device = None;
         if cfg.backend == GenerateBackend::Auto {
-            let device = cairn_infer::pick_device()?;
+            let picked = cairn_infer::pick_device()?;
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let pick = pick_generator(!device.is_cpu(), cores, |name| {
+            let pick = pick_generator(!picked.is_cpu(), cores, |name| {
                 model_path(&self.config, name).exists()
             });
+            device = Some(picked);
             tracing::info!(
                 "[generate] backend = \"auto\": {} ({})",
                 pick.model.map_or_else(
@@ -190,7 +194,10 @@ impl App {
             }
             GenerateBackend::Local => {
                 let path = model_path(&self.config, &cfg.model);
-                let device = cairn_infer::pick_device()?;
+                let device = match device {
+                    Some(device) => device,
+                    None => cairn_infer::pick_device()?,
+                };
                 let options = EngineOptions {
                     max_batch: cfg.max_batch,
                     max_queue: cfg.max_queue,

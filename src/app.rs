@@ -72,8 +72,7 @@ impl App {
         let catalog: Arc<dyn Catalog> = store.catalog();
         let retriever = Retriever::new(
             catalog,
-            store.lexical(),
-            store.vectors(),
+            store.indexes(),
             embedder.clone(),
             config.retrieve.clone(),
             config.server.max_query_chars,

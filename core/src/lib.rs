@@ -34,13 +34,13 @@ pub use error::{Error, ErrorKind, Result};
 pub use ids::{ChunkId, DocId, Seq};
 pub use origin::{MAX_UPLOAD_NAME_BYTES, Origin, OriginKind};
 pub use seams::{
-    Candidate, Catalog, ChatRole, ChatTurn, DerivedIndex, DocQuery, DocumentStore, Embedded,
-    Embedder, GenerateRequest, Generated, Generator, IndexBatch, IndexedChunk, LexicalIndex, Op,
-    OpKind, Reranker, Scope, TokenCounter, VectorStore,
+    Candidate, Catalog, ChatRole, ChatTurn, DerivedIndex, DerivedIndexes, DocQuery, DocumentStore,
+    Embedded, Embedder, GenerateRequest, Generated, Generator, IndexBatch, IndexedChunk,
+    LexicalIndex, Op, OpKind, Reranker, Scope, TokenCounter, VectorStore,
 };
 pub use search::{
-    Fusion, Hit, RetrieverScore, SearchFilter, SearchMode, SearchRequest, SearchResponse,
-    StageTimes,
+    BM25, DENSE, Fusion, Hit, RetrieverScore, SearchFilter, SearchMode, SearchRequest,
+    SearchResponse, StageTimes,
 };
 pub use text::{embed_pieces, pieces};
 

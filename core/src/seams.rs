@@ -13,6 +13,7 @@ use crate::{
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Counts word pieces the way the embedder will see them.
 pub trait TokenCounter: Send + Sync {
@@ -299,6 +300,75 @@ pub trait LexicalIndex: DerivedIndex {
 pub trait VectorStore: DerivedIndex {
     /// Top `k` chunks by cosine similarity to `vector` within `scope`, best first.
     async fn search(&self, vector: &[f32], k: usize, scope: &Scope) -> Result<Vec<Candidate>>;
+}
+
+/// The indexes derived from one catalog, taken together: the retrievers a search asks, and
+/// every derived index (those and any other) in the order the store applies writes to
+/// them. What a search may see is bounded by [`DerivedIndexes::visible_seq`], the newest
+/// write *all* of them have applied, so a document is never half visible, whichever index
+/// lags. The store and the query plan share one value of this, so an index added here is
+/// caught up by the one and bounds the visibility of the other.
+#[derive(Clone)]
+pub struct DerivedIndexes {
+    lexical: Arc<dyn LexicalIndex>,
+    vectors: Arc<dyn VectorStore>,
+    all: Vec<Arc<dyn DerivedIndex>>,
+}
+
+impl DerivedIndexes {
+    /// The lexical and the vector index.
+    pub fn new(lexical: Arc<dyn LexicalIndex>, vectors: Arc<dyn VectorStore>) -> Self {
+        let all: Vec<Arc<dyn DerivedIndex>> = vec![lexical.clone(), vectors.clone()];
+        DerivedIndexes {
+            lexical,
+            vectors,
+            all,
+        }
+    }
+
+    /// Adds another derived index: it follows the catalog like the others and bounds what
+    /// searches see. An error when one of the same name is there already.
+    pub fn with(mut self, index: Arc<dyn DerivedIndex>) -> Result<Self> {
+        if self.all.iter().any(|i| i.name() == index.name()) {
+            return Err(crate::Error::internal(format!(
+                "a derived index named {} is already in the store",
+                index.name()
+            )));
+        }
+        self.all.push(index);
+        Ok(self)
+    }
+
+    pub fn lexical(&self) -> &Arc<dyn LexicalIndex> {
+        &self.lexical
+    }
+
+    pub fn vectors(&self) -> &Arc<dyn VectorStore> {
+        &self.vectors
+    }
+
+    /// Every derived index, in the order writes are applied to them.
+    pub fn all(&self) -> impl Iterator<Item = &dyn DerivedIndex> {
+        self.all.iter().map(|i| &**i)
+    }
+
+    /// The newest catalog write every derived index has applied.
+    pub fn visible_seq(&self) -> Seq {
+        self.all()
+            .map(|i| i.applied_seq())
+            .min()
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for DerivedIndexes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut m = f.debug_map();
+        for i in self.all() {
+            m.entry(&i.name(), &i.applied_seq());
+        }
+        m.finish()
+    }
 }
 
 /// The write side that ingest talks to: the catalog plus the indexes derived from it.

@@ -3,6 +3,7 @@
 
 use crate::{ChunkId, DocId, Span};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Which retrievers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
@@ -23,7 +24,23 @@ impl SearchMode {
             _ => None,
         }
     }
+
+    /// The retrievers this mode runs, by name ([`BM25`], [`DENSE`]); their candidate lists
+    /// are fused in this order.
+    pub fn retrievers(self) -> &'static [&'static str] {
+        match self {
+            SearchMode::Bm25 => &[BM25],
+            SearchMode::Dense => &[DENSE],
+            SearchMode::Hybrid => &[BM25, DENSE],
+        }
+    }
 }
+
+/// The lexical retriever's name: in [`Hit::retrievers`], [`StageTimes::retrievers`] and
+/// metrics.
+pub const BM25: &str = "bm25";
+/// The dense (vector) retriever's name.
+pub const DENSE: &str = "dense";
 
 /// How hybrid mode merges the ranked lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
@@ -98,21 +115,41 @@ pub struct Hit {
     pub span: Span,
     pub heading_path: Vec<String>,
     pub text: String,
-    /// The fused score (or the single retriever's score outside hybrid mode).
+    /// The fused score (or the single retriever's score when one retriever ran).
     pub score: f32,
-    pub bm25: Option<RetrieverScore>,
-    pub dense: Option<RetrieverScore>,
+    /// Each retriever that listed this passage, by name (`bm25`, `dense`): its rank and
+    /// score there. In JSON, one field per retriever beside the others.
+    #[serde(flatten)]
+    #[schema(value_type = HashMap<String, RetrieverScore>)]
+    pub retrievers: BTreeMap<String, RetrieverScore>,
     /// The reranker's view, when the results were reranked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerank: Option<RetrieverScore>,
 }
 
+impl Hit {
+    /// Where the retriever named `name` ranked this passage, if it listed it.
+    pub fn retriever(&self, name: &str) -> Option<RetrieverScore> {
+        self.retrievers.get(name).copied()
+    }
+
+    /// The dense retriever's view: its cosine similarity is the closeness of the passage to
+    /// the question.
+    pub fn dense(&self) -> Option<RetrieverScore> {
+        self.retriever(DENSE)
+    }
+}
+
 /// Milliseconds spent per stage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageTimes {
+    /// Embedding the question (0 when no retriever needed its vector).
     pub embed: f64,
-    pub bm25: f64,
-    pub dense: f64,
+    /// Each retriever that ran, by name (`bm25`, `dense`). In JSON, one field per
+    /// retriever beside the others.
+    #[serde(flatten)]
+    #[schema(value_type = HashMap<String, f64>)]
+    pub retrievers: BTreeMap<String, f64>,
     pub fuse: f64,
     pub hydrate: f64,
     /// Scoring the candidates with the reranker (0 when not reranked).

@@ -209,8 +209,7 @@ mod tests {
             heading_path: Vec::new(),
             text: text.to_string(),
             score: 1.0,
-            bm25: None,
-            dense: None,
+            retrievers: Default::default(),
             rerank: None,
         }
     }

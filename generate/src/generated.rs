@@ -542,8 +542,7 @@ mod tests {
             heading_path: Vec::new(),
             text: text.to_string(),
             score: 1.0,
-            bm25: None,
-            dense: None,
+            retrievers: Default::default(),
             rerank: None,
         }
     }
@@ -642,7 +641,11 @@ mod tests {
                     Press resume to clear the printer, then close the tray [1]. \
                     Holiday badges are printed by security on Mondays [2].";
         let g = Fixed::new(text);
-        let a = answer(&g, &GenerateConfig::default()).await;
+        let flag = GenerateConfig {
+            drop_unsupported: false,
+            ..GenerateConfig::default()
+        };
+        let a = answer(&g, &flag).await;
         assert_eq!(a.mode, AnswerMode::Generated);
         assert_eq!(a.unsupported, 1);
         let flagged: Vec<_> = a.sentences.iter().filter(|s| !s.supported).collect();
@@ -702,6 +705,7 @@ mod tests {
         // Four sentences: no limit on their number.
         let base = GenerateConfig {
             max_sentences: 0,
+            drop_unsupported: false,
             ..GenerateConfig::default()
         };
         let cfg = GenerateConfig {
@@ -751,8 +755,10 @@ mod tests {
         let all = text.split_inclusive(' ').count();
         for (limit, want) in [(1, 1), (2, 2), (3, 3), (0, 5), (9, 5)] {
             let g = Fixed::paced(text);
+            // The last sentence is not supported: shown flagged, it still counts.
             let cfg = GenerateConfig {
                 max_sentences: limit,
+                drop_unsupported: false,
                 ..GenerateConfig::default()
             };
             let (a, streamed) = answer_streamed(&g, &cfg).await;

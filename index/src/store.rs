@@ -23,9 +23,9 @@ use crate::lock::DataDirLock;
 use crate::vector::HnswStore;
 use async_trait::async_trait;
 use cairn_core::{
-    AuditLog, Catalog, Chunk, ChunkId, DerivedIndex, DocId, Document, DocumentStore, Error,
-    IndexBatch, IndexedChunk, KeyStore, LexicalIndex, NewChunk, NewDocument, Op, Origin, Result,
-    Seq, VectorStore,
+    AuditLog, Catalog, Chunk, ChunkId, DerivedIndex, DerivedIndexes, DocId, Document,
+    DocumentStore, Error, IndexBatch, IndexedChunk, KeyStore, LexicalIndex, NewChunk, NewDocument,
+    Op, Origin, Result, Seq, VectorStore,
 };
 use serde::Serialize;
 use std::collections::HashSet;
@@ -54,8 +54,9 @@ pub struct StoreOptions {
 /// The catalog and its derived indexes, kept consistent.
 pub struct Store {
     catalog: Arc<dyn Catalog>,
-    lexical: Arc<dyn LexicalIndex>,
-    vectors: Arc<dyn VectorStore>,
+    /// The lexical and vector indexes and any other derived index (the graph), caught up
+    /// in this order; what searches see is bounded by all of them.
+    indexes: DerivedIndexes,
     /// Serializes catch-up, so a page is never applied twice at once.
     sync_lock: tokio::sync::Mutex<()>,
     /// Held for the life of an embedded store.
@@ -69,10 +70,7 @@ pub struct Store {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("lexical", &self.lexical.name())
-            .field("lexical_seq", &self.lexical.applied_seq())
-            .field("vectors", &self.vectors.name())
-            .field("vectors_seq", &self.vectors.applied_seq())
+            .field("indexes", &self.indexes)
             .finish()
     }
 }
@@ -115,8 +113,8 @@ impl ConsistencyReport {
 }
 
 impl Store {
-    /// Wires a catalog and two derived indexes together. Call [`Store::sync`] to bring the
-    /// indexes up to date.
+    /// Wires a catalog and its lexical and vector indexes together. Call [`Store::sync`]
+    /// to bring the indexes up to date.
     pub fn new(
         catalog: Arc<dyn Catalog>,
         lexical: Arc<dyn LexicalIndex>,
@@ -124,8 +122,7 @@ impl Store {
     ) -> Store {
         Store {
             catalog,
-            lexical,
-            vectors,
+            indexes: DerivedIndexes::new(lexical, vectors),
             sync_lock: tokio::sync::Mutex::new(()),
             _dir_lock: None,
             originals: None,
@@ -148,22 +145,26 @@ impl Store {
         let vectors_dir = opts.data_dir.join("vectors");
         let dims = opts.dims;
         let vectors = open_derived(vectors_dir, last, move |d| HnswStore::open(d, dims)).await?;
-        let (lexical_from, vectors_from) = (lexical.applied_seq(), vectors.applied_seq());
 
         let catalog = Arc::new(catalog);
         let mut store = Store::new(catalog.clone(), Arc::new(lexical), Arc::new(vectors));
         store.sql = Some(catalog);
         store._dir_lock = Some(dir_lock);
         store.originals = Some(opts.data_dir.join("originals"));
+        let from: Vec<String> = store
+            .indexes
+            .all()
+            .map(|i| format!("{} {}", i.name(), i.applied_seq()))
+            .collect();
+        let behind = store.visible_seq() < last;
         let visible = store.sync().await?;
-        if lexical_from < last || vectors_from < last {
+        if behind {
             store.flush().await?;
         }
         tracing::info!(
             data_dir = %opts.data_dir.display(),
             catalog_seq = last.0,
-            lexical_from = lexical_from.0,
-            vectors_from = vectors_from.0,
+            indexes_from = from.join(", "),
             visible_seq = visible.0,
             took_ms = started.elapsed().as_millis() as u64,
             "store opened; derived indexes caught up with the catalog"
@@ -186,11 +187,24 @@ impl Store {
     }
 
     pub fn lexical(&self) -> Arc<dyn LexicalIndex> {
-        self.lexical.clone()
+        self.indexes.lexical().clone()
     }
 
     pub fn vectors(&self) -> Arc<dyn VectorStore> {
-        self.vectors.clone()
+        self.indexes.vectors().clone()
+    }
+
+    /// Every derived index, taken together: what the query plan reads (one value shared
+    /// with this store, so searches see only what all of them have applied).
+    pub fn indexes(&self) -> DerivedIndexes {
+        self.indexes.clone()
+    }
+
+    /// Adds a derived index beside the lexical and vector ones (the graph): it follows the
+    /// catalog's write log like them. Call [`Store::sync`] to catch it up.
+    pub fn with_index(mut self, index: Arc<dyn DerivedIndex>) -> Result<Store> {
+        self.indexes = self.indexes.with(index)?;
+        Ok(self)
     }
 
     /// `Conflict` unless the catalog was built with this embedding model; records the
@@ -199,18 +213,10 @@ impl Store {
         check_settings(self.catalog.as_ref(), embedder_id, dims).await
     }
 
-    fn derived(&self) -> [&dyn DerivedIndex; 2] {
-        [&*self.lexical, &*self.vectors]
-    }
-
     /// The newest catalog write every derived index has applied: searches see only
     /// chunks written at or before it.
     pub fn visible_seq(&self) -> Seq {
-        self.derived()
-            .iter()
-            .map(|i| i.applied_seq())
-            .min()
-            .unwrap_or_default()
+        self.indexes.visible_seq()
     }
 
     /// Brings every derived index up to the catalog's last write; returns
@@ -218,7 +224,7 @@ impl Store {
     pub async fn sync(&self) -> Result<Seq> {
         let _guard = self.sync_lock.lock().await;
         let last = self.catalog.last_seq().await?;
-        for index in self.derived() {
+        for index in self.indexes.all() {
             if index.applied_seq() > last {
                 return Err(Error::internal(format!(
                     "the {} index is at write {} but the catalog ends at {}: it was built from \
@@ -238,8 +244,8 @@ impl Store {
             }
             let batch = self.build_batch(&ops).await?;
             let behind: Vec<&dyn DerivedIndex> = self
-                .derived()
-                .into_iter()
+                .indexes
+                .all()
                 .filter(|i| i.applied_seq() < batch.up_to)
                 .collect();
             if let Some((last_index, others)) = behind.split_last() {
@@ -312,7 +318,7 @@ impl Store {
 
     /// Makes everything the derived indexes applied durable.
     pub async fn flush(&self) -> Result<()> {
-        for index in self.derived() {
+        for index in self.indexes.all() {
             index.flush().await?;
         }
         Ok(())
@@ -326,7 +332,7 @@ impl Store {
         let catalog_seq = self.catalog.last_seq().await?;
         let catalog_ids = self.catalog.chunk_ids().await?;
         let mut indexes = Vec::new();
-        for index in self.derived() {
+        for index in self.indexes.all() {
             let live = index.live_chunk_ids().await?;
             let (missing_count, missing) = difference(&catalog_ids, &live);
             let (extra_count, extra) = difference(&live, &catalog_ids);
@@ -567,6 +573,8 @@ mod tests {
     /// An in-memory derived index that records what it was given.
     #[derive(Default)]
     struct MemIndex {
+        /// Its name; "mem" when not given.
+        label: Option<&'static str>,
         applied: AtomicI64,
         chunks: Mutex<BTreeMap<ChunkId, IndexedChunk>>,
         applies: AtomicUsize,
@@ -598,7 +606,7 @@ mod tests {
     #[async_trait]
     impl DerivedIndex for MemIndex {
         fn name(&self) -> &'static str {
-            "mem"
+            self.label.unwrap_or("mem")
         }
         fn applied_seq(&self) -> Seq {
             Seq(self.applied.load(Ordering::SeqCst))
@@ -814,6 +822,60 @@ mod tests {
         texts.sort();
         assert_eq!(texts, ["T b\nH\ny", "T c\nH\nz"]);
         assert!(store.check_consistency().await.unwrap().is_consistent());
+    }
+
+    /// The graph joins the store as a third derived index: it is caught up from the log like
+    /// the others, and until it has applied a write, that write is visible to no search,
+    /// through the store or through the indexes the query plan shares with it.
+    #[tokio::test]
+    async fn a_third_derived_index_follows_the_log_and_bounds_what_searches_see() {
+        let f = fixture().await;
+        let a = f
+            .store
+            .put_document(new_doc("a"), vec![new_chunk("x")])
+            .await
+            .unwrap();
+        let graph = Arc::new(MemIndex {
+            label: Some("graph"),
+            ..MemIndex::default()
+        });
+        let store = Store::new(f.catalog.clone(), f.lexical.clone(), f.vectors.clone())
+            .with_index(graph.clone())
+            .unwrap();
+        let shared = store.indexes();
+        assert_eq!(
+            shared.all().map(|i| i.name()).collect::<Vec<_>>(),
+            ["mem", "mem", "graph"]
+        );
+        assert_eq!(
+            (store.visible_seq(), shared.visible_seq()),
+            (Seq(0), Seq(0))
+        );
+        assert_eq!(store.sync().await.unwrap(), a.seq);
+        assert_eq!(shared.visible_seq(), a.seq);
+        assert_eq!(graph.texts(), ["T a\nH\nx"]);
+
+        graph.fail.store(true, Ordering::SeqCst);
+        let err = store
+            .put_document(new_doc("b"), vec![new_chunk("y")])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Transient);
+        assert_eq!(f.lexical.texts().len(), 2, "the others applied the write");
+        assert_eq!((store.visible_seq(), shared.visible_seq()), (a.seq, a.seq));
+        graph.fail.store(false, Ordering::SeqCst);
+        let b = store.sync().await.unwrap();
+        assert!(b > a.seq);
+        assert_eq!(shared.visible_seq(), b);
+        let report = store.check_consistency().await.unwrap();
+        assert_eq!(report.indexes.len(), 3);
+        assert!(report.is_consistent(), "{report:?}");
+
+        let twin = Arc::new(MemIndex {
+            label: Some("graph"),
+            ..MemIndex::default()
+        });
+        assert!(store.with_index(twin).is_err(), "two indexes of one name");
     }
 
     #[tokio::test]

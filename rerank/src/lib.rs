@@ -144,7 +144,7 @@ fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_core::{ChunkId, DocId, Span};
+    use cairn_core::{BM25, ChunkId, DocId, Span};
 
     fn hit(id: i64, text: &str) -> Hit {
         Hit {
@@ -157,11 +157,14 @@ mod tests {
             heading_path: vec!["Guide".into()],
             text: text.into(),
             score: 1.0 / (id as f32 + 1.0),
-            bm25: Some(RetrieverScore {
-                rank: id as usize + 1,
-                score: 1.0,
-            }),
-            dense: None,
+            retrievers: [(
+                BM25.to_string(),
+                RetrieverScore {
+                    rank: id as usize + 1,
+                    score: 1.0,
+                },
+            )]
+            .into(),
             rerank: None,
         }
     }
@@ -214,7 +217,7 @@ mod tests {
             })
         );
         // the fused ranks are still there to explain the move
-        assert_eq!(out[0].bm25.unwrap().rank, 2);
+        assert_eq!(out[0].retriever(BM25).unwrap().rank, 2);
     }
 
     #[test]

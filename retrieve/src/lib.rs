@@ -19,9 +19,8 @@ pub mod fuse;
 pub use error::RetrieveError;
 
 use cairn_core::{
-    Candidate, Catalog, DocId, DocQuery, Embedder, Fusion, Hit, LexicalIndex, Principal, Reranker,
-    Result, RetrieverScore, Scope, SearchMode, SearchRequest, SearchResponse, StageTimes,
-    VectorStore,
+    BM25, Candidate, Catalog, DENSE, DerivedIndexes, DocId, DocQuery, Embedder, Fusion, Hit,
+    Principal, Reranker, Result, RetrieverScore, Scope, SearchRequest, SearchResponse, StageTimes,
     config::{RerankConfig, RetrieveConfig},
 };
 use std::collections::HashMap;
@@ -43,12 +42,12 @@ pub async fn visible_document(
     }
 }
 
-/// Runs searches over a catalog, a lexical index and a vector store.
+/// Runs searches over a catalog and the indexes derived from it.
 #[derive(Clone)]
 pub struct Retriever {
     catalog: Arc<dyn Catalog>,
-    lexical: Arc<dyn LexicalIndex>,
-    vectors: Arc<dyn VectorStore>,
+    /// Shared with the store: every derived index bounds what a search sees.
+    indexes: DerivedIndexes,
     embedder: Arc<dyn Embedder>,
     config: RetrieveConfig,
     max_query_chars: usize,
@@ -64,16 +63,14 @@ fn ms(since: Instant) -> f64 {
 impl Retriever {
     pub fn new(
         catalog: Arc<dyn Catalog>,
-        lexical: Arc<dyn LexicalIndex>,
-        vectors: Arc<dyn VectorStore>,
+        indexes: DerivedIndexes,
         embedder: Arc<dyn Embedder>,
         config: RetrieveConfig,
         max_query_chars: usize,
     ) -> Self {
         Retriever {
             catalog,
-            lexical,
-            vectors,
+            indexes,
             embedder,
             config,
             max_query_chars,
@@ -154,19 +151,16 @@ impl Retriever {
     /// The newest catalog write that every index has applied: hits are limited to it, so a
     /// document is never half visible.
     pub fn visible_seq(&self) -> cairn_core::Seq {
-        self.lexical.applied_seq().min(self.vectors.applied_seq())
+        self.indexes.visible_seq()
     }
 
     /// Each derived index's name, live chunk count and the catalog write it has applied
     /// (for metrics and readiness).
     pub fn indexes(&self) -> Vec<(&'static str, usize, cairn_core::Seq)> {
-        [
-            self.lexical.as_ref() as &dyn cairn_core::DerivedIndex,
-            self.vectors.as_ref() as &dyn cairn_core::DerivedIndex,
-        ]
-        .iter()
-        .map(|i| (i.name(), i.live_count(), i.applied_seq()))
-        .collect()
+        self.indexes
+            .all()
+            .map(|i| (i.name(), i.live_count(), i.applied_seq()))
+            .collect()
     }
 
     /// The catalog's newest write.
@@ -264,71 +258,34 @@ impl Retriever {
             None => top_k,
         };
         let depth = self.config.candidates.max(keep);
-        let want_bm25 = req.mode != SearchMode::Dense;
-        let want_dense = req.mode != SearchMode::Bm25;
-
-        let bm25 = async {
-            if !want_bm25 {
-                return Ok((Vec::new(), 0.0));
-            }
-            let t = Instant::now();
-            let hits = self.lexical.search(query, depth, &scope).await?;
-            Ok::<_, cairn_core::Error>((hits, ms(t)))
-        };
-        let dense = async {
-            if !want_dense {
-                return Ok::<_, cairn_core::Error>((Vec::new(), 0.0, 0.0, None));
-            }
-            let t = Instant::now();
-            let embedded = self.embedder.embed(vec![query.to_string()]).await?;
-            let embed_ms = ms(t);
-            let vector = embedded.vectors.into_iter().next().unwrap_or_default();
-            if vector.len() != self.embedder.dims() {
-                let err = RetrieveError::Dims {
-                    got: vector.len(),
-                    want: self.embedder.dims(),
-                };
-                return Err(cairn_core::Error::from(err));
-            }
-            let t = Instant::now();
-            let hits = self.vectors.search(&vector, depth, &scope).await?;
-            Ok((hits, embed_ms, ms(t), Some(vector)))
-        };
-        let (bm25, dense) = tokio::join!(bm25, dense);
-        let (bm25, bm25_ms) = bm25?;
-        let (dense, embed_ms, dense_ms, query_vector) = dense?;
-        stages.bm25 = bm25_ms;
-        stages.embed = embed_ms;
-        stages.dense = dense_ms;
+        let names = req.mode.retrievers();
+        let (lists, query_vector) = self
+            .candidates(query, names, depth, &scope, &mut stages)
+            .await?;
 
         let t = Instant::now();
-        let lists: [&[Candidate]; 2] = [&bm25, &dense];
-        let w = self.bm25_weight(query);
-        let mut fused = match (req.mode, self.config.fusion) {
-            (SearchMode::Hybrid, Fusion::Weighted) => fuse::weighted(&lists, &[w, 1.0 - w]),
-            (SearchMode::Hybrid, Fusion::Rrf) => {
-                fuse::rrf_weighted(&lists, self.config.rrf_k, &[2.0 * w, 2.0 * (1.0 - w)])
-            }
+        let lists: Vec<&[Candidate]> = lists.iter().map(Vec::as_slice).collect();
+        let mut fused = match (lists.len(), self.config.fusion) {
             // One retriever: keep its own order and scores.
-            _ => fuse::rrf(&lists, self.config.rrf_k)
+            (1, _) => fuse::rrf(&lists, self.config.rrf_k)
                 .into_iter()
                 .map(|mut f| {
-                    f.score = f
-                        .sources
-                        .iter()
-                        .flatten()
-                        .map(|s| s.1)
-                        .next()
-                        .unwrap_or(0.0);
+                    f.score = f.sources[0].map_or(0.0, |s| s.1);
                     f
                 })
                 .collect(),
+            (_, Fusion::Weighted) => fuse::weighted(&lists, &self.weights(query, names, 1.0)),
+            (_, Fusion::Rrf) => fuse::rrf_weighted(
+                &lists,
+                self.config.rrf_k,
+                &self.weights(query, names, names.len() as f32),
+            ),
         };
         fused.truncate(keep);
         stages.fuse = ms(t);
 
         let t = Instant::now();
-        let mut results = self.hydrate(fused, principal).await?;
+        let mut results = self.hydrate(fused, names, principal).await?;
         stages.hydrate = ms(t);
 
         if let Some(reranker) = reranker {
@@ -362,9 +319,95 @@ impl Retriever {
         Ok((resp, query_vector))
     }
 
+    /// Each named retriever's candidates (in the order of `names`), run concurrently, and
+    /// the query's vector when a retriever needed it. Each retriever's time goes into
+    /// `stages` under its name.
+    async fn candidates(
+        &self,
+        query: &str,
+        names: &[&str],
+        depth: usize,
+        scope: &Scope,
+        stages: &mut StageTimes,
+    ) -> Result<(Vec<Vec<Candidate>>, Option<Vec<f32>>)> {
+        // Each retriever runs concurrently with the others; the dense one embeds the
+        // question first (BM25 does not wait for it).
+        let runs = names.iter().map(|&name| async move {
+            let t = Instant::now();
+            let mut embedded = None;
+            let list = match name {
+                BM25 => self.indexes.lexical().search(query, depth, scope).await?,
+                DENSE => {
+                    let vector = self.embed_query(query).await?;
+                    let embed_ms = ms(t);
+                    let list = self.indexes.vectors().search(&vector, depth, scope).await?;
+                    embedded = Some((vector, embed_ms));
+                    list
+                }
+                other => {
+                    return Err(cairn_core::Error::internal(format!(
+                        "no retriever named {other}"
+                    )));
+                }
+            };
+            Ok::<_, cairn_core::Error>((list, ms(t), embedded))
+        });
+        let mut lists = Vec::with_capacity(names.len());
+        let mut vector = None;
+        for (name, run) in names.iter().zip(futures::future::join_all(runs).await) {
+            let (list, mut took, embedded) = run?;
+            if let Some((v, embed_ms)) = embedded {
+                stages.embed = embed_ms;
+                took -= embed_ms;
+                vector = Some(v);
+            }
+            stages.retrievers.insert(name.to_string(), took);
+            lists.push(list);
+        }
+        Ok((lists, vector))
+    }
+
+    /// The question's embedding, checked against the embedder's dimensions.
+    async fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
+        let embedded = self.embedder.embed(vec![query.to_string()]).await?;
+        let vector = embedded.vectors.into_iter().next().unwrap_or_default();
+        if vector.len() != self.embedder.dims() {
+            let err = RetrieveError::Dims {
+                got: vector.len(),
+                want: self.embedder.dims(),
+            };
+            return Err(err.into());
+        }
+        Ok(vector)
+    }
+
+    /// The weight of each named retriever in the fusion of `query`, summing to `total`:
+    /// BM25 gets [`Retriever::bm25_weight`]'s share of it beside the dense retriever.
+    fn weights(&self, query: &str, names: &[&str], total: f32) -> Vec<f32> {
+        let w = self.bm25_weight(query);
+        let raw: Vec<f32> = names
+            .iter()
+            .map(|&n| match n {
+                BM25 => w,
+                DENSE => 1.0 - w,
+                _ => 0.5,
+            })
+            .collect();
+        let sum: f32 = raw.iter().sum();
+        if sum <= 0.0 {
+            return vec![total / names.len().max(1) as f32; names.len()];
+        }
+        raw.iter().map(|r| r * total / sum).collect()
+    }
+
     /// Reads the fused chunks back from the catalog, in fused order. A chunk deleted since
     /// the indexes answered is dropped; the ACL is checked again as a safety net.
-    async fn hydrate(&self, fused: Vec<fuse::Fused>, principal: &Principal) -> Result<Vec<Hit>> {
+    async fn hydrate(
+        &self,
+        fused: Vec<fuse::Fused>,
+        names: &[&str],
+        principal: &Principal,
+    ) -> Result<Vec<Hit>> {
         let ids: Vec<_> = fused.iter().map(|f| f.chunk_id).collect();
         let chunks: HashMap<_, _> = self
             .catalog
@@ -383,7 +426,6 @@ impl Retriever {
             .into_iter()
             .map(|d| (d.id.clone(), d))
             .collect();
-        let score = |s: Option<(usize, f32)>| s.map(|(rank, score)| RetrieverScore { rank, score });
         Ok(fused
             .into_iter()
             .filter_map(|f| {
@@ -406,8 +448,14 @@ impl Retriever {
                     heading_path: chunk.heading_path.clone(),
                     text: chunk.text.clone(),
                     score: f.score,
-                    bm25: score(f.sources[0]),
-                    dense: score(f.sources[1]),
+                    retrievers: names
+                        .iter()
+                        .zip(&f.sources)
+                        .filter_map(|(name, s)| {
+                            let (rank, score) = (*s)?;
+                            Some((name.to_string(), RetrieverScore { rank, score }))
+                        })
+                        .collect(),
                     rerank: None,
                 })
             })

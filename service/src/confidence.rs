@@ -29,7 +29,7 @@ pub fn confidence(cfg: &AnswerConfig, question: &str, signals: &AnswerSignals) -
 /// The best dense-retriever score (embedding cosine) among `hits`; `None` when none has one.
 pub fn closest_dense(hits: &[Hit]) -> Option<f32> {
     hits.iter()
-        .filter_map(|h| h.dense.map(|d| d.score))
+        .filter_map(|h| h.dense().map(|d| d.score))
         .reduce(f32::max)
 }
 
@@ -55,13 +55,14 @@ pub fn assess(
                 answer.confidence, cfg.review_below
             ));
         }
-        // A generated answer replaced by quotes keeps the count of the model's unsupported
-        // sentences, but shows none of them.
-        if answer.mode == AnswerMode::Generated && answer.unsupported > 0 {
+        // Only sentences the reader sees flagged ask for review: a generated answer replaced
+        // by quotes, or one whose unsupported sentences were left out
+        // (`[generate] drop_unsupported`), keeps their count but shows none of them.
+        let flagged = answer.sentences.iter().filter(|s| !s.supported).count();
+        if answer.mode == AnswerMode::Generated && flagged > 0 {
             reasons.push(format!(
-                "{} of its {} sentences are not supported by the passages they cite",
-                answer.unsupported,
-                answer.sentences.len().max(answer.unsupported)
+                "{flagged} of its {} sentences are not supported by the passages they cite",
+                answer.sentences.len()
             ));
         }
     }
@@ -73,7 +74,7 @@ pub fn assess(
 mod tests {
     use super::*;
     use cairn_core::config::Calibration;
-    use cairn_core::{AnswerSignals, ChunkId, DocId, RetrieverScore, Span};
+    use cairn_core::{AnswerSentence, AnswerSignals, ChunkId, DENSE, DocId, RetrieverScore, Span};
 
     fn hit(dense: Option<f32>) -> Hit {
         Hit {
@@ -86,8 +87,10 @@ mod tests {
             heading_path: vec![],
             text: "x".into(),
             score: 1.0,
-            bm25: None,
-            dense: dense.map(|score| RetrieverScore { rank: 1, score }),
+            retrievers: dense
+                .map(|score| (DENSE.to_string(), RetrieverScore { rank: 1, score }))
+                .into_iter()
+                .collect(),
             rerank: None,
         }
     }
@@ -209,8 +212,18 @@ mod tests {
             !quoted.needs_review,
             "quotes that replaced an unsupported generated answer are supported"
         );
+        let sentence = |supported| AnswerSentence {
+            text: "s.".into(),
+            citations: vec![1],
+            support: if supported { 0.9 } else { 0.1 },
+            relevance: 0.5,
+            supported,
+            entailed: None,
+            attributed: false,
+        };
         let mut flagged = Answer {
             mode: AnswerMode::Generated,
+            sentences: vec![sentence(false), sentence(true), sentence(false)],
             ..answer(0.9, false, 2)
         };
         assess(&mut flagged, "q", Some(0.8), None, &cfg);
@@ -219,10 +232,18 @@ mod tests {
             flagged
                 .review_reason
                 .as_deref()
-                .is_some_and(|r| r.contains("2 of its 2 sentences are not supported")),
+                .is_some_and(|r| r.contains("2 of its 3 sentences are not supported")),
             "{:?}",
             flagged.review_reason
         );
+        // With drop_unsupported the two were left out: what is shown is supported.
+        let mut dropped = Answer {
+            mode: AnswerMode::Generated,
+            sentences: vec![sentence(true)],
+            ..answer(0.9, false, 2)
+        };
+        assess(&mut dropped, "q", Some(0.8), None, &cfg);
+        assert!(!dropped.needs_review, "{:?}", dropped.review_reason);
 
         let mut declined = answer(0.1, true, 0);
         assess(&mut declined, "q", Some(0.1), None, &cfg);

@@ -121,7 +121,7 @@ pub async fn unknown_name(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_core::{ChunkId, DocId, RetrieverScore, Span};
+    use cairn_core::{ChunkId, DENSE, DocId, RetrieverScore, Span};
 
     fn hit(i: usize, text: &str, dense: Option<f32>) -> Hit {
         Hit {
@@ -134,8 +134,10 @@ mod tests {
             heading_path: vec![],
             text: text.into(),
             score: 1.0,
-            bm25: None,
-            dense: dense.map(|score| RetrieverScore { rank: i + 1, score }),
+            retrievers: dense
+                .map(|score| (DENSE.to_string(), RetrieverScore { rank: i + 1, score }))
+                .into_iter()
+                .collect(),
             rerank: None,
         }
     }
@@ -227,7 +229,10 @@ mod tests {
         // Hits without a dense score (bm25 mode) are not judged by it.
         let bm25: Vec<Hit> = passages([0.41, 0.3])
             .into_iter()
-            .map(|h| Hit { dense: None, ..h })
+            .map(|h| Hit {
+                retrievers: Default::default(),
+                ..h
+            })
             .collect();
         assert_eq!(judge(q, &bm25, good, 0.99, &cfg), Verdict::Answer);
     }

@@ -725,15 +725,19 @@ impl Service {
 
 /// Milliseconds per search stage, into the stage histograms.
 fn record_stages(stages: &cairn_core::StageTimes, took_ms: f64) {
-    for (stage, ms) in [
+    let retrievers = stages
+        .retrievers
+        .iter()
+        .map(|(name, ms)| (name.clone(), *ms));
+    let fixed = [
         ("embed", stages.embed),
-        ("bm25", stages.bm25),
-        ("dense", stages.dense),
         ("fuse", stages.fuse),
         ("hydrate", stages.hydrate),
         ("rerank", stages.rerank),
         ("total", took_ms),
-    ] {
+    ]
+    .map(|(stage, ms)| (stage.to_string(), ms));
+    for (stage, ms) in retrievers.chain(fixed) {
         metrics::histogram!("cairn_search_stage_seconds", "stage" => stage).record(ms / 1000.0);
     }
 }

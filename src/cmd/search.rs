@@ -85,13 +85,11 @@ impl Render for SearchResponse {
             } else {
                 format!(" § {}", h.heading_path.join(" › "))
             };
-            let mut why = Vec::new();
-            if let Some(b) = h.bm25 {
-                why.push(format!("bm25 #{}", b.rank));
-            }
-            if let Some(d) = h.dense {
-                why.push(format!("dense #{}", d.rank));
-            }
+            let mut why: Vec<String> = h
+                .retrievers
+                .iter()
+                .map(|(name, r)| format!("{name} #{}", r.rank))
+                .collect();
             if let Some(r) = h.rerank {
                 why.push(format!("rerank #{}", r.rank));
             }

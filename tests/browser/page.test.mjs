@@ -233,6 +233,7 @@ if (!failed) {
     CAIRN_GENERATE__MODEL: "smollm2-135m",
     CAIRN_GENERATE__MAX_TOKENS: "48",
     CAIRN_GENERATE__MIN_SUPPORTED_SHARE: "0",
+    CAIRN_GENERATE__DROP_UNSUPPORTED: "false",
   });
   try {
     // Which sentences a 135M model writes shifts with every change to the arithmetic of its

@@ -15,6 +15,8 @@ const LOCAL: &[(&str, &str)] = &[
     ("CAIRN_GENERATE__BACKEND", "local"),
     ("CAIRN_GENERATE__MODEL", "smollm2-135m"),
     ("CAIRN_GENERATE__MAX_TOKENS", "48"),
+    // Show unsupported sentences flagged, so the tests see what the verifier decided.
+    ("CAIRN_GENERATE__DROP_UNSUPPORTED", "false"),
 ];
 
 /// Reads an SSE body into (event name, data) pairs; data-only events get the name "".

@@ -159,6 +159,9 @@ pub struct NewChunk {
     /// long as `embedding`); empty when they were not computed.
     #[serde(default)]
     pub pieces: Vec<f32>,
+    /// The concepts its text mentions (`cairn-graph`'s extraction), stored with it.
+    #[serde(default)]
+    pub concepts: crate::Concepts,
 }
 
 #[cfg(test)]

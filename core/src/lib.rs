@@ -15,6 +15,7 @@
 mod acl;
 mod answer;
 mod auth;
+mod concept;
 pub mod config;
 mod document;
 mod error;
@@ -28,6 +29,7 @@ mod text;
 pub use acl::{Acl, Actor, DEFAULT_TENANT, PUBLIC_GROUP, Principal, Role};
 pub use answer::{Answer, AnswerMode, AnswerSentence, AnswerSignals, AskRequest, Citation};
 pub use auth::{ApiKey, AuditEntry, AuditLog, AuditQuery, KeyStore};
+pub use concept::{ConceptKind, Concepts, Mention, Merge};
 pub use config::Config;
 pub use document::{Chunk, Document, Lang, NewChunk, NewDocument, Span};
 pub use error::{Error, ErrorKind, Result};

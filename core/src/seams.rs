@@ -7,8 +7,8 @@
 //! candidates within a [`Scope`], then reads the chunks back from the [`Catalog`].
 
 use crate::{
-    Acl, Chunk, ChunkId, DocId, Document, Hit, Lang, NewChunk, NewDocument, Origin, OriginKind,
-    Principal, Result, Seq,
+    Acl, Chunk, ChunkId, Concepts, DocId, Document, Hit, Lang, NewChunk, NewDocument, Origin,
+    OriginKind, Principal, Result, Seq,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -206,6 +206,12 @@ pub trait Catalog: Send + Sync {
     /// The stored piece vectors ([`NewChunk::pieces`]) of those of `ids` that have them.
     /// A catalog that stores none returns an empty map (the default).
     async fn piece_vectors(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Vec<f32>>> {
+        let _ = ids;
+        Ok(HashMap::new())
+    }
+    /// The concepts stored with those of `ids` that have any ([`NewChunk::concepts`]). A
+    /// catalog that stores none returns an empty map (the default).
+    async fn concepts(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Concepts>> {
         let _ = ids;
         Ok(HashMap::new())
     }

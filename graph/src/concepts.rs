@@ -26,8 +26,8 @@
 //! Keys are the normalised form: lower case, and a term's or name's last word made
 //! singular (`Package managers` and `package manager` are one concept).
 
-use cairn_core::Lang;
 use cairn_core::sentences::sentences;
+use cairn_core::{ConceptKind, Concepts, Lang, Mention, Merge};
 use std::sync::OnceLock;
 
 /// The most words of a term.
@@ -37,72 +37,10 @@ pub const MAX_MENTIONS: usize = 1024;
 /// Tokens longer than this (in bytes) are not concepts (base64, hashes, run-together text).
 const MAX_TOKEN_BYTES: usize = 64;
 
-/// What kind of concept a mention names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ConceptKind {
-    /// Words between phrase boundaries ("logical volume manager").
-    Term,
-    /// A capitalised word inside a sentence ("Debian").
-    Name,
-    /// Two or more capitals ("LVM").
-    Acronym,
-    /// Code, a path, an option or a command.
-    Identifier,
-    /// A Chinese noun.
-    Word,
-}
-
-impl ConceptKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConceptKind::Term => "term",
-            ConceptKind::Name => "name",
-            ConceptKind::Acronym => "acronym",
-            ConceptKind::Identifier => "identifier",
-            ConceptKind::Word => "word",
-        }
-    }
-}
-
-/// A concept mentioned in a text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mention {
-    /// The concept's normalised form (see the module documentation).
-    pub key: String,
-    pub kind: ConceptKind,
-    /// Byte range of the mention in the text; `&text[start..end]` is what was written.
-    pub start: usize,
-    pub end: usize,
-    /// Which sentence of the text (0-based) it is in: co-occurrence is counted per sentence.
-    pub sentence: u32,
-}
-
-/// Evidence that an acronym and a term name one concept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Merge {
-    /// The acronym's key ("lvm").
-    pub from: String,
-    /// The expansion's key ("logical volume manager").
-    pub into: String,
-    /// Byte range of the evidence ("Logical Volume Manager (LVM)").
-    pub start: usize,
-    pub end: usize,
-}
-
-/// What one text gave.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Extracted {
-    /// In text order.
-    pub mentions: Vec<Mention>,
-    pub merges: Vec<Merge>,
-    /// The text had more than [`MAX_MENTIONS`] mentions; the rest were not kept.
-    pub truncated: bool,
-}
-
 /// The concepts `text` mentions and the acronym merges it gives evidence for. `lang` is
 /// the chunk's analysis language ([`Lang::detect`]).
-pub fn extract(text: &str, lang: Lang) -> Extracted {
-    let mut out = Extracted::default();
+pub fn extract(text: &str, lang: Lang) -> Concepts {
+    let mut out = Concepts::default();
     for (n, (start, end)) in sentences(text).into_iter().enumerate() {
         if out.truncated {
             break;
@@ -154,7 +92,7 @@ struct Sentence<'t> {
 }
 
 impl Sentence<'_> {
-    fn push(&self, out: &mut Extracted, key: String, kind: ConceptKind, start: usize, end: usize) {
+    fn push(&self, out: &mut Concepts, key: String, kind: ConceptKind, start: usize, end: usize) {
         if out.mentions.len() >= MAX_MENTIONS {
             out.truncated = true;
             return;
@@ -174,7 +112,7 @@ impl Sentence<'_> {
     /// [`Sentence::push`], unless this sentence already has that mention.
     fn push_unique(
         &self,
-        out: &mut Extracted,
+        out: &mut Concepts,
         key: String,
         kind: ConceptKind,
         start: usize,
@@ -250,7 +188,7 @@ impl Sentence<'_> {
         items
     }
 
-    fn latin(&self, out: &mut Extracted) {
+    fn latin(&self, out: &mut Concepts) {
         let items = self.items();
         let first_token = items
             .iter()
@@ -305,7 +243,7 @@ impl Sentence<'_> {
     }
 
     /// A run of words: a term (two or more), names (capitalised words inside it).
-    fn run(&self, out: &mut Extracted, words: &[Item], opens_sentence: bool) {
+    fn run(&self, out: &mut Concepts, words: &[Item], opens_sentence: bool) {
         let spans = word_spans(words);
         let all_capital = spans.iter().all(|s| s.2);
         if spans.len() >= 2 {
@@ -313,14 +251,23 @@ impl Sentence<'_> {
             let (start, end) = (tail[0].0, tail[tail.len() - 1].1);
             self.push(out, self.term_key(tail), ConceptKind::Term, start, end);
         }
-        // A name is a capitalised word among lower-case ones, or one alone, that does not
-        // open the sentence (where every word is capitalised).
+        // A name is a run of capitalised words among lower-case ones ("Volume Group" in
+        // "Volume Group tools"), or alone, that does not open the sentence (where every
+        // word is capitalised).
         if spans.len() == 1 || !all_capital {
-            for (i, &(start, end, capital)) in spans.iter().enumerate() {
-                if capital && !(opens_sentence && i == 0) {
-                    let key = singular(&self.text[start..end].to_lowercase());
-                    self.push(out, key, ConceptKind::Name, start, end);
+            let mut i = usize::from(opens_sentence);
+            while i < spans.len() {
+                if !spans[i].2 {
+                    i += 1;
+                    continue;
                 }
+                let from = i;
+                while i < spans.len() && spans[i].2 {
+                    i += 1;
+                }
+                let name = &spans[from..i.min(from + MAX_TERM_WORDS)];
+                let (start, end) = (name[0].0, name[name.len() - 1].1);
+                self.push(out, self.term_key(name), ConceptKind::Name, start, end);
             }
         }
     }
@@ -342,7 +289,7 @@ impl Sentence<'_> {
     }
 
     /// "Expansion Words (ACR)" and "ACR (Expansion Words)".
-    fn merges(&self, out: &mut Extracted, items: &[Item], runs: &[(usize, usize)]) {
+    fn merges(&self, out: &mut Concepts, items: &[Item], runs: &[(usize, usize)]) {
         let punct = |i: usize, want: char| matches!(items.get(i), Some(Item::Punct { c, .. }) if *c == want);
         for (i, item) in items.iter().enumerate() {
             let Item::Token {
@@ -422,10 +369,10 @@ impl Sentence<'_> {
         Some((found[0].0, found[found.len() - 1].1, self.term_key(found)))
     }
 
-    fn chinese(&self, out: &mut Extracted) {
+    fn chinese(&self, out: &mut Concepts) {
         let s = &self.text[self.start..self.end];
         let mut nouns: Vec<(usize, usize)> = Vec::new();
-        let flush = |sentence: &Self, out: &mut Extracted, nouns: &mut Vec<(usize, usize)>| {
+        let flush = |sentence: &Self, out: &mut Concepts, nouns: &mut Vec<(usize, usize)>| {
             if nouns.len() >= 2 {
                 let tail = &nouns[nouns.len().saturating_sub(3)..];
                 let (a, b) = (tail[0].0, tail[tail.len() - 1].1);
@@ -824,7 +771,7 @@ const STOP_WORDS: &[&str] = &[
 mod tests {
     use super::*;
 
-    fn keys(e: &Extracted, kind: ConceptKind) -> Vec<&str> {
+    fn keys(e: &Concepts, kind: ConceptKind) -> Vec<&str> {
         e.mentions
             .iter()
             .filter(|m| m.kind == kind)
@@ -833,7 +780,7 @@ mod tests {
     }
 
     /// Every mention's span is a slice of the text on char boundaries.
-    fn check_spans(text: &str, e: &Extracted) {
+    fn check_spans(text: &str, e: &Concepts) {
         for m in &e.mentions {
             assert!(m.start < m.end && m.end <= text.len(), "{m:?}");
             assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end));

@@ -4,10 +4,18 @@
 //! found by rules over tokens with no language model, and the acronym merges a chunk gives
 //! evidence for. Mentions keep their chunk and byte span, so the graph can be rebuilt from
 //! the catalog, a deleted document takes exactly its own mentions with it, and whatever
-//! is assembled from mentions can be restricted to the chunks a caller may read.
+//! is assembled from mentions can be restricted to the chunks a caller may read; and the
+//! assembly (`assemble`): concepts, merges applied, co-occurrence edges weighted by PMI, as
+//! a pure function of a set of chunks' evidence.
 //!
 //! Architecture Invariant: no I/O and no models here; text in, mentions out.
 
+pub mod assemble;
 pub mod concepts;
 
-pub use concepts::{ConceptKind, Extracted, Mention, Merge, extract};
+/// Names the concept extraction and its version; recorded with every document (beside the
+/// chunker's signature), so a change to the rules re-indexes on the next `reindex`.
+pub const EXTRACTOR: &str = "concepts-v1";
+
+pub use assemble::{Concept, ConceptGraph, Edge, Settings, assemble};
+pub use concepts::{MAX_MENTIONS, MAX_TERM_WORDS, extract};

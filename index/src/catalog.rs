@@ -10,8 +10,8 @@
 use crate::error::{IndexError, Result};
 use async_trait::async_trait;
 use cairn_core::{
-    Acl, Catalog, Chunk, ChunkId, DocId, DocQuery, Document, Lang, NewChunk, NewDocument, Op,
-    OpKind, Origin, OriginKind, Seq, Span,
+    Acl, Catalog, Chunk, ChunkId, ConceptKind, Concepts, DocId, DocQuery, Document, Lang, Mention,
+    Merge, NewChunk, NewDocument, Op, OpKind, Origin, OriginKind, Seq, Span,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -183,11 +183,7 @@ impl SqliteCatalog {
         .map_err(IndexError::sqlx("cannot append op"))?;
 
         if existing.is_some() {
-            sqlx::query("DELETE FROM chunks WHERE doc_id = $1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .map_err(IndexError::sqlx("cannot delete old chunks"))?;
+            delete_chunks(&mut tx, &id).await?;
             sqlx::query(
                 "UPDATE documents SET groups = $2, title = $3, mime = $4, content_hash = $5, \
                  version = $6, pages = $7, chunk_count = $8, updated_at = $9, seq = $10, \
@@ -236,10 +232,10 @@ impl SqliteCatalog {
         for (ordinal, c) in chunks.iter().enumerate() {
             let heading_path = serde_json::to_string(&c.heading_path)
                 .map_err(|e| IndexError::InvalidWrite(format!("heading path: {e}")))?;
-            sqlx::query(
+            let chunk_id: i64 = sqlx::query_scalar(
                 "INSERT INTO chunks (doc_id, ordinal, text, page, span_start, span_end, \
                  heading_path, token_count, lang, embedding, pieces) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
             )
             .bind(&id)
             .bind(ordinal as i64)
@@ -252,9 +248,10 @@ impl SqliteCatalog {
             .bind(c.lang.as_str())
             .bind(encode_embedding(&c.embedding))
             .bind((!c.pieces.is_empty()).then(|| encode_embedding(&c.pieces)))
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
             .map_err(IndexError::sqlx("cannot insert chunk"))?;
+            insert_concepts(&mut tx, chunk_id, c).await?;
         }
         tx.commit()
             .await
@@ -301,12 +298,7 @@ impl SqliteCatalog {
         .fetch_one(&mut *tx)
         .await
         .map_err(IndexError::sqlx("cannot append op"))?;
-        // Explicit, rather than relying on ON DELETE CASCADE being enabled.
-        sqlx::query("DELETE FROM chunks WHERE doc_id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(IndexError::sqlx("cannot delete chunks"))?;
+        delete_chunks(&mut tx, id.as_str()).await?;
         sqlx::query("DELETE FROM documents WHERE id = $1")
             .bind(id.as_str())
             .execute(&mut *tx)
@@ -430,6 +422,39 @@ impl SqliteCatalog {
             let vectors = decode_embedding(&blob, None)
                 .map_err(|e| IndexError::Corrupt(format!("chunk {id}: pieces: {e}")))?;
             out.insert(ChunkId(id), vectors);
+        }
+        Ok(out)
+    }
+
+    async fn concepts_inner(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Concepts>> {
+        let mut out: HashMap<ChunkId, Concepts> = HashMap::new();
+        let select = "SELECT chunk_id, key, kind, span_start, span_end, sentence FROM mentions \
+                      WHERE chunk_id IN (";
+        for row in &self.chunk_rows(select, ids, ") ORDER BY rowid").await? {
+            let id: i64 = get(row, "chunk_id")?;
+            let kind: String = get(row, "kind")?;
+            let kind = ConceptKind::parse(&kind)
+                .ok_or_else(|| IndexError::Corrupt(format!("chunk {id}: concept kind {kind}")))?;
+            let mention = Mention {
+                key: get(row, "key")?,
+                kind,
+                start: get_usize(row, "span_start")?,
+                end: get_usize(row, "span_end")?,
+                sentence: get_u32(row, "sentence")?,
+            };
+            out.entry(ChunkId(id)).or_default().mentions.push(mention);
+        }
+        let select = "SELECT chunk_id, from_key, into_key, span_start, span_end \
+                      FROM concept_merges WHERE chunk_id IN (";
+        for row in &self.chunk_rows(select, ids, ") ORDER BY rowid").await? {
+            let id: i64 = get(row, "chunk_id")?;
+            let merge = Merge {
+                from: get(row, "from_key")?,
+                into: get(row, "into_key")?,
+                start: get_usize(row, "span_start")?,
+                end: get_usize(row, "span_end")?,
+            };
+            out.entry(ChunkId(id)).or_default().merges.push(merge);
         }
         Ok(out)
     }
@@ -564,6 +589,10 @@ impl Catalog for SqliteCatalog {
         Ok(self.piece_vectors_inner(ids).await?)
     }
 
+    async fn concepts(&self, ids: &[ChunkId]) -> cairn_core::Result<HashMap<ChunkId, Concepts>> {
+        Ok(self.concepts_inner(ids).await?)
+    }
+
     async fn ops_since(&self, after: Seq, limit: usize) -> cairn_core::Result<Vec<Op>> {
         Ok(self.ops_since_inner(after, limit).await?)
     }
@@ -610,6 +639,92 @@ fn check_embeddings(chunks: &[NewChunk], dims: Option<usize>) -> Result<()> {
                 c.span.start, c.span.end
             )));
         }
+    }
+    Ok(())
+}
+
+/// Deletes a document's chunks and what was extracted from them, in the caller's
+/// transaction. Explicit, rather than relying on ON DELETE CASCADE being enabled.
+async fn delete_chunks(tx: &mut sqlx::Transaction<'_, Sqlite>, doc_id: &str) -> Result<()> {
+    for (table, what) in [
+        ("mentions", "cannot delete mentions"),
+        ("concept_merges", "cannot delete concept merges"),
+    ] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE chunk_id IN (SELECT id FROM chunks WHERE doc_id = $1)"
+        ))
+        .bind(doc_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(IndexError::sqlx(what))?;
+    }
+    sqlx::query("DELETE FROM chunks WHERE doc_id = $1")
+        .bind(doc_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(IndexError::sqlx("cannot delete chunks"))?;
+    Ok(())
+}
+
+/// Rows per multi-row insert of mentions (six values each, well under SQLite's limit).
+const CONCEPT_ROWS: usize = 500;
+
+/// Writes a chunk's mentions and merges in the chunk's transaction. A span outside the
+/// chunk's text is refused: the write is the caller's mistake, and nothing is stored.
+async fn insert_concepts(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    chunk_id: i64,
+    chunk: &NewChunk,
+) -> Result<()> {
+    let len = chunk.text.len();
+    let bad = |what: &str, start: usize, end: usize| {
+        IndexError::InvalidWrite(format!(
+            "a {what} spans bytes {start}..{end} of a chunk of {len} bytes"
+        ))
+    };
+    let concepts = &chunk.concepts;
+    for m in &concepts.mentions {
+        if m.start >= m.end || m.end > len || m.key.is_empty() {
+            return Err(bad("mention", m.start, m.end));
+        }
+    }
+    for g in &concepts.merges {
+        if g.start >= g.end || g.end > len || g.from.is_empty() || g.into.is_empty() {
+            return Err(bad("merge", g.start, g.end));
+        }
+    }
+    for rows in concepts.mentions.chunks(CONCEPT_ROWS) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO mentions (chunk_id, key, kind, span_start, span_end, sentence) ",
+        );
+        qb.push_values(rows, |mut b, m| {
+            b.push_bind(chunk_id)
+                .push_bind(&m.key)
+                .push_bind(m.kind.as_str())
+                .push_bind(m.start as i64)
+                .push_bind(m.end as i64)
+                .push_bind(i64::from(m.sentence));
+        });
+        qb.build()
+            .execute(&mut **tx)
+            .await
+            .map_err(IndexError::sqlx("cannot insert mentions"))?;
+    }
+    for rows in concepts.merges.chunks(CONCEPT_ROWS) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO concept_merges (chunk_id, from_key, into_key, span_start, span_end) ",
+        );
+        qb.push_values(rows, |mut b, g| {
+            b.push_bind(chunk_id)
+                .push_bind(&g.from)
+                .push_bind(&g.into)
+                .push_bind(g.start as i64)
+                .push_bind(g.end as i64);
+        });
+        qb.build()
+            .execute(&mut **tx)
+            .await
+            .map_err(IndexError::sqlx("cannot insert concept merges"))?;
     }
     Ok(())
 }

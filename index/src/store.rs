@@ -700,6 +700,7 @@ mod tests {
             lang: Lang::En,
             embedding: vec![1.0, 0.0],
             pieces: Vec::new(),
+            concepts: Default::default(),
         }
     }
 

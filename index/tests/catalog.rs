@@ -37,6 +37,7 @@ fn chunk(text: &str, seed: f32) -> NewChunk {
         lang: Lang::detect(text),
         embedding: vec![seed, -seed, 0.25, 1.0],
         pieces: Vec::new(),
+        concepts: Default::default(),
     }
 }
 
@@ -351,6 +352,62 @@ async fn piece_vectors_are_stored_with_their_chunk_and_go_with_it() {
     assert!(cat.piece_vectors(&many).await.unwrap().is_empty());
 }
 
+/// The graph's evidence lives with its chunk: written in the chunk's transaction, read back
+/// as it was given, replaced with a new version, gone with a delete; a span outside its
+/// chunk is refused and nothing of that write is stored.
+#[tokio::test]
+async fn concepts_are_stored_with_their_chunk_and_go_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = open(&tmp).await;
+    let mut lvm = chunk(
+        "The Logical Volume Manager (LVM) resizes volumes on Debian.",
+        1.0,
+    );
+    lvm.concepts = cairn_graph::extract(&lvm.text, Lang::En);
+    assert!(!lvm.concepts.merges.is_empty() && lvm.concepts.mentions.len() >= 3);
+    // More mentions than one multi-row insert holds.
+    let mut many = chunk(&"Kernel Module. ".repeat(2000), 2.0);
+    many.concepts = cairn_graph::extract(&many.text, Lang::En);
+    assert_eq!(many.concepts.mentions.len(), cairn_graph::MAX_MENTIONS);
+    let a = cat
+        .put_document(
+            doc("t", "a", &[]),
+            vec![lvm.clone(), chunk("nothing", 3.0), many.clone()],
+        )
+        .await
+        .unwrap();
+    let ids = cat.chunk_ids().await.unwrap();
+    let got = cat.concepts(&ids).await.unwrap();
+    assert_eq!(got.len(), 2, "the chunk without concepts has no entry");
+    let truncated_flag_not_stored = cairn_core::Concepts {
+        truncated: false,
+        ..many.concepts.clone()
+    };
+    assert_eq!(got[&ids[0]], lvm.concepts);
+    assert_eq!(got[&ids[2]], truncated_flag_not_stored);
+
+    // A bad span: refused, and the document keeps its version and its concepts.
+    let mut bad = lvm.clone();
+    bad.concepts.mentions[0].end = bad.text.len() + 1;
+    let err = cat
+        .put_document(doc("t", "a", &[]), vec![bad])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Internal, "a caller bug: {err}");
+    assert_eq!(cat.get_document(&a.id).await.unwrap().unwrap().version, 1);
+    assert_eq!(cat.concepts(&ids).await.unwrap().len(), 2);
+
+    // A new version replaces the chunks and their concepts; a delete removes them.
+    cat.put_document(doc("t", "a", &[]), vec![lvm.clone()])
+        .await
+        .unwrap();
+    assert!(cat.concepts(&ids).await.unwrap().is_empty());
+    let now = cat.chunk_ids().await.unwrap();
+    assert_eq!(cat.concepts(&now).await.unwrap()[&now[0]], lvm.concepts);
+    cat.delete_document(&a.id).await.unwrap();
+    assert!(cat.concepts(&now).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn embeddings_must_match_the_recorded_dims() {
     let tmp = tempfile::tempdir().unwrap();
@@ -392,7 +449,7 @@ async fn meta_and_everything_else_survive_a_reopen() {
         let cat = open(&tmp).await;
         assert_eq!(
             cat.meta_get("schema_version").await.unwrap().as_deref(),
-            Some("5")
+            Some("6")
         );
         assert_eq!(cat.meta_get("embedder_id").await.unwrap(), None);
         cat.meta_set("embedder_id", "bge-small").await.unwrap();

@@ -43,6 +43,7 @@ fn new_chunk(text: &str, axis: usize) -> NewChunk {
         lang: Lang::En,
         embedding,
         pieces: Vec::new(),
+        concepts: Default::default(),
     }
 }
 

@@ -70,8 +70,14 @@ pub struct Ingestor {
     store: Arc<dyn DocumentStore>,
     /// The chunking settings, `max_tokens` capped at the embedder's limit.
     chunking: ChunkConfig,
-    /// [`chunk::signature`] of `chunking`, recorded with every document.
+    /// [`signature`] of `chunking`, recorded with every document.
     chunker: String,
+}
+
+/// What is recorded with every document: the chunker's [`chunk::signature`] and the
+/// graph's concept extractor, so that a change to either re-indexes on the next `reindex`.
+fn signature(chunking: &ChunkConfig) -> String {
+    format!("{} {}", chunk::signature(chunking), cairn_graph::EXTRACTOR)
 }
 
 /// What the blocking half of the pipeline hands back.
@@ -95,7 +101,7 @@ impl Ingestor {
             chunking.max_tokens = chunking.max_tokens.min(model_limit);
         }
         chunking.max_tokens = chunking.max_tokens.max(1);
-        let chunker = chunk::signature(&chunking);
+        let chunker = signature(&chunking);
         Ingestor {
             embedder,
             store,
@@ -193,7 +199,20 @@ impl Ingestor {
         }
 
         let texts: Vec<String> = prepared.drafts.iter().map(|d| d.text.clone()).collect();
-        let embedded = self.embedder.embed(texts).await?;
+        // The graph's concepts are found on a blocking thread while the embedder works.
+        let read: Vec<(String, cairn_core::Lang)> = prepared
+            .drafts
+            .iter()
+            .map(|d| (d.text.clone(), d.lang))
+            .collect();
+        let concepts = guarded(&file_name, move || {
+            Ok(read
+                .iter()
+                .map(|(text, lang)| cairn_graph::extract(text, *lang))
+                .collect::<Vec<_>>())
+        });
+        let (embedded, concepts) = tokio::join!(self.embedder.embed(texts), concepts);
+        let (embedded, concepts) = (embedded?, concepts?);
         if embedded.vectors.len() != prepared.drafts.len() {
             return Err(IngestError::EmbedderContract {
                 expected: prepared.drafts.len(),
@@ -220,7 +239,8 @@ impl Ingestor {
             .into_iter()
             .zip(embedded.vectors)
             .zip(pieces.iter_mut())
-            .map(|((d, embedding), pieces)| NewChunk {
+            .zip(concepts)
+            .map(|(((d, embedding), pieces), concepts)| NewChunk {
                 text: d.text,
                 page: d.page,
                 span: d.span,
@@ -229,6 +249,7 @@ impl Ingestor {
                 lang: d.lang,
                 embedding,
                 pieces: std::mem::take(pieces),
+                concepts,
             })
             .collect();
         let new_doc = NewDocument {
@@ -608,7 +629,7 @@ mod tests {
         let ing = Ingestor {
             embedder,
             store,
-            chunker: chunk::signature(&chunking),
+            chunker: signature(&chunking),
             chunking,
         };
         let out = ing
@@ -643,11 +664,51 @@ mod tests {
         // the chunks in one call, their pieces in one more
         assert_eq!(embedder.calls.load(Ordering::SeqCst) - before, 2);
         let (doc, chunks) = store.docs.lock().unwrap().last().cloned().unwrap();
-        assert_eq!(doc.chunker, "pack-v2 max=100 pieces");
+        assert_eq!(doc.chunker, "pack-v2 max=100 pieces concepts-v1");
         assert_eq!(chunks.len(), 1);
         // three pieces of two dims each
         assert_eq!(cairn_core::pieces(&chunks[0].text).len(), 3);
         assert_eq!(chunks[0].pieces, [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
+    }
+
+    /// Each chunk goes to the store with the concepts its own text mentions, spans
+    /// relative to it.
+    #[tokio::test]
+    async fn chunks_carry_the_concepts_their_text_mentions() {
+        let (ing, store, _) = setup(100, 100);
+        let text = "Resize it with the Logical Volume Manager (LVM) first.\n\n\x0c\
+                    Then edit /etc/fstab on every Debian host.\n";
+        ing.ingest_bytes(text.as_bytes(), &origin("a.txt"), &acme())
+            .await
+            .unwrap();
+        let (_, chunks) = store.docs.lock().unwrap()[0].clone();
+        assert_eq!(chunks.len(), 2, "one chunk per page");
+        for c in &chunks {
+            assert_eq!(c.concepts, cairn_graph::extract(&c.text, c.lang));
+            for m in &c.concepts.mentions {
+                assert!(c.text.get(m.start..m.end).is_some(), "{m:?}");
+            }
+        }
+        let keys = |i: usize| -> Vec<String> {
+            chunks[i]
+                .concepts
+                .mentions
+                .iter()
+                .map(|m| m.key.clone())
+                .collect()
+        };
+        assert!(
+            keys(0).contains(&"logical volume manager".to_string()),
+            "{:?}",
+            keys(0)
+        );
+        assert_eq!(chunks[0].concepts.merges.len(), 1);
+        assert!(keys(1).contains(&"/etc/fstab".to_string()), "{:?}", keys(1));
+        assert!(
+            keys(1).contains(&"debian host".to_string()),
+            "{:?}",
+            keys(1)
+        );
     }
 
     #[tokio::test]
@@ -659,7 +720,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out.status, IngestStatus::Added);
-        assert_eq!(store.docs.lock().unwrap()[0].0.chunker, "pack-v2 max=100");
+        assert_eq!(
+            store.docs.lock().unwrap()[0].0.chunker,
+            "pack-v2 max=100 concepts-v1"
+        );
 
         // same bytes, semantic settings: a new version, cut by the semantic chunker,
         // which embeds the sentences first (one call) and then the chunks (one call)
@@ -677,7 +741,10 @@ mod tests {
         assert_eq!((out2.status, out2.version), (IngestStatus::Updated, 2));
         assert_eq!(embedder.calls.load(Ordering::SeqCst) - before, 2);
         let (doc, chunks) = store.docs.lock().unwrap().last().cloned().unwrap();
-        assert_eq!(doc.chunker, "semantic-v2 max=100 min=2 pct=90 overlap=0");
+        assert_eq!(
+            doc.chunker,
+            "semantic-v2 max=100 min=2 pct=90 overlap=0 concepts-v1"
+        );
         for c in &chunks {
             assert_eq!(
                 c.text,

@@ -549,3 +549,103 @@ async fn origin_is_stored_and_an_upload_never_replaces_a_path() {
     assert_eq!(uploads.len(), 1);
     assert_eq!(uploads[0].id, up.id);
 }
+
+/// The graph of a catalog, as a search of everything would assemble it, with each chunk
+/// named by its document's source and its ordinal (chunk ids differ between catalogs).
+async fn graph_of(cat: &SqliteCatalog) -> (Vec<String>, Vec<String>) {
+    let ids = cat.chunk_ids().await.unwrap();
+    let stored = cat.concepts(&ids).await.unwrap();
+    let chunks = cat.get_chunks(&ids).await.unwrap();
+    let docs = cat.list_documents(&DocQuery::default()).await.unwrap();
+    let name = |id: ChunkId| {
+        let c = chunks.iter().find(|c| c.id == id).unwrap();
+        let d = docs.iter().find(|d| d.id == c.doc_id).unwrap();
+        format!("{}#{}", d.source(), c.ordinal)
+    };
+    let g = cairn_graph::assemble(
+        stored.iter().map(|(id, c)| (*id, c)),
+        &cairn_graph::Settings::default(),
+    );
+    let concepts = g
+        .concepts
+        .iter()
+        .map(|c| {
+            let mut at: Vec<String> = c.chunks.iter().map(|id| name(*id)).collect();
+            at.sort();
+            format!(
+                "{} {:?} aliases {:?} mentions {} in {:?}",
+                c.key, c.kind, c.aliases, c.mentions, at
+            )
+        })
+        .collect();
+    let edges = g
+        .edges
+        .iter()
+        .map(|e| {
+            format!(
+                "{} ~ {}: {} sentences, pmi {:.6}",
+                g.concepts[e.a].key, g.concepts[e.b].key, e.sentences, e.pmi
+            )
+        })
+        .collect();
+    (concepts, edges)
+}
+
+/// Stores one chunk of `text` with the concepts it mentions as the document `source`.
+async fn put(cat: &SqliteCatalog, (source, text): (&str, &str)) -> cairn_core::Document {
+    let mut c = chunk(text, 1.0);
+    c.concepts = cairn_graph::extract(text, Lang::En);
+    cat.put_document(doc("t", source, &[]), vec![c])
+        .await
+        .unwrap()
+}
+
+/// Issue 23's test of exactness: ingest A, B and C, delete B, and the graph (concepts,
+/// aliases from merges, mentions, edges and their weights) is the graph of A and C
+/// ingested into a fresh catalog.
+#[tokio::test]
+async fn after_a_delete_the_graph_is_the_graph_of_what_remains() {
+    let texts = [
+        (
+            "a.md",
+            "The Logical Volume Manager (LVM) resizes a Volume Group. \
+             Debian installs the Volume Group tools with apt-get install lvm2.",
+        ),
+        (
+            "b.md",
+            "Grow a Volume Group with LVM before you resize the File System. \
+             The Network File System (NFS) exports a File System over the network.",
+        ),
+        (
+            "c.md",
+            "A File System lives on a Volume Group. LVM snapshots need a Volume Group \
+             with free space. Debian keeps the File System tools in e2fsprogs.",
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = open(&tmp).await;
+    put(&cat, texts[0]).await;
+    let b = put(&cat, texts[1]).await;
+    put(&cat, texts[2]).await;
+    let with_b = graph_of(&cat).await;
+    cat.delete_document(&b.id).await.unwrap();
+    let after = graph_of(&cat).await;
+
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = open(&fresh_dir).await;
+    put(&fresh, texts[0]).await;
+    put(&fresh, texts[2]).await;
+    let expected = graph_of(&fresh).await;
+
+    assert_eq!(after, expected);
+    assert_ne!(
+        with_b, expected,
+        "B changed the graph, so the test can fail"
+    );
+    assert!(
+        with_b.0.iter().any(|c| c.contains("b.md")),
+        "{:#?}",
+        with_b.0
+    );
+    assert!(!expected.1.is_empty(), "edges are compared too");
+}

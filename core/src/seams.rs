@@ -237,6 +237,8 @@ pub struct IndexedChunk {
     /// Text for lexical analysis: title, headings and chunk text.
     pub text: String,
     pub embedding: Vec<f32>,
+    /// The concepts the chunk mentions ([`NewChunk::concepts`]), for the graph.
+    pub concepts: Concepts,
 }
 
 /// A batch of changes to apply to a derived index, ending at catalog write `up_to`.

@@ -13,6 +13,7 @@
 
 pub mod assemble;
 pub mod concepts;
+pub mod index;
 pub mod walk;
 
 /// Names the concept extraction and its version; recorded with every document (beside the
@@ -21,4 +22,5 @@ pub const EXTRACTOR: &str = "concepts-v1";
 
 pub use assemble::{Concept, ConceptGraph, Edge, Settings, assemble};
 pub use concepts::{MAX_MENTIONS, MAX_TERM_WORDS, extract};
+pub use index::GraphIndex;
 pub use walk::{WalkSettings, personalized_pagerank};

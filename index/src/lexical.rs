@@ -510,6 +510,8 @@ mod tests {
             lang,
             text: text.to_string(),
             embedding: Vec::new(),
+
+            concepts: Default::default(),
         }
     }
 

@@ -23,7 +23,7 @@ use crate::lock::DataDirLock;
 use crate::vector::HnswStore;
 use async_trait::async_trait;
 use cairn_core::{
-    AuditLog, Catalog, Chunk, ChunkId, DerivedIndex, DerivedIndexes, DocId, Document,
+    AuditLog, Catalog, Chunk, ChunkId, Concepts, DerivedIndex, DerivedIndexes, DocId, Document,
     DocumentStore, Error, IndexBatch, IndexedChunk, KeyStore, LexicalIndex, NewChunk, NewDocument,
     Op, Origin, Result, Seq, VectorStore,
 };
@@ -283,9 +283,11 @@ impl Store {
             }
             batch.remove_docs.push(op.doc_id.clone());
             if let Some((doc, chunks)) = self.current_version(&op.doc_id).await? {
-                batch
-                    .add
-                    .extend(chunks.into_iter().map(|(c, e)| indexed_chunk(&doc, c, e)));
+                batch.add.extend(
+                    chunks
+                        .into_iter()
+                        .map(|(c, e, k)| indexed_chunk(&doc, c, e, k)),
+                );
             }
             if batch.add.len() >= MAX_CHUNKS_PER_BATCH {
                 break;
@@ -299,15 +301,26 @@ impl Store {
     async fn current_version(
         &self,
         id: &DocId,
-    ) -> Result<Option<(Document, Vec<(Chunk, Vec<f32>)>)>> {
+    ) -> Result<Option<(Document, Vec<(Chunk, Vec<f32>, Concepts)>)>> {
         for _ in 0..READ_ATTEMPTS {
             let Some(doc) = self.catalog.get_document(id).await? else {
                 return Ok(None);
             };
             let chunks = self.catalog.chunks_with_embeddings(id).await?;
+            let ids: Vec<ChunkId> = chunks.iter().map(|(c, _)| c.id).collect();
+            let mut concepts = self.catalog.concepts(&ids).await?;
             match self.catalog.get_document(id).await? {
                 None => return Ok(None),
-                Some(again) if again.seq == doc.seq => return Ok(Some((doc, chunks))),
+                Some(again) if again.seq == doc.seq => {
+                    let chunks = chunks
+                        .into_iter()
+                        .map(|(c, e)| {
+                            let found = concepts.remove(&c.id).unwrap_or_default();
+                            (c, e, found)
+                        })
+                        .collect();
+                    return Ok(Some((doc, chunks)));
+                }
                 Some(_) => continue,
             }
         }
@@ -454,7 +467,12 @@ fn after_ack(e: Error, seq: Seq) -> Error {
 
 /// What a derived index stores for a chunk. The lexical text is the title, the heading
 /// path and the chunk text, one per line.
-fn indexed_chunk(doc: &Document, chunk: Chunk, embedding: Vec<f32>) -> IndexedChunk {
+fn indexed_chunk(
+    doc: &Document,
+    chunk: Chunk,
+    embedding: Vec<f32>,
+    concepts: Concepts,
+) -> IndexedChunk {
     let text = format!(
         "{}\n{}\n{}",
         doc.title,
@@ -469,6 +487,7 @@ fn indexed_chunk(doc: &Document, chunk: Chunk, embedding: Vec<f32>) -> IndexedCh
         lang: chunk.lang,
         text,
         embedding,
+        concepts,
     }
 }
 
@@ -990,7 +1009,7 @@ mod tests {
             token_count: 1,
             lang: cairn_core::Lang::En,
         };
-        let ic = indexed_chunk(&doc, chunk, vec![1.0]);
+        let ic = indexed_chunk(&doc, chunk, vec![1.0], Concepts::default());
         assert_eq!(ic.text, "Guide\nA / B\nbody");
         assert_eq!(ic.seq, Seq(9));
         assert_eq!(ic.chunk_id, ChunkId(5));

@@ -739,6 +739,8 @@ mod tests {
             lang: Lang::En,
             text: String::new(),
             embedding,
+
+            concepts: Default::default(),
         }
     }
 

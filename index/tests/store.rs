@@ -236,3 +236,114 @@ async fn another_embedding_model_is_refused() {
         Some("test-embedder")
     );
 }
+
+/// Stores one chunk of `text`, with the concepts it mentions, as `source` under `acl`.
+async fn put_with_concepts(
+    store: &Store,
+    source: &str,
+    acl: Acl,
+    text: &str,
+) -> cairn_core::Document {
+    let mut chunk = new_chunk(text, 0);
+    chunk.concepts = cairn_graph::extract(text, Lang::En);
+    let doc = NewDocument {
+        acl,
+        ..new_doc(source)
+    };
+    store.put_document(doc, vec![chunk]).await.unwrap()
+}
+
+/// The graph as a third derived index of the embedded store: caught up from the log when
+/// added (and after a reopen, when it starts empty), and each caller's graph assembled from
+/// the chunks they may read: another tenant's or another group's concepts never appear,
+/// and a deleted document's are gone from the next graph.
+#[tokio::test]
+async fn the_graph_index_follows_the_store_and_each_caller_sees_only_readable_concepts() {
+    use cairn_graph::{GraphIndex, Settings};
+    use std::sync::Arc;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let hr = Acl {
+        tenant: "acme".into(),
+        groups: vec!["hr".into()],
+    };
+    let (public, secret) = {
+        let store = Store::open_embedded(options(tmp.path())).await.unwrap();
+        let public = put_with_concepts(
+            &store,
+            "public.md",
+            Acl::tenant_wide("acme"),
+            "Resize the Volume Group with the Logical Volume Manager.",
+        )
+        .await;
+        let secret = put_with_concepts(
+            &store,
+            "salaries.md",
+            hr.clone(),
+            "The Salary Review Board meets in March.",
+        )
+        .await;
+        put_with_concepts(
+            &store,
+            "other.md",
+            Acl::tenant_wide("globex"),
+            "See the Merger Plan and the Acquisition Target.",
+        )
+        .await;
+        (public, secret)
+    };
+
+    // Reopened, the graph index starts empty and is caught up from the catalog.
+    let graph = Arc::new(GraphIndex::new());
+    let store = Store::open_embedded(options(tmp.path()))
+        .await
+        .unwrap()
+        .with_index(graph.clone())
+        .unwrap();
+    assert_eq!(
+        store.visible_seq(),
+        Seq(0),
+        "nothing visible before catch-up"
+    );
+    let last = store.sync().await.unwrap();
+    assert_eq!(store.visible_seq(), last);
+    assert_eq!(cairn_core::DerivedIndex::live_count(&*graph), 3);
+    assert!(store.check_consistency().await.unwrap().is_consistent());
+
+    let loose = Settings {
+        min_chunks: 1,
+        min_pair: 1,
+    };
+    let keys = |tenant: &str, groups: &[&str]| -> Vec<String> {
+        let scope = Scope {
+            principal: Principal::new(tenant, groups.iter().map(|g| g.to_string()).collect()),
+            doc_ids: None,
+            max_seq: store.visible_seq(),
+        };
+        let g = graph.graph_for(&scope, &loose);
+        g.concepts.iter().map(|c| c.key.clone()).collect()
+    };
+    let acme = keys("acme", &[]);
+    assert!(
+        acme.contains(&"logical volume manager".to_string()),
+        "{acme:?}"
+    );
+    assert!(!acme.iter().any(|k| k.contains("salary")), "{acme:?}");
+    assert!(!acme.iter().any(|k| k.contains("merger")), "{acme:?}");
+    let in_hr = keys("acme", &["hr"]);
+    assert!(
+        in_hr.contains(&"salary review board".to_string()),
+        "{in_hr:?}"
+    );
+    assert!(!in_hr.iter().any(|k| k.contains("merger")), "{in_hr:?}");
+    let globex = keys("globex", &[]);
+    assert_eq!(globex, ["acquisition target", "merger plan"]);
+
+    // A deleted document's concepts are gone from the next graph.
+    store.delete_document(&secret.id).await.unwrap();
+    assert!(!keys("acme", &["hr"]).iter().any(|k| k.contains("salary")));
+    assert_eq!(keys("acme", &["hr"]), keys("acme", &[]));
+    store.delete_document(&public.id).await.unwrap();
+    assert!(keys("acme", &[]).is_empty());
+    assert!(store.check_consistency().await.unwrap().is_consistent());
+}

@@ -237,7 +237,8 @@ pub struct IndexedChunk {
     /// Text for lexical analysis: title, headings and chunk text.
     pub text: String,
     pub embedding: Vec<f32>,
-    /// The concepts the chunk mentions ([`NewChunk::concepts`]), for the graph.
+    /// The concepts the chunk mentions ([`NewChunk::concepts`]), for the graph; empty
+    /// unless an index [`reads_concepts`](DerivedIndex::reads_concepts).
     pub concepts: Concepts,
 }
 
@@ -266,6 +267,11 @@ pub trait DerivedIndex: Send + Sync {
     fn live_count(&self) -> usize;
     /// Every live chunk id, ascending (consistency checks; may be slow on big indexes).
     async fn live_chunk_ids(&self) -> Result<Vec<ChunkId>>;
+    /// Whether the index reads [`IndexedChunk::concepts`] (the graph). The store reads
+    /// them from the catalog only when some index does.
+    fn reads_concepts(&self) -> bool {
+        false
+    }
 }
 
 /// What a search may see: the caller's principal, optional document ids, and the newest

@@ -73,6 +73,18 @@ enum Class {
     Boundary,
 }
 
+impl Class {
+    /// The concept a token of this class is on its own (words form terms and names in
+    /// runs instead).
+    fn token_kind(self) -> Option<ConceptKind> {
+        match self {
+            Class::Acronym => Some(ConceptKind::Acronym),
+            Class::Identifier => Some(ConceptKind::Identifier),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Item {
     Token {
@@ -213,24 +225,11 @@ impl Sentence<'_> {
                 }
                 _ => {}
             }
-            if let Item::Token { start, end, class } = *item {
-                match class {
-                    Class::Acronym => self.push(
-                        out,
-                        self.text[start..end].to_lowercase(),
-                        ConceptKind::Acronym,
-                        start,
-                        end,
-                    ),
-                    Class::Identifier => self.push(
-                        out,
-                        self.text[start..end].to_lowercase(),
-                        ConceptKind::Identifier,
-                        start,
-                        end,
-                    ),
-                    _ => {}
-                }
+            if let Item::Token { start, end, class } = *item
+                && let Some(kind) = class.token_kind()
+            {
+                let key = self.text[start..end].to_lowercase();
+                self.push(out, key, kind, start, end);
             }
         }
         if let Some(from) = run {
@@ -396,11 +395,12 @@ impl Sentence<'_> {
                 }
                 let (a, b) = (a + ta, a + tb);
                 let kind = match classify(&self.text[a..b]) {
-                    Class::Acronym => ConceptKind::Acronym,
-                    Class::Identifier => ConceptKind::Identifier,
                     // A Latin word in Chinese text is a name (software, a standard).
                     Class::Word { .. } if tb - ta >= 2 => ConceptKind::Name,
-                    _ => continue,
+                    class => match class.token_kind() {
+                        Some(kind) => kind,
+                        None => continue,
+                    },
                 };
                 let key = self.text[a..b].to_lowercase();
                 self.push(out, key, kind, a, b);

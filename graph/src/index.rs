@@ -95,6 +95,10 @@ impl DerivedIndex for GraphIndex {
             .len()
     }
 
+    fn reads_concepts(&self) -> bool {
+        true
+    }
+
     async fn live_chunk_ids(&self) -> Result<Vec<ChunkId>> {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         Ok(state.chunks.keys().copied().collect())

@@ -510,7 +510,6 @@ mod tests {
             lang,
             text: text.to_string(),
             embedding: Vec::new(),
-
             concepts: Default::default(),
         }
     }

@@ -28,7 +28,7 @@ use cairn_core::{
     Op, Origin, Result, Seq, VectorStore,
 };
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -307,8 +307,13 @@ impl Store {
                 return Ok(None);
             };
             let chunks = self.catalog.chunks_with_embeddings(id).await?;
-            let ids: Vec<ChunkId> = chunks.iter().map(|(c, _)| c.id).collect();
-            let mut concepts = self.catalog.concepts(&ids).await?;
+            // Only the graph reads concepts; without it, the catalog is not asked.
+            let mut concepts = if self.indexes.all().any(|i| i.reads_concepts()) {
+                let ids: Vec<ChunkId> = chunks.iter().map(|(c, _)| c.id).collect();
+                self.catalog.concepts(&ids).await?
+            } else {
+                HashMap::new()
+            };
             match self.catalog.get_document(id).await? {
                 None => return Ok(None),
                 Some(again) if again.seq == doc.seq => {

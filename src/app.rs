@@ -2,8 +2,9 @@
 //! configuration and hands them, as seam traits, to the library crates.
 
 use anyhow::{Context, Result};
-use cairn_core::config::GenerateBackend;
+use cairn_core::config::{GenerateBackend, GraphConfig};
 use cairn_core::{Catalog, Config, DocumentStore, Embedder, Generator, Principal, Reranker};
+use cairn_graph::{GraphIndex, GraphSettings};
 use cairn_index::{Store, StoreOptions};
 use cairn_ingest::Ingestor;
 use cairn_llm::EngineOptions;
@@ -44,6 +45,22 @@ pub fn model_path(config: &Config, model: &str) -> PathBuf {
     }
 }
 
+/// The graph index's settings from `[graph]`.
+fn graph_settings(c: &GraphConfig) -> GraphSettings {
+    GraphSettings {
+        assemble: cairn_graph::Settings {
+            min_chunks: c.min_chunks.max(1),
+            min_pair: c.min_pair.max(1),
+        },
+        walk: cairn_graph::WalkSettings {
+            damping: c.damping,
+            concept_share: c.concept_share,
+            ..Default::default()
+        },
+        cache: c.cache,
+    }
+}
+
 impl App {
     pub async fn open(config: Config) -> Result<App> {
         let dir = model_dir(&config);
@@ -64,11 +81,21 @@ impl App {
             embedder_id: embedder.model_id().to_string(),
             dims: embedder.dims(),
         };
-        let store = Arc::new(
-            Store::open_embedded(opts)
-                .await
-                .with_context(|| format!("opening the data dir {}", config.data_dir.display()))?,
-        );
+        let mut store = Store::open_embedded(opts)
+            .await
+            .with_context(|| format!("opening the data dir {}", config.data_dir.display()))?;
+        if config.graph.enabled {
+            // The graph lives in memory: it is built from the catalog's concepts on start.
+            let started = std::time::Instant::now();
+            let graph = GraphIndex::with_settings(graph_settings(&config.graph));
+            store = store.with_graph(Arc::new(graph))?;
+            store.sync().await.context("building the concept graph")?;
+            tracing::info!(
+                took_ms = started.elapsed().as_millis() as u64,
+                "concept graph loaded from the catalog"
+            );
+        }
+        let store = Arc::new(store);
         let catalog: Arc<dyn Catalog> = store.catalog();
         let retriever = Retriever::new(
             catalog,

@@ -70,6 +70,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::docs::Command,
     },
+    /// The concept graph of the documents you may read: stats, concepts, show CONCEPT
+    Graph {
+        #[command(subcommand)]
+        command: cmd::graph::Command,
+    },
     /// Make, list and revoke API keys (works while the server runs)
     Keys {
         #[command(subcommand)]
@@ -195,6 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ask(args) => cmd::ask::run(config, &groups, args).await,
         Command::Eval(args) => cmd::eval::run(config, args).await,
         Command::Docs { command } => cmd::docs::run(config, &groups, command).await,
+        Command::Graph { command } => cmd::graph::run(config, &groups, command).await,
         Command::Keys { command } => cmd::keys::run(config, &groups, command).await,
         Command::Audit(args) => cmd::keys::audit(config, args).await,
         Command::Bench { command } => cmd::bench::run(config, command).await,

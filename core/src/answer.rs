@@ -2,7 +2,7 @@
 //! sentence of an answer names the passages behind it, and every citation names the exact
 //! passage: document, page and byte span, with the quoted text.
 
-use crate::{ChunkId, DocId, Hit, SearchFilter, Span};
+use crate::{ChunkId, DocId, Hit, SearchFilter, SearchMode, Span};
 use serde::{Deserialize, Serialize};
 
 /// A question as the API and CLI take it.
@@ -18,6 +18,9 @@ pub struct AskRequest {
     pub rerank: Option<bool>,
     #[serde(default)]
     pub filter: SearchFilter,
+    /// The retrievers that find the passages (as in `POST /v1/search`).
+    #[serde(default)]
+    pub mode: SearchMode,
     /// Answer as Server-Sent Events (`retrieval`, `token`, `citation`, `done`, `error`)
     /// instead of one JSON body.
     #[serde(default)]

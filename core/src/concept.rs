@@ -3,10 +3,23 @@
 //! knowledge graph is assembled from these rows, so it can always be rebuilt from the
 //! catalog and restricted to the chunks a caller may read.
 
+use crate::{ChunkId, DocId, Span};
 use serde::{Deserialize, Serialize};
 
 /// What kind of concept a mention names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ConceptKind {
     /// Words between phrase boundaries ("logical volume manager").
@@ -85,4 +98,84 @@ impl Concepts {
     pub fn is_empty(&self) -> bool {
         self.mentions.is_empty() && self.merges.is_empty()
     }
+}
+
+/// A concept of a caller's graph (assembled from the chunks they may read).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConceptInfo {
+    /// Its normalised name (lower case; an acronym merged into its expansion is an alias).
+    pub key: String,
+    pub kind: ConceptKind,
+    /// Other keys merged into it (acronyms).
+    pub aliases: Vec<String>,
+    /// Readable chunks that mention it.
+    pub chunks: usize,
+    pub mentions: usize,
+}
+
+/// The size of a caller's graph.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GraphStats {
+    /// Readable chunks that mention a concept of the graph.
+    pub chunks: usize,
+    pub concepts: usize,
+    /// Pairs of concepts mentioned together in enough sentences.
+    pub edges: usize,
+    /// Readable sentences that mention a concept (the population of the edges' PMI).
+    pub sentences: usize,
+}
+
+/// Concepts of a caller's graph that match a filter, most mentioned first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConceptList {
+    pub stats: GraphStats,
+    /// How many concepts match (more than listed when over the limit).
+    pub total: usize,
+    pub concepts: Vec<ConceptInfo>,
+}
+
+/// A concept joined to another by the sentences that mention both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Neighbour {
+    pub concept: ConceptInfo,
+    /// Readable sentences mentioning both.
+    pub sentences: usize,
+    /// Pointwise mutual information of the two over readable sentences.
+    pub pmi: f32,
+    /// Chunks with a sentence that mentions both: the edge's evidence.
+    pub evidence: Vec<ChunkId>,
+}
+
+/// A concept with the chunks that mention it and its strongest neighbours, in a caller's
+/// graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Neighbourhood {
+    pub concept: ConceptInfo,
+    /// Chunks that mention it (the first ones by id).
+    pub chunks: Vec<ChunkId>,
+    /// Most shared sentences first.
+    pub neighbours: Vec<Neighbour>,
+}
+
+/// A concept's neighbourhood with the passages behind it: `GET /v1/graph/concepts/{key}`,
+/// `cairn graph show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConceptDetail {
+    #[serde(flatten)]
+    pub neighbourhood: Neighbourhood,
+    /// Every chunk named above (the concept's and its edges' evidence), by id order.
+    pub passages: Vec<Passage>,
+}
+
+/// A chunk with what a citation needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Passage {
+    pub chunk_id: ChunkId,
+    pub doc_id: DocId,
+    pub title: String,
+    pub source: String,
+    pub page: u32,
+    pub span: Span,
+    pub heading_path: Vec<String>,
+    pub text: String,
 }

@@ -24,6 +24,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub ingest: IngestConfig,
     pub audit: AuditConfig,
+    pub graph: GraphConfig,
     /// Tenant the CLI acts for (`--tenant`), and requests to a server run with `--no-auth`.
     pub tenant: String,
 }
@@ -36,6 +37,7 @@ impl Default for Config {
             embed: EmbedConfig::default(),
             chunk: ChunkConfig::default(),
             retrieve: RetrieveConfig::default(),
+            graph: GraphConfig::default(),
             rerank: RerankConfig::default(),
             answer: AnswerConfig::default(),
             generate: GenerateConfig::default(),
@@ -193,6 +195,12 @@ pub struct RetrieveConfig {
     pub candidates: usize,
     pub default_top_k: usize,
     pub max_top_k: usize,
+    /// Weight of the graph's list in `mix` mode, beside BM25 and dense, whose weights sum
+    /// to 1: low, so the graph adds passages that hybrid lacks more than it reorders what
+    /// hybrid found.
+    pub graph_weight: f32,
+    /// How many of the hybrid hits (fused BM25 and dense) seed the graph's walk.
+    pub graph_seeds: usize,
 }
 
 impl Default for RetrieveConfig {
@@ -208,6 +216,8 @@ impl Default for RetrieveConfig {
             candidates: 50,
             default_top_k: 10,
             max_top_k: 100,
+            graph_weight: 0.3,
+            graph_seeds: 10,
         }
     }
 }
@@ -316,6 +326,39 @@ pub enum AuditQueries {
     Hash,
     /// Nothing of the query.
     Off,
+}
+
+/// The concept graph (`[graph]`): built from each chunk's concepts at ingest (no language
+/// model), held in memory, assembled per caller from the chunks they may read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphConfig {
+    /// Keep the graph and offer the `graph` and `mix` search modes.
+    pub enabled: bool,
+    /// A concept is in the graph when at least this many chunks mention it.
+    pub min_chunks: usize,
+    /// Two concepts are joined when at least this many sentences mention both.
+    pub min_pair: usize,
+    /// The walk's probability of following an edge rather than restarting at a seed.
+    pub damping: f32,
+    /// The share of the walk's restarts that go to the question's concepts; the rest go to
+    /// the hybrid hits that seed it.
+    pub concept_share: f32,
+    /// Assembled graphs kept for reuse (one per distinct set of readable chunks).
+    pub cache: usize,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        GraphConfig {
+            enabled: true,
+            min_chunks: 2,
+            min_pair: 2,
+            damping: 0.5,
+            concept_share: 0.5,
+            cache: 8,
+        }
+    }
 }
 
 /// The audit log (`[audit]`): every write (upload, delete, re-index, key changes) and

@@ -29,7 +29,10 @@ mod text;
 pub use acl::{Acl, Actor, DEFAULT_TENANT, PUBLIC_GROUP, Principal, Role};
 pub use answer::{Answer, AnswerMode, AnswerSentence, AnswerSignals, AskRequest, Citation};
 pub use auth::{ApiKey, AuditEntry, AuditLog, AuditQuery, KeyStore};
-pub use concept::{ConceptKind, Concepts, Mention, Merge};
+pub use concept::{
+    ConceptDetail, ConceptInfo, ConceptKind, ConceptList, Concepts, GraphStats, Mention, Merge,
+    Neighbour, Neighbourhood, Passage,
+};
 pub use config::Config;
 pub use document::{Chunk, Document, Lang, NewChunk, NewDocument, Span};
 pub use error::{Error, ErrorKind, Result};
@@ -37,11 +40,11 @@ pub use ids::{ChunkId, DocId, Seq};
 pub use origin::{MAX_UPLOAD_NAME_BYTES, Origin, OriginKind};
 pub use seams::{
     Candidate, Catalog, ChatRole, ChatTurn, DerivedIndex, DerivedIndexes, DocQuery, DocumentStore,
-    Embedded, Embedder, GenerateRequest, Generated, Generator, IndexBatch, IndexedChunk,
-    LexicalIndex, Op, OpKind, Reranker, Scope, TokenCounter, VectorStore,
+    Embedded, Embedder, GenerateRequest, Generated, Generator, GraphRetriever, IndexBatch,
+    IndexedChunk, LexicalIndex, Op, OpKind, Reranker, Scope, TokenCounter, VectorStore,
 };
 pub use search::{
-    BM25, DENSE, Fusion, Hit, RetrieverScore, SearchFilter, SearchMode, SearchRequest,
+    BM25, DENSE, Fusion, GRAPH, Hit, RetrieverScore, SearchFilter, SearchMode, SearchRequest,
     SearchResponse, StageTimes,
 };
 pub use text::{embed_pieces, pieces};

@@ -7,8 +7,8 @@
 //! candidates within a [`Scope`], then reads the chunks back from the [`Catalog`].
 
 use crate::{
-    Acl, Chunk, ChunkId, Concepts, DocId, Document, Hit, Lang, NewChunk, NewDocument, Origin,
-    OriginKind, Principal, Result, Seq,
+    Acl, Chunk, ChunkId, ConceptList, Concepts, DocId, Document, Hit, Lang, Neighbourhood,
+    NewChunk, NewDocument, Origin, OriginKind, Principal, Result, Seq,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -316,6 +316,34 @@ pub trait VectorStore: DerivedIndex {
     async fn search(&self, vector: &[f32], k: usize, scope: &Scope) -> Result<Vec<Candidate>>;
 }
 
+/// The concept graph as a retriever: the chunks a walk over the concept graph of the
+/// chunks `scope` admits reaches from the question, best first.
+#[async_trait]
+pub trait GraphRetriever: DerivedIndex {
+    /// Top `k` chunks for `query` within `scope`, seeded by the concepts the query mentions
+    /// and by `seeds` (other retrievers' candidates, best first).
+    async fn search(
+        &self,
+        query: &str,
+        seeds: &[Candidate],
+        k: usize,
+        scope: &Scope,
+    ) -> Result<Vec<Candidate>>;
+
+    /// The concepts of the graph of `scope`'s chunks whose key or an alias contains
+    /// `filter` (lower-cased; all when empty), most chunks first, at most `limit`.
+    async fn concepts(&self, filter: &str, limit: usize, scope: &Scope) -> Result<ConceptList>;
+
+    /// The concept named `key` (or an alias) in the graph of `scope`'s chunks, with at most
+    /// `limit` chunks and neighbours; `None` when that graph has no such concept.
+    async fn neighbourhood(
+        &self,
+        key: &str,
+        limit: usize,
+        scope: &Scope,
+    ) -> Result<Option<Neighbourhood>>;
+}
+
 /// The indexes derived from one catalog, taken together: the retrievers a search asks, and
 /// every derived index (those and any other) in the order the store applies writes to
 /// them. What a search may see is bounded by [`DerivedIndexes::visible_seq`], the newest
@@ -326,6 +354,7 @@ pub trait VectorStore: DerivedIndex {
 pub struct DerivedIndexes {
     lexical: Arc<dyn LexicalIndex>,
     vectors: Arc<dyn VectorStore>,
+    graph: Option<Arc<dyn GraphRetriever>>,
     all: Vec<Arc<dyn DerivedIndex>>,
 }
 
@@ -336,8 +365,17 @@ impl DerivedIndexes {
         DerivedIndexes {
             lexical,
             vectors,
+            graph: None,
             all,
         }
+    }
+
+    /// Adds the graph: a derived index like the others, and the retriever of the `graph`
+    /// and `mix` modes.
+    pub fn with_graph(self, graph: Arc<dyn GraphRetriever>) -> Result<Self> {
+        let mut with = self.with(graph.clone())?;
+        with.graph = Some(graph);
+        Ok(with)
     }
 
     /// Adds another derived index: it follows the catalog like the others and bounds what
@@ -359,6 +397,11 @@ impl DerivedIndexes {
 
     pub fn vectors(&self) -> &Arc<dyn VectorStore> {
         &self.vectors
+    }
+
+    /// The graph retriever, when the store has a graph.
+    pub fn graph(&self) -> Option<&Arc<dyn GraphRetriever>> {
+        self.graph.as_ref()
     }
 
     /// Every derived index, in the order writes are applied to them.

@@ -13,6 +13,11 @@ pub enum SearchMode {
     Dense,
     #[default]
     Hybrid,
+    /// Personalized PageRank over the caller's concept graph, seeded by the question's
+    /// concepts and the hybrid hits: the chunks the walk reaches most.
+    Graph,
+    /// The graph's candidates fused with BM25 and dense.
+    Mix,
 }
 
 impl SearchMode {
@@ -21,17 +26,32 @@ impl SearchMode {
             "bm25" => Some(SearchMode::Bm25),
             "dense" => Some(SearchMode::Dense),
             "hybrid" => Some(SearchMode::Hybrid),
+            "graph" => Some(SearchMode::Graph),
+            "mix" => Some(SearchMode::Mix),
             _ => None,
         }
     }
 
-    /// The retrievers this mode runs, by name ([`BM25`], [`DENSE`]); their candidate lists
-    /// are fused in this order.
+    /// The retrievers whose candidate lists this mode fuses, by name ([`BM25`], [`DENSE`],
+    /// [`GRAPH`]), in this order. The graph retriever is seeded by BM25 and dense, which
+    /// then run even when their lists are not fused (`graph` mode).
     pub fn retrievers(self) -> &'static [&'static str] {
         match self {
             SearchMode::Bm25 => &[BM25],
             SearchMode::Dense => &[DENSE],
             SearchMode::Hybrid => &[BM25, DENSE],
+            SearchMode::Graph => &[GRAPH],
+            SearchMode::Mix => &[BM25, DENSE, GRAPH],
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMode::Bm25 => "bm25",
+            SearchMode::Dense => "dense",
+            SearchMode::Hybrid => "hybrid",
+            SearchMode::Graph => "graph",
+            SearchMode::Mix => "mix",
         }
     }
 }
@@ -41,6 +61,8 @@ impl SearchMode {
 pub const BM25: &str = "bm25";
 /// The dense (vector) retriever's name.
 pub const DENSE: &str = "dense";
+/// The graph retriever's name (personalized PageRank over the concept graph).
+pub const GRAPH: &str = "graph";
 
 /// How hybrid mode merges the ranked lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]

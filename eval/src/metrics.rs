@@ -72,6 +72,22 @@ pub fn recall_at_grade<S: AsRef<str>>(
     found as f64 / relevant as f64
 }
 
+/// All evidence at `k`: 1 when every document of the highest grade judged for the query
+/// (its evidence: for a multi-hop question, each page the answer needs) is among the first
+/// `k`, else 0. 0 when no document has a grade above 0. Averaged over queries this is the
+/// share of questions whose whole evidence was found.
+pub fn all_evidence_at<S: AsRef<str>>(ranked: &[S], qrels: &Qrels, k: usize) -> f64 {
+    let top = qrels.values().copied().max().unwrap_or(0);
+    if top == 0 {
+        return 0.0;
+    }
+    let found = first_hits(ranked, k)
+        .filter(|(_, id)| grade(qrels, id) == top)
+        .count();
+    let needed = qrels.values().filter(|&&g| g == top).count();
+    if found == needed { 1.0 } else { 0.0 }
+}
+
 /// Reciprocal rank at `k`: `1 / rank` of the first relevant document (grade ≥
 /// [`MIN_RELEVANT_GRADE`]) within the first `k` positions (ranks start at 1), 0 if there is
 /// none. Averaged over queries this is MRR@k.
@@ -134,6 +150,20 @@ mod tests {
 
     fn close(got: f64, want: f64) {
         assert!((got - want).abs() < 1e-9, "got {got}, want {want}");
+    }
+
+    #[test]
+    fn all_evidence_needs_every_top_graded_document_within_k() {
+        let q = qrels(&[("p1", 2), ("p7", 2), ("p2", 1)]);
+        close(all_evidence_at(&["p7", "x", "p1"], &q, 10), 1.0);
+        // One evidence page beyond k, or missing: not all of it.
+        close(all_evidence_at(&["p7", "x", "p1"], &q, 2), 0.0);
+        close(all_evidence_at(&["p1", "p2"], &q, 10), 0.0);
+        // A repeated page counts once.
+        close(all_evidence_at(&["p1", "p1"], &q, 10), 0.0);
+        // Only grade 1 judged: those are the evidence.
+        close(all_evidence_at(&["a"], &qrels(&[("a", 1)]), 10), 1.0);
+        close(all_evidence_at(&["a"], &qrels(&[("a", 0)]), 10), 0.0);
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub struct ModeReport {
     pub recall10: f64,
     pub recall100: f64,
     pub mrr10: f64,
+    /// The share of queries whose every top-graded document is in the first 10
+    /// ([`metrics::all_evidence_at`]).
+    pub all_evidence10: f64,
     pub p50_ms: f64,
     pub p95_ms: f64,
 }
@@ -30,7 +33,7 @@ pub struct ModeReport {
 /// (no entry in `qrels`, or only grade 0) counts toward latency only; see
 /// [`metrics::has_relevant`].
 pub fn evaluate(mode: &str, runs: &[QueryRun], qrels: &QrelsByQuery) -> ModeReport {
-    let mut sums = [0.0; 4];
+    let mut sums = [0.0; 5];
     let mut judged = 0;
     for (qid, ranked, _) in runs {
         let Some(q) = qrels.get(qid).filter(|q| metrics::has_relevant(q)) else {
@@ -41,9 +44,10 @@ pub fn evaluate(mode: &str, runs: &[QueryRun], qrels: &QrelsByQuery) -> ModeRepo
         sums[1] += metrics::recall_at(ranked, q, 10);
         sums[2] += metrics::recall_at(ranked, q, 100);
         sums[3] += metrics::mrr_at(ranked, q, 10);
+        sums[4] += metrics::all_evidence_at(ranked, q, 10);
     }
     // 0 / 0 is NaN: no judged query, no quality figure.
-    let [ndcg10, recall10, recall100, mrr10] = sums.map(|s| s / judged as f64);
+    let [ndcg10, recall10, recall100, mrr10, all_evidence10] = sums.map(|s| s / judged as f64);
     let latencies: Vec<f64> = runs.iter().map(|r| r.2).collect();
     ModeReport {
         mode: mode.to_string(),
@@ -52,6 +56,7 @@ pub fn evaluate(mode: &str, runs: &[QueryRun], qrels: &QrelsByQuery) -> ModeRepo
         recall10,
         recall100,
         mrr10,
+        all_evidence10,
         p50_ms: metrics::percentile(&latencies, 50.0),
         p95_ms: metrics::percentile(&latencies, 95.0),
     }
@@ -61,15 +66,15 @@ pub fn evaluate(mode: &str, runs: &[QueryRun], qrels: &QrelsByQuery) -> ModeRepo
 /// right-aligned, metrics with 3 decimals, latencies with 1, `-` for a missing (NaN) value.
 ///
 /// ```text
-/// mode    queries  nDCG@10   R@10  R@100  MRR@10  p50 ms  p95 ms
-/// ------  -------  -------  -----  -----  ------  ------  ------
-/// hybrid       50    0.612  0.700  0.940   0.583    14.2    31.0
+/// mode    queries  nDCG@10   R@10  R@100  MRR@10  AllEv@10  p50 ms  p95 ms
+/// ------  -------  -------  -----  -----  ------  --------  ------  ------
+/// hybrid       50    0.612  0.700  0.940   0.583     0.520    14.2    31.0
 /// ```
 pub fn render_table(reports: &[ModeReport]) -> String {
-    const HEADER: [&str; 8] = [
-        "mode", "queries", "nDCG@10", "R@10", "R@100", "MRR@10", "p50 ms", "p95 ms",
+    const HEADER: [&str; 9] = [
+        "mode", "queries", "nDCG@10", "R@10", "R@100", "MRR@10", "AllEv@10", "p50 ms", "p95 ms",
     ];
-    let rows: Vec<[String; 8]> = reports
+    let rows: Vec<[String; 9]> = reports
         .iter()
         .map(|r| {
             [
@@ -79,12 +84,13 @@ pub fn render_table(reports: &[ModeReport]) -> String {
                 fixed(r.recall10, 3),
                 fixed(r.recall100, 3),
                 fixed(r.mrr10, 3),
+                fixed(r.all_evidence10, 3),
                 fixed(r.p50_ms, 1),
                 fixed(r.p95_ms, 1),
             ]
         })
         .collect();
-    let widths: [usize; 8] = std::array::from_fn(|c| {
+    let widths: [usize; 9] = std::array::from_fn(|c| {
         rows.iter()
             .map(|row| row[c].chars().count())
             .chain([HEADER[c].len()])
@@ -172,6 +178,8 @@ mod tests {
         close(r.recall10, 0.75);
         close(r.recall100, 1.0);
         close(r.mrr10, 0.75);
+        // q1's one document is in the top 10; q2's d3 is not.
+        close(r.all_evidence10, 0.5);
         // Latencies 10, 20, 30, 40: p50 at position 1.5 → 25; p95 at 2.85 → 38.5.
         close(r.p50_ms, 25.0);
         close(r.p95_ms, 38.5);
@@ -201,6 +209,7 @@ mod tests {
                 recall10: 0.5,
                 recall100: 0.8,
                 mrr10: 0.3899,
+                all_evidence10: 0.25,
                 p50_ms: 12.34,
                 p95_ms: 140.06,
             },
@@ -211,15 +220,16 @@ mod tests {
                 recall10: f64::NAN,
                 recall100: 0.0,
                 mrr10: 0.0005,
+                all_evidence10: 1.0,
                 p50_ms: 3.0,
                 p95_ms: 3.96,
             },
         ];
         let expected = "\
-mode        queries  nDCG@10   R@10  R@100  MRR@10  p50 ms  p95 ms
-----------  -------  -------  -----  -----  ------  ------  ------
-bm25             50    0.412  0.500  0.800   0.390    12.3   140.1
-hybrid-rrf        7    1.000      -  0.000   0.001     3.0     4.0
+mode        queries  nDCG@10   R@10  R@100  MRR@10  AllEv@10  p50 ms  p95 ms
+----------  -------  -------  -----  -----  ------  --------  ------  ------
+bm25             50    0.412  0.500  0.800   0.390     0.250    12.3   140.1
+hybrid-rrf        7    1.000      -  0.000   0.001     1.000     3.0     4.0
 ";
         assert_eq!(render_table(&reports), expected);
     }
@@ -228,8 +238,8 @@ hybrid-rrf        7    1.000      -  0.000   0.001     3.0     4.0
     fn an_empty_table_has_its_header() {
         assert_eq!(
             render_table(&[]),
-            "mode  queries  nDCG@10  R@10  R@100  MRR@10  p50 ms  p95 ms\n\
-             ----  -------  -------  ----  -----  ------  ------  ------\n"
+            "mode  queries  nDCG@10  R@10  R@100  MRR@10  AllEv@10  p50 ms  p95 ms\n\
+             ----  -------  -------  ----  -----  ------  --------  ------  ------\n"
         );
     }
 }

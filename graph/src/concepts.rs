@@ -527,6 +527,29 @@ fn classify(token: &str) -> Class {
     Class::Word { capital }
 }
 
+/// The keys of the shorter runs of words inside a term's key, longest first (then in
+/// order), each normalised as a key is (its last word made singular): `"apt proxy
+/// setting"` gives `"apt proxy"`, `"proxy setting"`, `"apt"`, `"proxy"`, `"setting"`. A
+/// question's term that no chunk mentions whole may still name concepts that chunks do.
+pub fn sub_keys(key: &str) -> Vec<String> {
+    let words: Vec<&str> = key.split(' ').filter(|w| !w.is_empty()).collect();
+    let mut out = Vec::new();
+    for len in (1..words.len()).rev() {
+        for from in 0..=words.len() - len {
+            let run = &words[from..from + len];
+            let mut k = run[..len - 1].join(" ");
+            if len > 1 {
+                k.push(' ');
+            }
+            k.push_str(&singular(run[len - 1]));
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+    }
+    out
+}
+
 /// English plural to singular, for a key's last word: `managers` → `manager`,
 /// `policies` → `policy`, `addresses` → `address`; words that only look plural
 /// (`status`, `analysis`, `bus`, `glass`) are kept.
@@ -770,6 +793,16 @@ const STOP_WORDS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sub_keys_are_the_shorter_runs_longest_first_normalised_as_keys() {
+        assert_eq!(
+            sub_keys("apt proxy setting"),
+            ["apt proxy", "proxy setting", "apt", "proxy", "setting"]
+        );
+        assert!(sub_keys("kernel").is_empty());
+        assert!(sub_keys("").is_empty());
+    }
 
     fn keys(e: &Concepts, kind: ConceptKind) -> Vec<&str> {
         e.mentions

@@ -7,12 +7,24 @@
 //!
 //! It is kept in memory and rebuilt from the catalog when the process starts (its applied
 //! write starts at 0, so the store replays the log into it); `flush` has nothing to write.
+//!
+//! As a retriever ([`GraphRetriever`]), it walks the caller's graph (personalized
+//! PageRank, [`Walk`]) from the concepts the question mentions and from the hybrid hits.
+//! An assembled graph is kept for reuse, keyed by everything that decides which chunks it
+//! holds (the index's state, the visible write, the caller's tenant and groups, the
+//! documents the search is narrowed to), so two callers who may read different chunks
+//! never share one, and a write retires every graph assembled before it.
 
-use crate::assemble::{ConceptGraph, Settings, assemble};
+use crate::assemble::{Concept, ConceptGraph, Settings, assemble};
+use crate::concepts::{extract, sub_keys};
+use crate::walk::{Walk, WalkSettings};
 use async_trait::async_trait;
-use cairn_core::{Acl, ChunkId, Concepts, DerivedIndex, DocId, IndexBatch, Result, Scope, Seq};
-use std::collections::{BTreeMap, HashSet};
-use std::sync::RwLock;
+use cairn_core::{
+    Acl, Candidate, ChunkId, ConceptInfo, ConceptKind, ConceptList, Concepts, DerivedIndex, DocId,
+    GraphRetriever, GraphStats, IndexBatch, Lang, Neighbour, Neighbourhood, Result, Scope, Seq,
+};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// What the index keeps of a chunk.
 #[derive(Debug, Clone)]
@@ -27,12 +39,78 @@ struct Entry {
 struct State {
     chunks: BTreeMap<ChunkId, Entry>,
     applied: Seq,
+    /// Bumped by every write applied: a graph assembled at another generation is stale.
+    generation: u64,
+}
+
+/// What decides which chunks an assembled graph holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CacheKey {
+    generation: u64,
+    max_seq: Seq,
+    tenant: String,
+    groups: Vec<String>,
+    doc_ids: Option<Vec<DocId>>,
+}
+
+impl CacheKey {
+    fn new(generation: u64, scope: &Scope) -> CacheKey {
+        let mut groups = scope.principal.groups.clone();
+        groups.sort();
+        groups.dedup();
+        let doc_ids = scope.doc_ids.clone().map(|mut ids| {
+            ids.sort();
+            ids.dedup();
+            ids
+        });
+        CacheKey {
+            generation,
+            max_seq: scope.max_seq,
+            tenant: scope.principal.tenant.clone(),
+            groups,
+            doc_ids,
+        }
+    }
+}
+
+/// An assembled graph, ready to walk.
+#[derive(Debug)]
+pub struct Prepared {
+    pub graph: ConceptGraph,
+    pub walk: Walk,
+}
+
+/// How the graph is assembled and walked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GraphSettings {
+    pub assemble: Settings,
+    pub walk: WalkSettings,
+    /// Assembled graphs kept (least recently used goes first); 0 keeps none.
+    pub cache: usize,
+}
+
+impl Default for GraphSettings {
+    fn default() -> Self {
+        GraphSettings {
+            assemble: Settings::default(),
+            walk: WalkSettings::default(),
+            cache: 8,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    state: RwLock<State>,
+    /// Most recently used first.
+    cache: Mutex<Vec<(CacheKey, Arc<Prepared>)>>,
+    settings: GraphSettings,
 }
 
 /// The concepts of every live chunk, by chunk.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct GraphIndex {
-    state: RwLock<State>,
+    inner: Arc<Inner>,
 }
 
 impl GraphIndex {
@@ -40,18 +118,272 @@ impl GraphIndex {
         Self::default()
     }
 
+    pub fn with_settings(settings: GraphSettings) -> Self {
+        GraphIndex {
+            inner: Arc::new(Inner {
+                settings,
+                ..Inner::default()
+            }),
+        }
+    }
+
     /// The concept graph of the chunks `scope` admits.
     pub fn graph_for(&self, scope: &Scope, settings: &Settings) -> ConceptGraph {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let state = self.inner.read();
+        state.assemble(scope, settings)
+    }
+
+    /// The graph of the chunks `scope` admits, assembled with the index's settings, ready
+    /// to walk: from the cache when nothing it depends on has changed.
+    pub fn prepared(&self, scope: &Scope) -> Arc<Prepared> {
+        self.inner.prepared(scope)
+    }
+}
+
+impl State {
+    fn assemble(&self, scope: &Scope, settings: &Settings) -> ConceptGraph {
         assemble(
-            state
-                .chunks
+            self.chunks
                 .iter()
                 .filter(|(_, e)| scope.admits(&e.acl, &e.doc_id, e.seq))
                 .map(|(id, e)| (*id, &e.concepts)),
             settings,
         )
     }
+}
+
+impl Inner {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn prepared(&self, scope: &Scope) -> Arc<Prepared> {
+        let state = self.read();
+        let key = CacheKey::new(state.generation, scope);
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(at) = cache.iter().position(|(k, _)| *k == key) {
+                let hit = cache.remove(at);
+                let prepared = hit.1.clone();
+                cache.insert(0, hit);
+                return prepared;
+            }
+        }
+        let graph = state.assemble(scope, &self.settings.assemble);
+        drop(state);
+        let walk = Walk::new(&graph);
+        let prepared = Arc::new(Prepared { graph, walk });
+        if self.settings.cache > 0 {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            // Graphs of an older generation can never be asked for again.
+            cache.retain(|(k, _)| k.generation == key.generation && *k != key);
+            cache.insert(0, (key, prepared.clone()));
+            cache.truncate(self.settings.cache);
+        }
+        prepared
+    }
+
+    fn search(&self, query: &str, seeds: &[Candidate], k: usize, scope: &Scope) -> Vec<Candidate> {
+        // A seed counts only when the caller may read it (the other retrievers scoped
+        // theirs already; this index does not rely on it).
+        let seeds: Vec<Candidate> = {
+            let state = self.read();
+            seeds
+                .iter()
+                .filter(|c| {
+                    state
+                        .chunks
+                        .get(&c.chunk_id)
+                        .is_some_and(|e| scope.admits(&e.acl, &e.doc_id, e.seq))
+                })
+                .copied()
+                .collect()
+        };
+        let prepared = self.prepared(scope);
+        let graph = &prepared.graph;
+        let chunk_seeds: Vec<(ChunkId, f32)> = seeds
+            .iter()
+            .enumerate()
+            .map(|(rank, c)| (c.chunk_id, 1.0 / (rank + 1) as f32))
+            .collect();
+        let seeded: HashSet<ChunkId> = seeds.iter().map(|c| c.chunk_id).collect();
+        let concept_seeds = question_concepts(graph, query)
+            .into_iter()
+            .map(|(at, w)| {
+                // A concept the hybrid hits mention too is what the question is about.
+                let in_hits = graph.concepts[at].chunks.iter().any(|c| seeded.contains(c));
+                (at, if in_hits { 2.0 * w } else { w })
+            })
+            .collect::<Vec<_>>();
+        prepared
+            .walk
+            .rank(&concept_seeds, &chunk_seeds, &self.settings.walk)
+            .into_iter()
+            .take(k)
+            .map(|(chunk_id, score)| Candidate { chunk_id, score })
+            .collect()
+    }
+}
+
+impl Inner {
+    fn concepts(&self, filter: &str, limit: usize, scope: &Scope) -> ConceptList {
+        let prepared = self.prepared(scope);
+        let graph = &prepared.graph;
+        let filter = filter.trim().to_lowercase();
+        let mut matching: Vec<&Concept> = graph
+            .concepts
+            .iter()
+            .filter(|c| {
+                filter.is_empty()
+                    || c.key.contains(&filter)
+                    || c.aliases.iter().any(|a| a.contains(&filter))
+            })
+            .collect();
+        matching.sort_by(|a, b| b.chunks.len().cmp(&a.chunks.len()).then(a.key.cmp(&b.key)));
+        ConceptList {
+            stats: GraphStats {
+                chunks: prepared.walk.chunks(),
+                concepts: graph.concepts.len(),
+                edges: graph.edges.len(),
+                sentences: graph.sentences,
+            },
+            total: matching.len(),
+            concepts: matching.into_iter().take(limit).map(info).collect(),
+        }
+    }
+
+    fn neighbourhood(&self, key: &str, limit: usize, scope: &Scope) -> Option<Neighbourhood> {
+        let prepared = self.prepared(scope);
+        let graph = &prepared.graph;
+        let key = key.trim().to_lowercase();
+        let at = graph
+            .concepts
+            .iter()
+            .position(|c| c.key == key || c.aliases.contains(&key))?;
+        let concept = &graph.concepts[at];
+        let mut edges: Vec<(usize, &crate::assemble::Edge)> = graph
+            .edges
+            .iter()
+            .filter_map(|e| match (e.a == at, e.b == at) {
+                (true, _) => Some((e.b, e)),
+                (_, true) => Some((e.a, e)),
+                _ => None,
+            })
+            .collect();
+        edges.sort_by(|x, y| {
+            y.1.sentences
+                .cmp(&x.1.sentences)
+                .then(y.1.pmi.total_cmp(&x.1.pmi))
+                .then(x.0.cmp(&y.0))
+        });
+        edges.truncate(limit);
+        let state = self.read();
+        let neighbours = edges
+            .into_iter()
+            .map(|(other, e)| {
+                let other = &graph.concepts[other];
+                Neighbour {
+                    concept: info(other),
+                    sentences: e.sentences,
+                    pmi: e.pmi,
+                    evidence: evidence(&state, concept, other, EVIDENCE_PER_EDGE),
+                }
+            })
+            .collect();
+        Some(Neighbourhood {
+            concept: info(concept),
+            chunks: concept.chunks.iter().take(limit).copied().collect(),
+            neighbours,
+        })
+    }
+}
+
+/// Chunks shown as an edge's evidence, at most.
+const EVIDENCE_PER_EDGE: usize = 3;
+
+fn info(c: &Concept) -> ConceptInfo {
+    ConceptInfo {
+        key: c.key.clone(),
+        kind: c.kind,
+        aliases: c.aliases.clone(),
+        chunks: c.chunks.len(),
+        mentions: c.mentions,
+    }
+}
+
+/// The first chunks (by id) that both concepts are mentioned in, in one sentence, under any
+/// of their keys. Both chunk lists hold only chunks of the caller's graph.
+fn evidence(state: &State, a: &Concept, b: &Concept, most: usize) -> Vec<ChunkId> {
+    let names = |c: &Concept| -> HashSet<String> {
+        std::iter::once(c.key.clone())
+            .chain(c.aliases.iter().cloned())
+            .collect()
+    };
+    let (keys_a, keys_b) = (names(a), names(b));
+    let in_b: HashSet<ChunkId> = b.chunks.iter().copied().collect();
+    a.chunks
+        .iter()
+        .filter(|id| in_b.contains(id))
+        .filter(|id| {
+            let Some(entry) = state.chunks.get(id) else {
+                return false;
+            };
+            let mut sentences_a = HashSet::new();
+            let mut sentences_b = HashSet::new();
+            for m in &entry.concepts.mentions {
+                if keys_a.contains(&m.key) {
+                    sentences_a.insert(m.sentence);
+                }
+                if keys_b.contains(&m.key) {
+                    sentences_b.insert(m.sentence);
+                }
+            }
+            !sentences_a.is_disjoint(&sentences_b)
+        })
+        .take(most)
+        .copied()
+        .collect()
+}
+
+/// The concepts of `graph` that `query` mentions, by index, with a weight: identifiers,
+/// acronyms and names count twice a common term. A term the graph lacks whole counts by
+/// the longest runs of its words the graph holds, at half weight.
+fn question_concepts(graph: &ConceptGraph, query: &str) -> Vec<(usize, f32)> {
+    let found = extract(query, Lang::detect(query));
+    let position = |key: &str| {
+        let c = graph.find(key)?;
+        graph.concepts.binary_search_by(|x| x.key.cmp(&c.key)).ok()
+    };
+    let mut weights: HashMap<usize, f32> = HashMap::new();
+    let mut add = |at: usize, w: f32| {
+        let slot = weights.entry(at).or_insert(0.0);
+        *slot = slot.max(w);
+    };
+    for m in &found.mentions {
+        let w = match m.kind {
+            ConceptKind::Identifier | ConceptKind::Acronym | ConceptKind::Name => 2.0,
+            ConceptKind::Term | ConceptKind::Word => 1.0,
+        };
+        if let Some(at) = position(&m.key) {
+            add(at, w);
+            continue;
+        }
+        // The longest runs found; a shorter run inside one found is not counted again.
+        let mut taken: Vec<String> = Vec::new();
+        for sub in sub_keys(&m.key) {
+            let padded = format!(" {sub} ");
+            if taken.iter().any(|t| format!(" {t} ").contains(&padded)) {
+                continue;
+            }
+            if let Some(at) = position(&sub) {
+                add(at, 0.5 * w);
+                taken.push(sub);
+            }
+        }
+    }
+    let mut out: Vec<(usize, f32)> = weights.into_iter().collect();
+    out.sort_by_key(|(at, _)| *at);
+    out
 }
 
 #[async_trait]
@@ -61,11 +393,12 @@ impl DerivedIndex for GraphIndex {
     }
 
     fn applied_seq(&self) -> Seq {
-        self.state.read().unwrap_or_else(|e| e.into_inner()).applied
+        self.inner.read().applied
     }
 
     async fn apply(&self, batch: IndexBatch) -> Result<()> {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
+        state.generation += 1;
         if !batch.remove_docs.is_empty() {
             let gone: HashSet<&DocId> = batch.remove_docs.iter().collect();
             state.chunks.retain(|_, e| !gone.contains(&e.doc_id));
@@ -88,11 +421,7 @@ impl DerivedIndex for GraphIndex {
     }
 
     fn live_count(&self) -> usize {
-        self.state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .chunks
-            .len()
+        self.inner.read().chunks.len()
     }
 
     fn reads_concepts(&self) -> bool {
@@ -100,7 +429,342 @@ impl DerivedIndex for GraphIndex {
     }
 
     async fn live_chunk_ids(&self) -> Result<Vec<ChunkId>> {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        Ok(state.chunks.keys().copied().collect())
+        Ok(self.inner.read().chunks.keys().copied().collect())
+    }
+}
+
+#[async_trait]
+impl GraphRetriever for GraphIndex {
+    async fn search(
+        &self,
+        query: &str,
+        seeds: &[Candidate],
+        k: usize,
+        scope: &Scope,
+    ) -> Result<Vec<Candidate>> {
+        // Assembly and the walk are CPU work: off the async threads.
+        let inner = self.inner.clone();
+        let (query, seeds, scope) = (query.to_string(), seeds.to_vec(), scope.clone());
+        tokio::task::spawn_blocking(move || inner.search(&query, &seeds, k, &scope))
+            .await
+            .map_err(|e| cairn_core::Error::internal(format!("the graph walk failed: {e}")))
+    }
+
+    async fn concepts(&self, filter: &str, limit: usize, scope: &Scope) -> Result<ConceptList> {
+        let inner = self.inner.clone();
+        let (filter, scope) = (filter.to_string(), scope.clone());
+        tokio::task::spawn_blocking(move || inner.concepts(&filter, limit, &scope))
+            .await
+            .map_err(|e| cairn_core::Error::internal(format!("listing concepts failed: {e}")))
+    }
+
+    async fn neighbourhood(
+        &self,
+        key: &str,
+        limit: usize,
+        scope: &Scope,
+    ) -> Result<Option<Neighbourhood>> {
+        let inner = self.inner.clone();
+        let (key, scope) = (key.to_string(), scope.clone());
+        tokio::task::spawn_blocking(move || inner.neighbourhood(&key, limit, &scope))
+            .await
+            .map_err(|e| cairn_core::Error::internal(format!("reading a concept failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::{IndexedChunk, Principal};
+
+    fn chunk(id: i64, doc: &str, acl: Acl, text: &str) -> IndexedChunk {
+        IndexedChunk {
+            chunk_id: ChunkId(id),
+            doc_id: DocId(doc.into()),
+            seq: Seq(id),
+            acl,
+            lang: Lang::En,
+            text: text.into(),
+            embedding: Vec::new(),
+            concepts: extract(text, Lang::En),
+        }
+    }
+
+    fn acl(tenant: &str, groups: &[&str]) -> Acl {
+        Acl {
+            tenant: tenant.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    fn scope(tenant: &str, groups: &[&str]) -> Scope {
+        Scope {
+            principal: Principal::new(tenant, groups.iter().map(|g| g.to_string()).collect()),
+            doc_ids: None,
+            max_seq: Seq(i64::MAX),
+        }
+    }
+
+    fn ids(found: &[Candidate]) -> Vec<i64> {
+        found.iter().map(|c| c.chunk_id.0).collect()
+    }
+
+    /// Four chunks of tenant "acme" (one of them for the "ops" group only) and one of tenant
+    /// "other"; the Rotation Key links chunks 1-2, the Vault Agent 2-3, and 3-4 (ops only);
+    /// two more of "acme" about something else.
+    async fn index() -> GraphIndex {
+        let g = GraphIndex::with_settings(GraphSettings {
+            assemble: Settings {
+                min_chunks: 2,
+                min_pair: 1,
+            },
+            ..GraphSettings::default()
+        });
+        let batch = IndexBatch {
+            up_to: Seq(7),
+            remove_docs: Vec::new(),
+            add: vec![
+                chunk(
+                    1,
+                    "a",
+                    acl("acme", &[]),
+                    "Use the Rotation Key for the VPN.",
+                ),
+                chunk(
+                    2,
+                    "b",
+                    acl("acme", &[]),
+                    "The Rotation Key lives in the Vault Agent.",
+                ),
+                chunk(
+                    3,
+                    "c",
+                    acl("acme", &[]),
+                    "Restart the Vault Agent after an Audit Hook.",
+                ),
+                chunk(
+                    4,
+                    "d",
+                    acl("acme", &["ops"]),
+                    "The Audit Hook pages the on-call.",
+                ),
+                chunk(
+                    5,
+                    "e",
+                    acl("other", &[]),
+                    "The Rotation Key of other is secret.",
+                ),
+                chunk(
+                    6,
+                    "f",
+                    acl("acme", &[]),
+                    "The Printer Driver needs the Paper Tray.",
+                ),
+                chunk(
+                    7,
+                    "f",
+                    acl("acme", &[]),
+                    "The Paper Tray holds a Printer Driver disk.",
+                ),
+            ],
+        };
+        g.apply(batch).await.unwrap();
+        g
+    }
+
+    #[test]
+    fn a_question_names_the_concepts_it_mentions_whole_or_by_their_longest_parts() {
+        let text = [
+            "The Rotation Key of the VPN.",
+            "The VPN uses a Rotation Key.",
+        ];
+        let evidence: Vec<(ChunkId, Concepts)> = text
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (ChunkId(i as i64), extract(t, Lang::En)))
+            .collect();
+        let graph = assemble(
+            evidence.iter().map(|(id, c)| (*id, c)),
+            &Settings::default(),
+        );
+        let key_of = |at: usize| graph.concepts[at].key.as_str();
+        let named = |q: &str| -> Vec<(String, f32)> {
+            question_concepts(&graph, q)
+                .into_iter()
+                .map(|(at, w)| (key_of(at).to_string(), w))
+                .collect()
+        };
+        // A name counts twice a term; the acronym is an identifier-like concept too.
+        let direct = named("where is the Rotation Key kept?");
+        assert!(direct.contains(&("rotation key".into(), 2.0)), "{direct:?}");
+        // "old rotation keys" is no concept whole; "rotation key" inside it is, at half weight.
+        let part = named("how are old rotation keys retired");
+        assert!(part.contains(&("rotation key".into(), 0.5)), "{part:?}");
+        assert!(named("printer drivers").is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_walk_reaches_bridged_chunks_but_never_one_the_caller_may_not_read() {
+        let g = index().await;
+        // From the question's concept, through the Vault Agent to chunk 3; chunk 4 is
+        // reached only through the Audit Hook, which only an ops reader's graph holds.
+        let everyone = scope("acme", &[]);
+        let found = g
+            .search("where is the Rotation Key?", &[], 10, &everyone)
+            .await
+            .unwrap();
+        let mut direct = ids(&found)[..2].to_vec();
+        direct.sort();
+        assert_eq!(
+            direct,
+            [1, 2],
+            "the chunks that mention it first: {found:?}"
+        );
+        assert_eq!(
+            ids(&found).get(2),
+            Some(&3),
+            "then the bridged one: {found:?}"
+        );
+        assert!(!ids(&found).contains(&4), "ops only: {found:?}");
+        assert!(!ids(&found).contains(&5), "another tenant: {found:?}");
+
+        // The ops reader's graph is another one (not the cached graph of the caller
+        // before), and it holds chunk 4.
+        let ops = scope("acme", &["ops"]);
+        let found = g
+            .search("where is the Rotation Key?", &[], 10, &ops)
+            .await
+            .unwrap();
+        assert!(ids(&found).contains(&4), "{found:?}");
+        // And the first caller, asked again from the cache, still does not see it.
+        let again = g
+            .search("the Audit Hook", &[], 10, &everyone)
+            .await
+            .unwrap();
+        assert!(!ids(&again).contains(&4), "{again:?}");
+        // A seed the caller may not read seeds nothing.
+        let hidden = [Candidate {
+            chunk_id: ChunkId(5),
+            score: 1.0,
+        }];
+        let from_hidden = g
+            .search("nothing known", &hidden, 10, &everyone)
+            .await
+            .unwrap();
+        assert!(from_hidden.is_empty(), "{from_hidden:?}");
+
+        // Another tenant sees only its own chunk, which shares no concept in its graph.
+        let other = g
+            .search("the Rotation Key", &[], 10, &scope("other", &[]))
+            .await
+            .unwrap();
+        assert!(other.iter().all(|c| c.chunk_id == ChunkId(5)), "{other:?}");
+    }
+
+    #[tokio::test]
+    async fn a_write_retires_the_cached_graphs() {
+        let g = index().await;
+        let everyone = scope("acme", &[]);
+        let before = g
+            .search("the Vault Agent", &[], 10, &everyone)
+            .await
+            .unwrap();
+        assert!(ids(&before).contains(&3), "{before:?}");
+        let cached = g.prepared(&everyone);
+        assert!(Arc::ptr_eq(&cached, &g.prepared(&everyone)), "reused");
+        g.apply(IndexBatch {
+            up_to: Seq(8),
+            remove_docs: vec![DocId("c".into())],
+            add: Vec::new(),
+        })
+        .await
+        .unwrap();
+        assert!(!Arc::ptr_eq(&cached, &g.prepared(&everyone)), "rebuilt");
+        let after = g
+            .search("the Vault Agent", &[], 10, &everyone)
+            .await
+            .unwrap();
+        assert!(!ids(&after).contains(&3), "deleted: {after:?}");
+        // A search narrowed to documents gets its own graph.
+        let narrowed = Scope {
+            doc_ids: Some(vec![DocId("a".into())]),
+            ..everyone.clone()
+        };
+        let only_a = g
+            .search("the Rotation Key", &[], 10, &narrowed)
+            .await
+            .unwrap();
+        assert!(only_a.is_empty(), "one chunk makes no concept: {only_a:?}");
+    }
+
+    #[tokio::test]
+    async fn concepts_and_neighbourhoods_come_from_readable_chunks_only() {
+        let g = index().await;
+        let everyone = scope("acme", &[]);
+        let ops = scope("acme", &["ops"]);
+        let listed = g.concepts("", 100, &everyone).await.unwrap();
+        let keys: Vec<&str> = listed.concepts.iter().map(|c| c.key.as_str()).collect();
+        assert!(
+            keys.contains(&"rotation key") && keys.contains(&"vault agent"),
+            "{keys:?}"
+        );
+        assert!(
+            !keys.contains(&"audit hook"),
+            "one readable chunk: {keys:?}"
+        );
+        assert_eq!(listed.total, listed.concepts.len());
+        assert_eq!(listed.stats.concepts, listed.total);
+        let rotation = listed
+            .concepts
+            .iter()
+            .find(|c| c.key == "rotation key")
+            .unwrap();
+        assert_eq!(
+            rotation.chunks, 2,
+            "not the other tenant's chunk: {rotation:?}"
+        );
+        // A filter, and a limit below the matches.
+        let vault = g.concepts("VAULT", 100, &everyone).await.unwrap();
+        assert_eq!(vault.concepts.len(), 1);
+        assert_eq!(vault.concepts[0].key, "vault agent");
+        let one = g.concepts("", 1, &everyone).await.unwrap();
+        assert_eq!((one.concepts.len(), one.total), (1, listed.total));
+
+        assert!(
+            g.neighbourhood("audit hook", 10, &everyone)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let hook = g
+            .neighbourhood("Audit Hook", 10, &ops)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(hook.chunks, [ChunkId(3), ChunkId(4)]);
+        let agent = g
+            .neighbourhood("vault agent", 10, &everyone)
+            .await
+            .unwrap()
+            .unwrap();
+        let rotation = agent
+            .neighbours
+            .iter()
+            .find(|n| n.concept.key == "rotation key")
+            .unwrap_or_else(|| panic!("{agent:?}"));
+        assert_eq!(rotation.evidence, [ChunkId(2)], "the sentence naming both");
+        assert!(
+            agent
+                .neighbours
+                .iter()
+                .all(|n| n.concept.key != "audit hook"),
+            "no edge through a chunk the caller may not read: {agent:?}"
+        );
+        assert!(
+            g.neighbourhood("no such thing", 10, &everyone)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -22,5 +22,5 @@ pub const EXTRACTOR: &str = "concepts-v1";
 
 pub use assemble::{Concept, ConceptGraph, Edge, Settings, assemble};
 pub use concepts::{MAX_MENTIONS, MAX_TERM_WORDS, extract};
-pub use index::GraphIndex;
-pub use walk::{WalkSettings, personalized_pagerank};
+pub use index::{GraphIndex, GraphSettings};
+pub use walk::{Walk, WalkSettings, personalized_pagerank};

@@ -24,8 +24,8 @@ use crate::vector::HnswStore;
 use async_trait::async_trait;
 use cairn_core::{
     AuditLog, Catalog, Chunk, ChunkId, Concepts, DerivedIndex, DerivedIndexes, DocId, Document,
-    DocumentStore, Error, IndexBatch, IndexedChunk, KeyStore, LexicalIndex, NewChunk, NewDocument,
-    Op, Origin, Result, Seq, VectorStore,
+    DocumentStore, Error, GraphRetriever, IndexBatch, IndexedChunk, KeyStore, LexicalIndex,
+    NewChunk, NewDocument, Op, Origin, Result, Seq, VectorStore,
 };
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -204,6 +204,13 @@ impl Store {
     /// catalog's write log like them. Call [`Store::sync`] to catch it up.
     pub fn with_index(mut self, index: Arc<dyn DerivedIndex>) -> Result<Store> {
         self.indexes = self.indexes.with(index)?;
+        Ok(self)
+    }
+
+    /// Adds the concept graph: a derived index like [`Store::with_index`], and the
+    /// retriever of the `graph` and `mix` search modes. Call [`Store::sync`] to catch it up.
+    pub fn with_graph(mut self, graph: Arc<dyn GraphRetriever>) -> Result<Store> {
+        self.indexes = self.indexes.with_graph(graph)?;
         Ok(self)
     }
 

@@ -18,6 +18,12 @@ pub enum RetrieveError {
     NoReranker,
     #[error("unknown reranker {name:?}: the configured one is {configured:?}")]
     UnknownReranker { name: String, configured: String },
+    #[error(
+        "the graph and mix modes need the concept graph, which this server does not keep ([graph] enabled = false)"
+    )]
+    NoGraph,
+    #[error("limit must be between 1 and {max}, got {got}")]
+    BadLimit { got: usize, max: usize },
 }
 
 impl From<RetrieveError> for Error {
@@ -27,7 +33,9 @@ impl From<RetrieveError> for Error {
             | RetrieveError::QueryTooLong { .. }
             | RetrieveError::BadTopK { .. }
             | RetrieveError::NoReranker
-            | RetrieveError::UnknownReranker { .. } => ErrorKind::User,
+            | RetrieveError::UnknownReranker { .. }
+            | RetrieveError::NoGraph
+            | RetrieveError::BadLimit { .. } => ErrorKind::User,
             RetrieveError::Dims { .. } => ErrorKind::Internal,
         };
         Error::new(kind, e.to_string())

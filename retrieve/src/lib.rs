@@ -19,8 +19,9 @@ pub mod fuse;
 pub use error::RetrieveError;
 
 use cairn_core::{
-    BM25, Candidate, Catalog, DENSE, DerivedIndexes, DocId, DocQuery, Embedder, Fusion, Hit,
-    Principal, Reranker, Result, RetrieverScore, Scope, SearchRequest, SearchResponse, StageTimes,
+    BM25, Candidate, Catalog, ChunkId, ConceptDetail, ConceptList, DENSE, DerivedIndexes, DocId,
+    DocQuery, Embedder, Fusion, GRAPH, Hit, Passage, Principal, Reranker, Result, RetrieverScore,
+    Scope, SearchRequest, SearchResponse, StageTimes,
     config::{RerankConfig, RetrieveConfig},
 };
 use std::collections::HashMap;
@@ -319,9 +320,11 @@ impl Retriever {
         Ok((resp, query_vector))
     }
 
-    /// Each named retriever's candidates (in the order of `names`), run concurrently, and
-    /// the query's vector when a retriever needed it. Each retriever's time goes into
-    /// `stages` under its name.
+    /// Each named retriever's candidates (in the order of `names`), and the query's vector
+    /// when a retriever needed it. BM25 and dense run concurrently; the graph, when named,
+    /// runs after them, seeded by their fused top hits (they run for it even when their
+    /// own lists are not asked for). Each retriever's time goes into `stages` under its
+    /// name.
     async fn candidates(
         &self,
         query: &str,
@@ -330,9 +333,22 @@ impl Retriever {
         scope: &Scope,
         stages: &mut StageTimes,
     ) -> Result<(Vec<Vec<Candidate>>, Option<Vec<f32>>)> {
+        let graph = if names.contains(&GRAPH) {
+            Some(self.indexes.graph().ok_or(RetrieveError::NoGraph)?.clone())
+        } else {
+            None
+        };
+        let mut first: Vec<&str> = names.iter().copied().filter(|&n| n != GRAPH).collect();
+        if graph.is_some() {
+            for seed in [BM25, DENSE] {
+                if !first.contains(&seed) {
+                    first.push(seed);
+                }
+            }
+        }
         // Each retriever runs concurrently with the others; the dense one embeds the
         // question first (BM25 does not wait for it).
-        let runs = names.iter().map(|&name| async move {
+        let runs = first.iter().map(|&name| async move {
             let t = Instant::now();
             let mut embedded = None;
             let list = match name {
@@ -352,9 +368,9 @@ impl Retriever {
             };
             Ok::<_, cairn_core::Error>((list, ms(t), embedded))
         });
-        let mut lists = Vec::with_capacity(names.len());
+        let mut found: HashMap<&str, Vec<Candidate>> = HashMap::new();
         let mut vector = None;
-        for (name, run) in names.iter().zip(futures::future::join_all(runs).await) {
+        for (name, run) in first.iter().zip(futures::future::join_all(runs).await) {
             let (list, mut took, embedded) = run?;
             if let Some((v, embed_ms)) = embedded {
                 stages.embed = embed_ms;
@@ -362,9 +378,140 @@ impl Retriever {
                 vector = Some(v);
             }
             stages.retrievers.insert(name.to_string(), took);
-            lists.push(list);
+            found.insert(name, list);
         }
+        if let Some(graph) = graph {
+            let t = Instant::now();
+            let hybrid = [BM25, DENSE];
+            let lists: Vec<&[Candidate]> = hybrid.iter().map(|n| found[n].as_slice()).collect();
+            let weights = self.weights(query, &hybrid, hybrid.len() as f32);
+            let seeds: Vec<Candidate> = fuse::rrf_weighted(&lists, self.config.rrf_k, &weights)
+                .into_iter()
+                .take(self.config.graph_seeds)
+                .map(|f| Candidate {
+                    chunk_id: f.chunk_id,
+                    score: f.score,
+                })
+                .collect();
+            let list = graph.search(query, &seeds, depth, scope).await?;
+            stages.retrievers.insert(GRAPH.to_string(), ms(t));
+            found.insert(GRAPH, list);
+        }
+        let lists = names
+            .iter()
+            .map(|n| found.remove(n).unwrap_or_default())
+            .collect();
         Ok((lists, vector))
+    }
+
+    /// The caller's graph (assembled from the chunks they may read): its size and the
+    /// concepts whose name contains `filter` (all when empty), most mentioned first, at
+    /// most `limit` (default `[retrieve] default_top_k` × 2).
+    pub async fn graph_concepts(
+        &self,
+        filter: &str,
+        limit: Option<usize>,
+        principal: &Principal,
+    ) -> Result<ConceptList> {
+        let graph = self.indexes.graph().ok_or(RetrieveError::NoGraph)?;
+        self.check_graph_text(filter, "filter")?;
+        let limit = self.graph_limit(limit)?;
+        graph
+            .concepts(filter, limit, &self.reader_scope(principal))
+            .await
+    }
+
+    /// One concept of the caller's graph, its strongest neighbours and the passages that
+    /// give each its evidence. `NotFound` when the caller's graph has no such concept
+    /// (whether or not another caller's has).
+    pub async fn graph_concept(
+        &self,
+        key: &str,
+        limit: Option<usize>,
+        principal: &Principal,
+    ) -> Result<ConceptDetail> {
+        let graph = self.indexes.graph().ok_or(RetrieveError::NoGraph)?;
+        self.check_graph_text(key, "concept")?;
+        if key.trim().is_empty() {
+            return Err(cairn_core::Error::user("name a concept"));
+        }
+        let limit = self.graph_limit(limit)?;
+        let Some(neighbourhood) = graph
+            .neighbourhood(key, limit, &self.reader_scope(principal))
+            .await?
+        else {
+            return Err(cairn_core::Error::not_found(format!(
+                "no concept {:?} in the documents you may read",
+                key.trim()
+            )));
+        };
+        let mut ids: Vec<ChunkId> = neighbourhood
+            .chunks
+            .iter()
+            .chain(neighbourhood.neighbours.iter().flat_map(|n| &n.evidence))
+            .copied()
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let fused = ids
+            .into_iter()
+            .map(|chunk_id| fuse::Fused {
+                chunk_id,
+                score: 0.0,
+                sources: Default::default(),
+            })
+            .collect();
+        let passages = self
+            .hydrate(fused, &[], principal)
+            .await?
+            .into_iter()
+            .map(|h| Passage {
+                chunk_id: h.chunk_id,
+                doc_id: h.doc_id,
+                title: h.title,
+                source: h.source,
+                page: h.page,
+                span: h.span,
+                heading_path: h.heading_path,
+                text: h.text,
+            })
+            .collect();
+        Ok(ConceptDetail {
+            neighbourhood,
+            passages,
+        })
+    }
+
+    /// Every chunk `principal` may read, up to what every index has applied.
+    fn reader_scope(&self, principal: &Principal) -> Scope {
+        Scope {
+            principal: principal.clone(),
+            doc_ids: None,
+            max_seq: self.visible_seq(),
+        }
+    }
+
+    fn check_graph_text(&self, text: &str, what: &str) -> Result<()> {
+        let len = text.chars().count();
+        if len > self.max_query_chars {
+            return Err(cairn_core::Error::user(format!(
+                "the {what} is too long: {len} characters (the limit is {})",
+                self.max_query_chars
+            )));
+        }
+        Ok(())
+    }
+
+    fn graph_limit(&self, limit: Option<usize>) -> Result<usize> {
+        let limit = limit.unwrap_or(2 * self.config.default_top_k);
+        if limit == 0 || limit > self.config.max_top_k {
+            return Err(RetrieveError::BadLimit {
+                got: limit,
+                max: self.config.max_top_k,
+            }
+            .into());
+        }
+        Ok(limit)
     }
 
     /// The question's embedding, checked against the embedder's dimensions.
@@ -382,7 +529,8 @@ impl Retriever {
     }
 
     /// The weight of each named retriever in the fusion of `query`, summing to `total`:
-    /// BM25 gets [`Retriever::bm25_weight`]'s share of it beside the dense retriever.
+    /// BM25 gets [`Retriever::bm25_weight`]'s share of 1 beside the dense retriever, the
+    /// graph `[retrieve] graph_weight` beside those two.
     fn weights(&self, query: &str, names: &[&str], total: f32) -> Vec<f32> {
         let w = self.bm25_weight(query);
         let raw: Vec<f32> = names
@@ -390,6 +538,7 @@ impl Retriever {
             .map(|&n| match n {
                 BM25 => w,
                 DENSE => 1.0 - w,
+                GRAPH => self.config.graph_weight.max(0.0),
                 _ => 0.5,
             })
             .collect();

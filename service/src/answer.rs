@@ -68,6 +68,7 @@ impl Service {
             top_k: req.top_k,
             rerank: req.rerank,
             filter: req.filter.clone(),
+            mode: req.mode,
             ..SearchRequest::new(req.question.clone())
         };
         let (found, vector) = retriever.search_embedded(&search, p).await?;

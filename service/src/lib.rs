@@ -17,7 +17,7 @@
 //!
 //! | operation | needs |
 //! |---|---|
-//! | search, ask, list, show, health | any key; results only from documents its groups may read |
+//! | search, ask, list, show, graph, health | any key; results only from documents its groups may read (the graph assembled from those alone) |
 //! | upload, re-index an upload, delete | writer, on documents it may read; groups it belongs to |
 //! | re-index a file on the server, `reindex` of folders | admin, and a path under `[ingest] roots` (the CLI on the machine: any path) |
 //! | keys, audit | admin of the tenant (the CLI on the machine: any tenant) |
@@ -35,9 +35,9 @@ pub use answer::AskEvent;
 use audit::Auditor;
 use cairn_core::config::{AnswerConfig, AuditConfig, GenerateConfig};
 use cairn_core::{
-    Acl, Actor, ApiKey, AuditLog, AuditQuery, Catalog, DocQuery, Document, DocumentStore, Error,
-    ErrorKind, Generator, Hit, KeyStore, Origin, Principal, Reranker, Result, Role, SearchRequest,
-    SearchResponse,
+    Acl, Actor, ApiKey, AuditLog, AuditQuery, Catalog, ConceptDetail, ConceptList, DocQuery,
+    Document, DocumentStore, Error, ErrorKind, Generator, Hit, KeyStore, Origin, Principal,
+    Reranker, Result, Role, SearchRequest, SearchResponse,
 };
 use cairn_ingest::Ingestor;
 use cairn_ingest::reindex::{Progress, ReindexOptions, ReindexReport};
@@ -195,6 +195,40 @@ impl Service {
         let mut resp = result?;
         present_hits(p, &mut resp.results);
         Ok(resp)
+    }
+
+    /// The concepts of `p`'s graph (built from the chunks `p` may read) whose name contains
+    /// `req.q`, with the graph's size.
+    pub async fn graph_concepts(&self, p: &Principal, req: &ConceptQuery) -> Result<ConceptList> {
+        let result = self
+            .0
+            .retriever
+            .graph_concepts(req.q.as_deref().unwrap_or(""), req.limit, p)
+            .await;
+        let mut line = self.0.auditor.entry(p, "graph.concepts");
+        line.query = self.0.auditor.query_text(req.q.as_deref().unwrap_or(""));
+        self.read_line(line, result.as_ref().map(|r| r.concepts.len()));
+        result
+    }
+
+    /// One concept of `p`'s graph: its neighbours and the passages behind them.
+    pub async fn graph_concept(
+        &self,
+        p: &Principal,
+        key: &str,
+        req: &ConceptQuery,
+    ) -> Result<ConceptDetail> {
+        let result = self.0.retriever.graph_concept(key, req.limit, p).await;
+        let mut line = self.0.auditor.entry(p, "graph.concept");
+        line.query = self.0.auditor.query_text(key);
+        self.read_line(line, result.as_ref().map(|r| r.passages.len()));
+        let mut detail = result?;
+        if !shows_paths(p) {
+            for passage in &mut detail.passages {
+                passage.source = file_name(&passage.source);
+            }
+        }
+        Ok(detail)
     }
 
     /// The language model that writes answers, for callers who may read (the

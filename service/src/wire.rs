@@ -91,6 +91,20 @@ pub struct ListRequest {
     pub limit: Option<usize>,
 }
 
+/// `GET /v1/graph/concepts` and `GET /v1/graph/concepts/{key}`, `cairn graph`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ConceptQuery {
+    /// Only concepts whose name (or an alias) contains this, case-insensitively.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// The most concepts (or neighbours and passages) returned; default 20, at most
+    /// `[retrieve] max_top_k`.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DocumentList {
     pub documents: Vec<Document>,

@@ -76,6 +76,7 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
         top_k: Some(args.top_k),
         rerank: Some(args.narrowing.rerank(&mut app)?),
         filter: args.narrowing.filter(),
+        mode: args.narrowing.mode(),
         stream: false,
     };
     app.load_generator()?;

@@ -24,7 +24,8 @@ pub struct Args {
     /// Questions of this split only ("all" for every question)
     #[arg(long, default_value = "test")]
     split: String,
-    /// Modes to run, comma-separated (hybrid+rerank uses the [rerank] model)
+    /// Modes to run, comma-separated: bm25, dense, hybrid, hybrid+rerank (uses the [rerank]
+    /// model), graph, mix
     #[arg(long, value_delimiter = ',', default_value = "bm25,dense,hybrid")]
     modes: Vec<Mode>,
     /// Index into this data dir and keep it (re-runs only index what changed); default: a
@@ -46,6 +47,8 @@ enum Mode {
     Hybrid,
     #[value(name = "hybrid+rerank")]
     HybridRerank,
+    Graph,
+    Mix,
 }
 
 impl Mode {
@@ -55,6 +58,8 @@ impl Mode {
             Mode::Dense => "dense",
             Mode::Hybrid => "hybrid",
             Mode::HybridRerank => "hybrid+rerank",
+            Mode::Graph => "graph",
+            Mode::Mix => "mix",
         }
     }
 
@@ -63,6 +68,8 @@ impl Mode {
             Mode::Bm25 => SearchMode::Bm25,
             Mode::Dense => SearchMode::Dense,
             Mode::Hybrid | Mode::HybridRerank => SearchMode::Hybrid,
+            Mode::Graph => SearchMode::Graph,
+            Mode::Mix => SearchMode::Mix,
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod ask;
 pub mod bench;
 pub mod docs;
 pub mod eval;
+pub mod graph;
 pub mod ingest;
 pub mod keys;
 pub mod parse_worker;

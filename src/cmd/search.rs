@@ -1,4 +1,4 @@
-//! `cairn search`: hybrid (or BM25-only, dense-only) search from the terminal.
+//! `cairn search`: hybrid (or BM25-only, dense-only, graph, mix) search from the terminal.
 
 use crate::app::App;
 use crate::output::{Printer, Render, snippet};
@@ -13,9 +13,6 @@ pub struct Args {
     /// Number of results
     #[arg(short = 'k', long, default_value_t = 10)]
     top_k: usize,
-    /// Retrievers to use
-    #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
-    mode: Mode,
     #[command(flatten)]
     narrowing: Narrowing,
     /// Print JSON (the same shape as POST /v1/search)
@@ -23,10 +20,14 @@ pub struct Args {
     json: bool,
 }
 
-/// Which documents a search (or a question) reads, and whether it reranks: the options
-/// `cairn search` and `cairn ask` share.
+/// Which retrievers a search (or a question) runs, which documents it reads, and whether it
+/// reranks: the options `cairn search` and `cairn ask` share.
 #[derive(clap::Args, Debug)]
 pub struct Narrowing {
+    /// Retrievers to use: bm25, dense, hybrid (both), graph (a walk over the concept graph
+    /// seeded by the question and the hybrid hits), mix (hybrid and graph fused)
+    #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
+    mode: Mode,
     /// Only these documents (repeatable)
     #[arg(long = "doc", value_name = "DOC_ID")]
     docs: Vec<String>,
@@ -39,6 +40,10 @@ pub struct Narrowing {
 }
 
 impl Narrowing {
+    pub fn mode(&self) -> SearchMode {
+        self.mode.into()
+    }
+
     pub fn filter(&self) -> SearchFilter {
         SearchFilter {
             doc_ids: (!self.docs.is_empty())
@@ -62,6 +67,8 @@ enum Mode {
     Bm25,
     Dense,
     Hybrid,
+    Graph,
+    Mix,
 }
 
 impl From<Mode> for SearchMode {
@@ -70,6 +77,8 @@ impl From<Mode> for SearchMode {
             Mode::Bm25 => SearchMode::Bm25,
             Mode::Dense => SearchMode::Dense,
             Mode::Hybrid => SearchMode::Hybrid,
+            Mode::Graph => SearchMode::Graph,
+            Mode::Mix => SearchMode::Mix,
         }
     }
 }
@@ -124,7 +133,7 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
     let rerank = args.narrowing.rerank(&mut app)?;
     let req = SearchRequest {
         top_k: Some(args.top_k),
-        mode: args.mode.into(),
+        mode: args.narrowing.mode(),
         filter: args.narrowing.filter(),
         rerank: Some(rerank),
         ..SearchRequest::new(args.query)

@@ -1,4 +1,4 @@
-//! Permissions: every retrieval path (BM25, dense, hybrid, listing) sees only what the
+//! Permissions: every retrieval path (BM25, dense, hybrid, graph, mix, listing) sees only what the
 //! caller's tenant and groups may read, and the scope is applied inside the indexes.
 
 use crate::support::*;
@@ -46,7 +46,7 @@ fn tenants_and_groups_scope_every_retrieval_path() {
         files.dedup();
         files
     };
-    for mode in ["bm25", "dense", "hybrid"] {
+    for mode in ["bm25", "dense", "hybrid", "graph", "mix"] {
         assert_eq!(
             search(&[], mode),
             vec!["canteen.md"],

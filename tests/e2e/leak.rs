@@ -316,7 +316,7 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
         let started = std::time::Instant::now();
         let (what, status, body, ids_ok): (&str, u16, String, bool) = match roll {
             0..=39 => {
-                let mode = ["bm25", "dense", "hybrid", "hybrid"][roll % 4];
+                let mode = ["bm25", "dense", "hybrid", "hybrid", "graph", "mix"][roll % 6];
                 let mut req =
                     json!({"query": query, "mode": mode, "top_k": rng.random_range(1..=20)});
                 let what = match rng.random_range(0..18) {
@@ -332,6 +332,8 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
                     _ => match mode {
                         "bm25" => "search bm25",
                         "dense" => "search dense",
+                        "graph" => "search graph",
+                        "mix" => "search mix",
                         _ => "search hybrid",
                     },
                 };

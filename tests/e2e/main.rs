@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod eval;
 mod generate;
+mod graph;
 mod leak;
 mod models;
 mod openapi;

@@ -71,6 +71,25 @@ fn rest_api_round_trip_and_bad_input() {
     }
     assert!(body["took_ms"].as_f64().is_some());
 
+    // Graph and mix: the walk over the caller's concept graph, alone and fused with
+    // hybrid; each hit says where the graph ranked it, and the graph's time is reported.
+    for mode in ["graph", "mix"] {
+        let (st, body) =
+            send(agent.post(&s.url("/v1/search")).send_json(
+                json!({"query": "on-call rotation handover", "top_k": 5, "mode": mode}),
+            ));
+        assert_eq!(st, 200, "{mode}: {body}");
+        let results = body["results"].as_array().unwrap();
+        assert!(!results.is_empty(), "{mode}: {body}");
+        assert!(
+            results
+                .iter()
+                .any(|h| h["graph"]["rank"].as_u64() == Some(1)),
+            "{mode}: the graph's first passage is among the hits: {body}"
+        );
+        assert!(body["stages"]["graph"].as_f64().is_some(), "{mode}: {body}");
+    }
+
     // Upload: two files in one request.
     let md = b"# Llama grooming\n\n## Shearing\n\nShear the llamas in late spring with the Woolcraft QZ-9 clipper.\n";
     let txt = "Vacation carry-over\n\nUp to five unused vacation days carry over into March under policy VC-2211.\n";
@@ -171,6 +190,12 @@ fn rest_api_round_trip_and_bad_input() {
     let (st, b) = send(
         agent
             .post(&s.url("/v1/search"))
+            .send_json(json!({"query": "x", "mode": ["graph"]})),
+    );
+    assert_error(st, &b, 400, "bad_request");
+    let (st, b) = send(
+        agent
+            .post(&s.url("/v1/search"))
             .send_json(json!({"query": "x", "top_k": 0})),
     );
     assert_error(st, &b, 400, "bad_request");
@@ -252,4 +277,36 @@ fn rest_api_round_trip_and_bad_input() {
             .send_json(json!({"query": "VC-2211", "mode": "bm25"})),
     );
     assert_eq!(hits["results"][0]["source"], "vacation.txt", "{hits}");
+}
+
+/// A server without the graph (`[graph] enabled = false`) refuses the graph modes with a
+/// clear error and serves the others.
+#[test]
+fn without_the_graph_the_graph_modes_are_refused_clearly() {
+    let (_tmp, data) = ingested();
+    let s = Server::start(&data, &[("CAIRN_GRAPH__ENABLED", "false")]);
+    let agent = http();
+    for mode in ["graph", "mix"] {
+        let (st, b) = send(
+            agent
+                .post(&s.url("/v1/search"))
+                .send_json(json!({"query": "on-call rotation", "mode": mode})),
+        );
+        assert_error(st, &b, 400, "bad_request");
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains("[graph]"),
+            "{b}"
+        );
+        let (st, b) =
+            send(agent.post(&s.url("/v1/ask")).send_json(
+                json!({"question": "how does the on-call rotation work?", "mode": mode}),
+            ));
+        assert_error(st, &b, 400, "bad_request");
+    }
+    let (st, b) = send(
+        agent
+            .post(&s.url("/v1/search"))
+            .send_json(json!({"query": "on-call rotation", "mode": "hybrid"})),
+    );
+    assert_eq!(st, 200, "{b}");
 }

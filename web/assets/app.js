@@ -158,7 +158,7 @@ function showResults(r) {
   list.replaceChildren();
   if (!r.results.length) list.append(el("li", {}, "No passages match."));
   for (const h of r.results) {
-    const why = [h.bm25 && `bm25 #${h.bm25.rank}`, h.dense && `dense #${h.dense.rank}`, h.rerank && `rerank #${h.rerank.rank}`].filter(Boolean).join(", ");
+    const why = [h.bm25 && `bm25 #${h.bm25.rank}`, h.dense && `dense #${h.dense.rank}`, h.graph && `graph #${h.graph.rank}`, h.rerank && `rerank #${h.rerank.rank}`].filter(Boolean).join(", ");
     list.append(el("li", {},
       el("button", { class: "plain", type: "button", onclick: () => showPassage(h) }, `${h.title} — p.${h.page}`),
       el("div", { class: "meta" }, `score ${h.score.toFixed(4)} (${why})`),
@@ -176,7 +176,7 @@ async function askStreaming(question, status) {
     resp = await fetch("/v1/ask", {
       method: "POST",
       headers: headers({ "content-type": "application/json" }),
-      body: JSON.stringify({ question, stream: true }),
+      body: JSON.stringify({ question, mode: $("mode").value, stream: true }),
     });
   } catch (_) {
     throw new Error("cannot reach the cairn server; is it running?");
@@ -225,7 +225,7 @@ $("ask-form").addEventListener("submit", async (e) => {
   $("results").hidden = true;
   try {
     if ($("search-only").checked) {
-      const r = await api("/v1/search", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query: question, top_k: 10 }) });
+      const r = await api("/v1/search", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query: question, top_k: 10, mode: $("mode").value }) });
       showResults(r);
       status.textContent = `${r.results.length} passages in ${Math.round(r.took_ms)} ms`;
     } else {

@@ -201,6 +201,7 @@ async fn rag(
         top_k: None,
         rerank: None,
         filter: Default::default(),
+        mode: Default::default(),
         stream: req.stream,
     };
     let id = completion_id();

@@ -15,11 +15,13 @@
 //! | GET | `/metrics` | Prometheus metrics (an admin key of the operator's tenant) |
 //! | GET | `/healthz` | liveness and the catalog write every index reflects; with a key, the documents it may read |
 //! | GET | `/v1/me` | the key's tenant, groups and role |
-//! | POST | `/v1/search` | `{query, top_k?, mode?, filter?}` → `{results, took_ms, stages}` |
-//! | POST | `/v1/ask` | `{question, top_k?, rerank?, filter?, stream?}` → an answer with citations, or an abstention (SSE with `stream`) |
+//! | POST | `/v1/search` | `{query, top_k?, mode?, filter?}` → `{results, took_ms, stages}`; `mode`: `hybrid` (default), `bm25`, `dense`, `graph`, `mix` |
+//! | POST | `/v1/ask` | `{question, top_k?, rerank?, filter?, mode?, stream?}` → an answer with citations, or an abstention (SSE with `stream`) |
 //! | POST | `/v1/chat/completions` | OpenAI-compatible: model `cairn` answers over the knowledge base, the generator's name talks to the LLM ([`chat`]) |
 //! | GET | `/v1/models` | the models `/v1/chat/completions` serves |
 //! | POST | `/v1/documents` | multipart upload of one or more files → 201 `{documents, failed}` |
+//! | GET | `/v1/graph/concepts` | `?q=&limit=` → the size of the caller's concept graph and its concepts, most mentioned first |
+//! | GET | `/v1/graph/concepts/{key}` | a concept's neighbourhood: its passages, its strongest neighbours and each edge's evidence passages |
 //! | GET | `/v1/documents` | the caller's documents |
 //! | GET | `/v1/documents/{id}` | one document with its chunks |
 //! | DELETE | `/v1/documents/{id}` | removes it from the catalog and every index |
@@ -46,12 +48,14 @@ use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, body::Bytes};
-use cairn_core::{Answer, AskRequest, Error, Principal, SearchRequest, SearchResponse};
+use cairn_core::{
+    Answer, AskRequest, ConceptDetail, ConceptList, Error, Principal, SearchRequest, SearchResponse,
+};
 use cairn_ingest::reindex::ReindexReport;
 use cairn_service::wire::{
-    AuditLines, AuditRequest, CreateKeyRequest, CreatedKey, Deleted, DocumentDetail, DocumentList,
-    Health, KeyList, ListRequest, Me, Readiness, ReindexRequest, Reingested, Revoked, UploadFile,
-    UploadReport, UploadRequest,
+    AuditLines, AuditRequest, ConceptQuery, CreateKeyRequest, CreatedKey, Deleted, DocumentDetail,
+    DocumentList, Health, KeyList, ListRequest, Me, Readiness, ReindexRequest, Reingested, Revoked,
+    UploadFile, UploadReport, UploadRequest,
 };
 use cairn_service::{AskEvent, Service};
 use openapi::{ErrorBody, Refusals, UploadForm};
@@ -91,6 +95,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(ask))
         .routes(routes!(chat::completions))
         .routes(routes!(chat::models))
+        .routes(routes!(graph_concepts))
+        .routes(routes!(graph_concept))
         .routes(routes!(upload, list_documents))
         .routes(routes!(get_document, delete_document))
         .routes(routes!(original))
@@ -494,6 +500,34 @@ async fn list_documents(
 ) -> Result<Response, ApiError> {
     let Query(req) = req.map_err(query_error)?;
     Ok(Json(s.service.list(&p, &req).await?).into_response())
+}
+
+/// The concepts of the key's graph, assembled from the chunks it may read only: the
+/// graph's size and the concepts whose name contains `q`, most mentioned first.
+#[utoipa::path(get, path = "/v1/graph/concepts", tag = "graph", security(("api_key" = [])), params(ConceptQuery),
+    responses((status = 200, description = "the graph's size and the matching concepts", body = ConceptList), Refusals))]
+async fn graph_concepts(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    req: Result<Query<ConceptQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(req) = req.map_err(query_error)?;
+    Ok(Json(s.service.graph_concepts(&p, &req).await?).into_response())
+}
+
+/// A concept of the key's graph: the passages that mention it, its strongest neighbours,
+/// and for each edge the passages with a sentence naming both. 404 when the key's graph
+/// has no such concept.
+#[utoipa::path(get, path = "/v1/graph/concepts/{key}", tag = "graph", security(("api_key" = [])), params(("key" = String, Path), ConceptQuery),
+    responses((status = 200, description = "the concept's neighbourhood and its passages", body = ConceptDetail), Refusals))]
+async fn graph_concept(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(key): Path<String>,
+    req: Result<Query<ConceptQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(req) = req.map_err(query_error)?;
+    Ok(Json(s.service.graph_concept(&p, &key, &req).await?).into_response())
 }
 
 /// A document and its chunks.

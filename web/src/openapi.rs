@@ -83,7 +83,8 @@ impl Modify for Security {
     modifiers(&Security),
     components(schemas(ErrorBody)),
     tags(
-        (name = "search", description = "Hybrid, BM25 and dense search"),
+        (name = "search", description = "Hybrid, BM25, dense, graph and mix search"),
+        (name = "graph", description = "The concept graph of the documents the key may read"),
         (name = "answers", description = "Cited answers, and the OpenAI-compatible face"),
         (name = "documents", description = "Uploads and the library"),
         (name = "admin", description = "Keys, the audit log and server-side re-index (admin keys)"),

@@ -1,0 +1,230 @@
+//! The concept graph over a real server and the CLI: graph and mix search, the graph's
+//! endpoints (`/v1/graph/concepts`, `/v1/graph/concepts/{key}`) and `cairn graph`, each
+//! seeing only the graph of what its caller may read (another tenant's copy of a concept
+//! never joins it); a bad key, another tenant's concept
+//! and hostile input get clear errors.
+
+use crate::support::*;
+use serde_json::{Value, json};
+use std::path::Path;
+
+fn make_key(data: &Path, tenant: &str, groups: &str) -> String {
+    let mut cmd = cairn(data);
+    cmd.args(["--tenant", tenant]);
+    if !groups.is_empty() {
+        cmd.args(["--groups", groups]);
+    }
+    let out = json(&ok(
+        cmd.args(["keys", "create", "--role", "reader", "--json"])
+    ));
+    out["key"].as_str().expect("key").to_string()
+}
+
+fn get(s: &Server, key: &str, path: &str) -> (u16, Value) {
+    send(
+        http()
+            .get(&s.url(path))
+            .header("authorization", &format!("Bearer {key}"))
+            .call(),
+    )
+}
+
+fn keys(list: &Value) -> Vec<String> {
+    list["concepts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn each_caller_sees_the_graph_of_what_they_may_read_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // Two readable documents that share the Quartz Relay; one for the "sec" group that
+    // links it to the Obsidian Vault; another tenant's document on the Obsidian Vault.
+    let write = |name: &str, text: &str| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let a = write(
+        "relay.md",
+        "# Relay\n\nThe Beacon Feed reaches the Harbor Gateway.\n\nRestart the Quartz Relay when the Beacon Feed stalls.\n",
+    );
+    let b = write(
+        "gateway.md",
+        "# Gateway\n\nThe Harbor Gateway accepts the Beacon Feed over TLS.\n\nThe Quartz Relay and the Harbor Gateway share one certificate.\n",
+    );
+    let secret = write(
+        "vault.md",
+        "# Vault\n\nThe Obsidian Vault signs the Quartz Relay certificate.\n\nRotate the Obsidian Vault key with the Quartz Relay stopped.\n",
+    );
+    let secret_keys = write(
+        "keys.md",
+        "# Keys\n\nThe Obsidian Vault stores the Harbor Gateway keys.\n",
+    );
+    let other = write(
+        "other.md",
+        "# Other\n\nThe Obsidian Vault of another company.\n\nIts Obsidian Vault holds the Quartz Relay keys.\n",
+    );
+    ok(cairn(&data).arg("ingest").arg(&a).arg(&b));
+    ok(cairn(&data)
+        .args(["--groups", "sec", "ingest"])
+        .arg(&secret)
+        .arg(&secret_keys));
+    ok(cairn(&data)
+        .args(["--tenant", "globex", "ingest"])
+        .arg(&other));
+
+    // The CLI: the graph of what the caller reads.
+    let stats = json(&ok(cairn(&data).args(["graph", "stats", "--json"])));
+    assert!(stats["concepts"].as_u64().unwrap() >= 3, "{stats}");
+    let listed = json(&ok(cairn(&data).args(["graph", "concepts", "--json"])));
+    let all = keys(&listed);
+    assert!(all.contains(&"quartz relay".to_string()), "{listed}");
+    assert!(!all.contains(&"obsidian vault".to_string()), "{listed}");
+    let sec =
+        json(&ok(cairn(&data).args([
+            "--groups", "sec", "graph", "concepts", "vault", "--json",
+        ])));
+    assert_eq!(keys(&sec), ["obsidian vault"], "{sec}");
+    let shown = json(&ok(cairn(&data).args([
+        "graph",
+        "show",
+        "Quartz Relay",
+        "--json",
+    ])));
+    assert_eq!(shown["concept"]["key"], "quartz relay", "{shown}");
+    let passages = shown["passages"].as_array().unwrap();
+    assert!(!passages.is_empty(), "{shown}");
+    for p in passages {
+        let source = p["source"].as_str().unwrap();
+        assert!(
+            source.ends_with("relay.md") || source.ends_with("gateway.md"),
+            "only readable passages: {shown}"
+        );
+    }
+    let missing = cairn(&data)
+        .args(["graph", "show", "obsidian vault"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no concept"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+
+    // The server, with keys.
+    let reader = make_key(&data, "default", "");
+    let sec_reader = make_key(&data, "default", "sec");
+    let globex = make_key(&data, "globex", "");
+    let s = Server::start_keyed(&data, &[]);
+
+    let (st, b) = get(&s, "cairn_0000000000000000_bad", "/v1/graph/concepts");
+    assert_eq!(st, 401, "{b}");
+    let (st, b) = send(http().get(&s.url("/v1/graph/concepts")).call());
+    assert_eq!(st, 401, "no key: {b}");
+
+    let (st, list) = get(&s, &reader, "/v1/graph/concepts?q=relay");
+    assert_eq!(st, 200, "{list}");
+    assert_eq!(keys(&list), ["quartz relay"]);
+    let (st, list) = get(&s, &reader, "/v1/graph/concepts?q=vault");
+    assert_eq!(st, 200, "{list}");
+    assert!(keys(&list).is_empty(), "a group's concept: {list}");
+    let (st, list) = get(&s, &sec_reader, "/v1/graph/concepts?q=vault");
+    assert_eq!((st, keys(&list)), (200, vec!["obsidian vault".to_string()]));
+
+    // Another tenant's concept is no concept at all to this caller, and the reverse.
+    let (st, b) = get(&s, &reader, "/v1/graph/concepts/obsidian%20vault");
+    assert_eq!(st, 404, "{b}");
+    let (st, own) = get(&s, &globex, "/v1/graph/concepts?q=");
+    assert_eq!(st, 200, "{own}");
+    assert!(!keys(&own).contains(&"harbor gateway".to_string()), "{own}");
+    let (st, b) = get(&s, &globex, "/v1/graph/concepts/harbor%20gateway");
+    assert_eq!(st, 404, "{b}");
+
+    // A neighbourhood: edges with the passages that name both ends.
+    let (st, relay) = get(&s, &reader, "/v1/graph/concepts/Quartz%20Relay?limit=5");
+    assert_eq!(st, 200, "{relay}");
+    let neighbours = relay["neighbours"].as_array().unwrap();
+    assert!(
+        neighbours
+            .iter()
+            .all(|n| n["concept"]["key"] != "obsidian vault"),
+        "{relay}"
+    );
+    let ids: Vec<&Value> = relay["passages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["chunk_id"])
+        .collect();
+    for n in neighbours {
+        for e in n["evidence"].as_array().unwrap() {
+            assert!(ids.contains(&e), "evidence {e} listed in passages: {relay}");
+        }
+    }
+    // The sec reader's neighbourhood of the same concept reaches the vault.
+    let (_, relay_sec) = get(&s, &sec_reader, "/v1/graph/concepts/quartz%20relay");
+    let sec_keys: Vec<&str> = relay_sec["neighbours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["concept"]["key"].as_str().unwrap())
+        .collect();
+    assert!(sec_keys.contains(&"obsidian vault"), "{relay_sec}");
+
+    // Hostile input: clear errors, nothing changed.
+    let long = "q".repeat(5000);
+    let (st, b) = get(&s, &reader, &format!("/v1/graph/concepts?q={long}"));
+    assert_eq!(st, 400, "{b}");
+    let (st, b) = get(&s, &reader, "/v1/graph/concepts?limit=0");
+    assert_eq!(st, 400, "{b}");
+    let (st, b) = get(&s, &reader, "/v1/graph/concepts?limit=-3");
+    assert_eq!(st, 400, "{b}");
+    let (st, b) = get(&s, &reader, "/v1/graph/concepts?tenant=globex");
+    assert_eq!(st, 400, "an unknown parameter cannot widen the scope: {b}");
+    let (st, b) = get(&s, &reader, "/v1/graph/concepts/%2e%2e%2f%00%27%3b%20drop");
+    assert_eq!(st, 404, "{b}");
+    let (st, after) = get(&s, &reader, "/v1/graph/concepts?q=relay");
+    assert_eq!((st, keys(&after)), (200, vec!["quartz relay".to_string()]));
+
+    // Graph and mix search answer from the caller's documents only.
+    for mode in ["graph", "mix"] {
+        for (key, may_see_vault) in [(&reader, false), (&sec_reader, true), (&globex, true)] {
+            let (st, hits) = send(
+                http()
+                    .post(&s.url("/v1/search"))
+                    .header("authorization", &format!("Bearer {key}"))
+                    .send_json(json!({"query": "who signs the Quartz Relay certificate", "mode": mode, "top_k": 10})),
+            );
+            assert_eq!(st, 200, "{hits}");
+            let sources: Vec<String> = hits["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| file_name(h["source"].as_str().unwrap()))
+                .collect();
+            assert!(!sources.is_empty(), "{mode}: {hits}");
+            if key == &globex {
+                assert!(
+                    sources.iter().all(|f| f == "other.md"),
+                    "{mode}: {sources:?}"
+                );
+            } else {
+                assert!(
+                    !sources.contains(&"other.md".to_string()),
+                    "{mode}: {sources:?}"
+                );
+                assert_eq!(
+                    sources.contains(&"vault.md".to_string()),
+                    may_see_vault,
+                    "{mode}: {sources:?}"
+                );
+            }
+        }
+    }
+}

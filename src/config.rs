@@ -22,6 +22,7 @@ const KEYS: &[&str] = &[
     "limits",
     "ingest",
     "audit",
+    "graph",
     "tenant",
 ];
 
@@ -62,6 +63,29 @@ mod tests {
             assert_eq!(c.tenant, "acme");
             assert_eq!(c.embed.batch_size, 16);
             assert_eq!(c.embed.max_tokens, 256);
+            Ok(())
+        });
+    }
+
+    /// Every section of the configuration can be set from the environment: a section
+    /// missing from `KEYS` would silently ignore its `CAIRN_SECTION__KEY` variables.
+    #[test]
+    fn every_section_is_read_from_the_environment() {
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        let mut sections: Vec<&str> = defaults
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        sections.sort();
+        let mut keys = KEYS.to_vec();
+        keys.sort();
+        assert_eq!(keys, sections);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CAIRN_GRAPH__ENABLED", "false");
+            let c = load(None).map_err(|e| e.to_string())?;
+            assert!(!c.graph.enabled);
             Ok(())
         });
     }

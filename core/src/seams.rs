@@ -331,8 +331,15 @@ pub trait GraphRetriever: DerivedIndex {
     ) -> Result<Vec<Candidate>>;
 
     /// The concepts of the graph of `scope`'s chunks whose key or an alias contains
-    /// `filter` (lower-cased; all when empty), most chunks first, at most `limit`.
-    async fn concepts(&self, filter: &str, limit: usize, scope: &Scope) -> Result<ConceptList>;
+    /// `filter` (lower-cased; all when empty) and, when `chunk` is given, that it mentions;
+    /// most chunks first, at most `limit`.
+    async fn concepts(
+        &self,
+        filter: &str,
+        chunk: Option<ChunkId>,
+        limit: usize,
+        scope: &Scope,
+    ) -> Result<ConceptList>;
 
     /// The concept named `key` (or an alias) in the graph of `scope`'s chunks, with at most
     /// `limit` chunks and neighbours; `None` when that graph has no such concept.

@@ -226,7 +226,13 @@ impl Inner {
 }
 
 impl Inner {
-    fn concepts(&self, filter: &str, limit: usize, scope: &Scope) -> ConceptList {
+    fn concepts(
+        &self,
+        filter: &str,
+        chunk: Option<ChunkId>,
+        limit: usize,
+        scope: &Scope,
+    ) -> ConceptList {
         let prepared = self.prepared(scope);
         let graph = &prepared.graph;
         let filter = filter.trim().to_lowercase();
@@ -238,6 +244,7 @@ impl Inner {
                     || c.key.contains(&filter)
                     || c.aliases.iter().any(|a| a.contains(&filter))
             })
+            .filter(|c| chunk.is_none_or(|id| c.chunks.binary_search(&id).is_ok()))
             .collect();
         matching.sort_by(|a, b| b.chunks.len().cmp(&a.chunks.len()).then(a.key.cmp(&b.key)));
         ConceptList {
@@ -450,10 +457,16 @@ impl GraphRetriever for GraphIndex {
             .map_err(|e| cairn_core::Error::internal(format!("the graph walk failed: {e}")))
     }
 
-    async fn concepts(&self, filter: &str, limit: usize, scope: &Scope) -> Result<ConceptList> {
+    async fn concepts(
+        &self,
+        filter: &str,
+        chunk: Option<ChunkId>,
+        limit: usize,
+        scope: &Scope,
+    ) -> Result<ConceptList> {
         let inner = self.inner.clone();
         let (filter, scope) = (filter.to_string(), scope.clone());
-        tokio::task::spawn_blocking(move || inner.concepts(&filter, limit, &scope))
+        tokio::task::spawn_blocking(move || inner.concepts(&filter, chunk, limit, &scope))
             .await
             .map_err(|e| cairn_core::Error::internal(format!("listing concepts failed: {e}")))
     }
@@ -503,6 +516,12 @@ mod tests {
             doc_ids: None,
             max_seq: Seq(i64::MAX),
         }
+    }
+
+    fn keys_of(list: &ConceptList) -> Vec<&str> {
+        let mut keys: Vec<&str> = list.concepts.iter().map(|c| c.key.as_str()).collect();
+        keys.sort();
+        keys
     }
 
     fn ids(found: &[Candidate]) -> Vec<i64> {
@@ -702,7 +721,7 @@ mod tests {
         let g = index().await;
         let everyone = scope("acme", &[]);
         let ops = scope("acme", &["ops"]);
-        let listed = g.concepts("", 100, &everyone).await.unwrap();
+        let listed = g.concepts("", None, 100, &everyone).await.unwrap();
         let keys: Vec<&str> = listed.concepts.iter().map(|c| c.key.as_str()).collect();
         assert!(
             keys.contains(&"rotation key") && keys.contains(&"vault agent"),
@@ -724,11 +743,25 @@ mod tests {
             "not the other tenant's chunk: {rotation:?}"
         );
         // A filter, and a limit below the matches.
-        let vault = g.concepts("VAULT", 100, &everyone).await.unwrap();
+        let vault = g.concepts("VAULT", None, 100, &everyone).await.unwrap();
         assert_eq!(vault.concepts.len(), 1);
         assert_eq!(vault.concepts[0].key, "vault agent");
-        let one = g.concepts("", 1, &everyone).await.unwrap();
+        let one = g.concepts("", None, 1, &everyone).await.unwrap();
         assert_eq!((one.concepts.len(), one.total), (1, listed.total));
+        // The concepts a chunk mentions: of chunk 2, both; of chunk 4, nothing for a
+        // caller who may not read it.
+        let of_two = g
+            .concepts("", Some(ChunkId(2)), 100, &everyone)
+            .await
+            .unwrap();
+        assert_eq!(keys_of(&of_two), ["rotation key", "vault agent"]);
+        let of_four = g
+            .concepts("", Some(ChunkId(4)), 100, &everyone)
+            .await
+            .unwrap();
+        assert!(of_four.concepts.is_empty(), "{of_four:?}");
+        let of_four = g.concepts("", Some(ChunkId(4)), 100, &ops).await.unwrap();
+        assert_eq!(keys_of(&of_four), ["audit hook"]);
 
         assert!(
             g.neighbourhood("audit hook", 10, &everyone)

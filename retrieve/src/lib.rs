@@ -405,11 +405,13 @@ impl Retriever {
     }
 
     /// The caller's graph (assembled from the chunks they may read): its size and the
-    /// concepts whose name contains `filter` (all when empty), most mentioned first, at
-    /// most `limit` (default `[retrieve] default_top_k` × 2).
+    /// concepts whose name contains `filter` (all when empty) and that `chunk` mentions
+    /// (when given), most mentioned first, at most `limit` (default `[retrieve]
+    /// default_top_k` × 2).
     pub async fn graph_concepts(
         &self,
         filter: &str,
+        chunk: Option<ChunkId>,
         limit: Option<usize>,
         principal: &Principal,
     ) -> Result<ConceptList> {
@@ -417,7 +419,7 @@ impl Retriever {
         self.check_graph_text(filter, "filter")?;
         let limit = self.graph_limit(limit)?;
         graph
-            .concepts(filter, limit, &self.reader_scope(principal))
+            .concepts(filter, chunk, limit, &self.reader_scope(principal))
             .await
     }
 

@@ -35,9 +35,9 @@ pub use answer::AskEvent;
 use audit::Auditor;
 use cairn_core::config::{AnswerConfig, AuditConfig, GenerateConfig};
 use cairn_core::{
-    Acl, Actor, ApiKey, AuditLog, AuditQuery, Catalog, ConceptDetail, ConceptList, DocQuery,
-    Document, DocumentStore, Error, ErrorKind, Generator, Hit, KeyStore, Origin, Principal,
-    Reranker, Result, Role, SearchRequest, SearchResponse,
+    Acl, Actor, ApiKey, AuditLog, AuditQuery, Catalog, ChunkId, ConceptDetail, ConceptList,
+    DocQuery, Document, DocumentStore, Error, ErrorKind, Generator, Hit, KeyStore, Origin,
+    Principal, Reranker, Result, Role, SearchRequest, SearchResponse,
 };
 use cairn_ingest::Ingestor;
 use cairn_ingest::reindex::{Progress, ReindexOptions, ReindexReport};
@@ -203,7 +203,12 @@ impl Service {
         let result = self
             .0
             .retriever
-            .graph_concepts(req.q.as_deref().unwrap_or(""), req.limit, p)
+            .graph_concepts(
+                req.q.as_deref().unwrap_or(""),
+                req.chunk.map(ChunkId),
+                req.limit,
+                p,
+            )
             .await;
         let mut line = self.0.auditor.entry(p, "graph.concepts");
         line.query = self.0.auditor.query_text(req.q.as_deref().unwrap_or(""));

@@ -99,6 +99,9 @@ pub struct ConceptQuery {
     /// Only concepts whose name (or an alias) contains this, case-insensitively.
     #[serde(default)]
     pub q: Option<String>,
+    /// Only concepts this chunk mentions (`chunk_id` of a hit or a citation).
+    #[serde(default)]
+    pub chunk: Option<i64>,
     /// The most concepts (or neighbours and passages) returned; default 20, at most
     /// `[retrieve] max_top_k`.
     #[serde(default)]

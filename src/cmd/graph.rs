@@ -19,6 +19,9 @@ pub enum Command {
     /// Concepts whose name contains FILTER (all without one), most mentioned first
     Concepts {
         filter: Option<String>,
+        /// Only concepts this chunk mentions (a hit's chunk_id)
+        #[arg(long, value_name = "CHUNK_ID")]
+        chunk: Option<i64>,
         /// The most concepts listed
         #[arg(short = 'n', long, default_value_t = 20)]
         limit: usize,
@@ -133,19 +136,21 @@ pub async fn run(config: Config, groups: &[String], command: Command) -> anyhow:
     match command {
         Command::Stats { json } => {
             let req = ConceptQuery {
-                q: None,
                 limit: Some(1),
+                ..ConceptQuery::default()
             };
             let list = service.graph_concepts(&principal, &req).await?;
             Printer::new(json).print(&Stats(list.stats))?;
         }
         Command::Concepts {
             filter,
+            chunk,
             limit,
             json,
         } => {
             let req = ConceptQuery {
                 q: filter,
+                chunk,
                 limit: Some(limit),
             };
             let list = service.graph_concepts(&principal, &req).await?;
@@ -157,8 +162,8 @@ pub async fn run(config: Config, groups: &[String], command: Command) -> anyhow:
             json,
         } => {
             let req = ConceptQuery {
-                q: None,
                 limit: Some(limit),
+                ..ConceptQuery::default()
             };
             let detail = service.graph_concept(&principal, &concept, &req).await?;
             Printer::new(json).print(&Show(detail))?;

@@ -8,7 +8,9 @@
 // model, see a written answer stream in and its unsupported sentences marked. Then, on a
 // server that needs keys: the page says in words that a key is missing, then that a bad one
 // is refused; with a reader's key it shows the library by file name (never the server's
-// path) and no upload, re-index or delete controls. Screenshots of each step go to
+// path) and no upload, re-index or delete controls. Then, on a server with a small concept
+// graph, open a passage's concepts, a concept's neighbourhood drawn as SVG, and an edge's
+// evidence. Screenshots of each step go to
 // $ARTIFACTS (default tests/browser/artifacts).
 //
 //   node tests/browser/page.test.mjs PATH/TO/cairn      (CAIRN_MODELS_DIR set)
@@ -333,6 +335,51 @@ if (!failed) {
     console.error("browser test failed (keys):", e);
   } finally {
     await stop(keyed);
+  }
+}
+
+// The concept graph: a passage's concepts, a concept's neighbourhood drawn as SVG, an
+// edge that opens its evidence passage.
+if (!failed) {
+  const data = join(scratch, "graph");
+  const docs = join(scratch, "graph-docs");
+  mkdirSync(docs);
+  // The Quartz Relay and the Beacon Feed share three sentences in two documents: an edge.
+  writeFileSync(join(docs, "relay.md"), "# Relay\n\nThe Quartz Relay forwards the Beacon Feed.\n\nRestart the Quartz Relay when the Beacon Feed stalls.\n");
+  writeFileSync(join(docs, "gateway.md"), "# Gateway\n\nThe Quartz Relay hands the Beacon Feed to the Harbor Gateway.\n\nThe Harbor Gateway keeps the Audit Trail.\n");
+  writeFileSync(join(docs, "vault.md"), "# Vault\n\nThe Obsidian Vault signs the Audit Trail.\n\nThe Harbor Gateway writes the Audit Trail nightly.\n");
+  const r = spawnSync(cairn, ["--data-dir", data, "ingest", docs], { encoding: "utf8" });
+  assert.equal(r.status, 0, `cairn ingest: ${r.stderr}`);
+  const graphed = await serve({}, { data });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await page.goto(graphed.base + "/");
+    await page.getByRole("heading", { name: "Ask" }).waitFor();
+    await page.getByLabel("Search only").check();
+    await page.getByLabel("Retrieval").selectOption("mix");
+    await page.getByLabel("Question").fill("restart the relay when the feed stalls");
+    await page.getByRole("button", { name: "Ask", exact: true }).click();
+    await page.locator("#results button", { hasText: "Relay" }).first().click();
+    await page.locator("#panel").waitFor({ state: "visible" });
+    await page.getByRole("button", { name: "Concepts in this passage" }).click();
+    await page.locator("#panel-graph .chip", { hasText: "quartz relay" }).click();
+    await page.locator("svg.graph").waitFor();
+    assert.equal(await page.locator("#panel-title").innerText(), "quartz relay");
+    assert.ok(await page.locator("svg.graph .node").count() >= 2, "the concept and a neighbour are drawn");
+    await shot(page, "graph");
+    // An edge opens the passage whose sentence names both of its concepts.
+    const edge = page.locator("svg.graph line.hit").first();
+    const other = await edge.getAttribute("data-edge");
+    await edge.click({ force: true });
+    await page.locator("#panel-text", { hasText: /Quartz Relay/ }).waitFor();
+    const evidence = (await page.locator("#panel-text").innerText()).toLowerCase();
+    assert.ok(evidence.includes(other), `the evidence names ${other}: ${evidence}`);
+    await shot(page, "graph-evidence");
+  } catch (e) {
+    failed = true;
+    console.error("browser test failed (graph):", e);
+  } finally {
+    await stop(graphed.child);
   }
 }
 

@@ -192,6 +192,45 @@ fn each_caller_sees_the_graph_of_what_they_may_read_and_nothing_else() {
     let (st, after) = get(&s, &reader, "/v1/graph/concepts?q=relay");
     assert_eq!((st, keys(&after)), (200, vec!["quartz relay".to_string()]));
 
+    // The concepts a passage mentions: for a chunk the caller reads, its concepts; for one
+    // they may not read, nothing (not even that it exists).
+    let first_hit = |key: &str, query: &str| -> i64 {
+        let (st, hits) = send(
+            http()
+                .post(&s.url("/v1/search"))
+                .header("authorization", &format!("Bearer {key}"))
+                .send_json(json!({"query": query, "mode": "bm25", "top_k": 1})),
+        );
+        assert_eq!(st, 200, "{hits}");
+        hits["results"][0]["chunk_id"].as_i64().unwrap()
+    };
+    let relay_chunk = first_hit(&reader, "restart the relay when the feed stalls");
+    let (st, of) = get(
+        &s,
+        &reader,
+        &format!("/v1/graph/concepts?chunk={relay_chunk}"),
+    );
+    assert_eq!(st, 200, "{of}");
+    assert!(keys(&of).contains(&"quartz relay".to_string()), "{of}");
+    let vault_chunk = first_hit(&sec_reader, "who signs the relay certificate");
+    let (st, of) = get(
+        &s,
+        &sec_reader,
+        &format!("/v1/graph/concepts?chunk={vault_chunk}"),
+    );
+    assert!(
+        st == 200 && keys(&of).contains(&"obsidian vault".to_string()),
+        "{of}"
+    );
+    let (st, of) = get(
+        &s,
+        &reader,
+        &format!("/v1/graph/concepts?chunk={vault_chunk}"),
+    );
+    assert_eq!((st, keys(&of)), (200, Vec::<String>::new()), "{of}");
+    let (st, b) = get(&s, &reader, "/v1/graph/concepts?chunk=notanumber");
+    assert_eq!(st, 400, "{b}");
+
     // Graph and mix search answer from the caller's documents only.
     for mode in ["graph", "mix"] {
         for (key, may_see_vault) in [(&reader, false), (&sec_reader, true), (&globex, true)] {

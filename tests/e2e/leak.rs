@@ -624,5 +624,5 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
         leaks.join("\n\n")
     );
     // Every endpoint and mode was exercised.
-    assert_eq!(counts.len(), 22, "{counts:?}");
+    assert_eq!(counts.len(), 24, "{counts:?}");
 }

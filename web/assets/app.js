@@ -94,8 +94,101 @@ function showPassage(hit, span, title) {
   } else {
     body.append(hit.text);
   }
+  const graph = $("panel-graph");
+  graph.replaceChildren();
+  if (hit.chunk_id !== undefined) {
+    graph.append(el("button", { class: "plain", type: "button", onclick: () => showConceptsOf(hit) }, "Concepts in this passage"));
+  }
   $("panel").hidden = false;
   $("panel-close").focus();
+}
+
+// ---- the concept graph ---------------------------------------------------------------
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  node.append(...children);
+  return node;
+}
+
+/// The concepts a passage mentions (in the caller's graph), as buttons that open each one.
+async function showConceptsOf(hit) {
+  const box = $("panel-graph");
+  box.replaceChildren(el("p", { class: "hint" }, "Finding concepts…"));
+  try {
+    const r = await api(`/v1/graph/concepts?chunk=${encodeURIComponent(hit.chunk_id)}&limit=12`);
+    box.replaceChildren();
+    if (!r.concepts.length) {
+      box.append(el("p", { class: "hint" }, "No concept of this passage links it to another passage you may read."));
+      return;
+    }
+    const chips = el("p", { class: "chips" }, "Concepts: ");
+    for (const c of r.concepts) {
+      chips.append(el("button", { class: "chip", type: "button", onclick: () => showConcept(c.key) }, c.key));
+    }
+    box.append(chips);
+  } catch (err) {
+    box.replaceChildren(el("p", { class: "error" }, err.message));
+  }
+}
+
+/// A concept's neighbourhood drawn as SVG: the concept in the middle, its strongest
+/// neighbours around it, each edge as thick as the sentences that name both. A neighbour
+/// opens its own neighbourhood; an edge opens its evidence passage. The list below says the
+/// same in words, for keyboards and screen readers.
+async function showConcept(key) {
+  const box = $("panel-graph");
+  let d;
+  try {
+    d = await api(`/v1/graph/concepts/${encodeURIComponent(key)}?limit=8`);
+  } catch (err) {
+    box.replaceChildren(el("p", { class: "error" }, err.message));
+    return;
+  }
+  const passage = (id) => d.passages.find((p) => p.chunk_id === id);
+  $("panel-title").textContent = d.concept.key;
+  $("panel-where").textContent = `${d.concept.kind} · in ${d.concept.chunks} passages you may read · ${d.neighbours.length} neighbours shown`;
+  $("panel-text").replaceChildren();
+  const W = 480, H = 340, cx = W / 2, cy = H / 2, R = 125;
+  const drawing = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "graph", role: "img", "aria-label": `${d.concept.key} and its neighbours` });
+  const nodes = [];
+  const list = el("ul", { class: "neighbours" });
+  d.neighbours.forEach((n, i) => {
+    const a = (2 * Math.PI * i) / d.neighbours.length - Math.PI / 2;
+    const x = cx + R * Math.cos(a), y = cy + R * Math.sin(a);
+    const evidence = n.evidence.map(passage).filter(Boolean);
+    const open = () => evidence.length && showPassage(evidence[0]);
+    const line = svg("line", { x1: cx, y1: cy, x2: x, y2: y, class: "edge", "stroke-width": Math.min(6, 1 + n.sentences) });
+    const hitArea = svg("line", { x1: cx, y1: cy, x2: x, y2: y, class: "hit", "data-edge": n.concept.key },
+      svg("title", {}, `${n.sentences} sentences name ${d.concept.key} and ${n.concept.key}: open the evidence`));
+    hitArea.addEventListener("click", open);
+    drawing.append(line, hitArea);
+    const node = svg("g", { class: "node", "data-concept": n.concept.key },
+      svg("circle", { cx: x, cy: y, r: 6 }),
+      svg("text", { x, y: y - 10, "text-anchor": "middle" }, n.concept.key));
+    node.addEventListener("click", () => showConcept(n.concept.key));
+    nodes.push(node);
+    const item = el("li", {},
+      el("button", { class: "chip", type: "button", onclick: () => showConcept(n.concept.key) }, n.concept.key),
+      ` ${n.sentences} sentences `);
+    for (const p of evidence) {
+      item.append(el("button", { class: "plain", type: "button", onclick: () => showPassage(p) }, `${p.title} p.${p.page}`), " ");
+    }
+    list.append(item);
+  });
+  drawing.append(...nodes, svg("g", { class: "node centre" },
+    svg("circle", { cx, cy, r: 9 }),
+    svg("text", { x: cx, y: cy - 14, "text-anchor": "middle" }, d.concept.key)));
+  const mentions = el("p", { class: "meta" }, "Mentioned in: ");
+  for (const id of d.chunks) {
+    const p = passage(id);
+    if (p) mentions.append(el("button", { class: "plain", type: "button", onclick: () => showPassage(p) }, `${p.title} p.${p.page}`), " ");
+  }
+  box.replaceChildren(drawing, list, mentions);
+  $("panel").hidden = false;
 }
 
 $("panel-close").addEventListener("click", () => { $("panel").hidden = true; });

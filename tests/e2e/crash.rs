@@ -1,6 +1,7 @@
 //! Crash safety: `cairn ingest` is killed with SIGKILL at random moments while it ingests
 //! many documents. After each restart, every acknowledged document is fully searchable, no
-//! document is half stored or half indexed, and the indexes agree with the catalog.
+//! document is half stored or half indexed, and the indexes (the concept graph among them)
+//! agree with the catalog.
 
 use crate::support::*;
 use rand::Rng;
@@ -91,6 +92,15 @@ fn kill_9_during_ingest_loses_nothing_acknowledged() {
         // Restart: the store catches up from the catalog; then everything must agree.
         let verify = json(&ok(cairn(&data).args(["docs", "verify", "--json"])));
         assert_eq!(verify["consistent"], true, "round {round}: {verify}");
+        // The concept graph is one of the indexes checked: rebuilt from the catalog's
+        // concepts, it holds exactly the catalog's chunks.
+        let graph = verify["indexes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == "graph")
+            .unwrap_or_else(|| panic!("round {round}: no graph index: {verify}"));
+        assert_eq!(graph["live_chunks"], verify["catalog_chunks"], "{verify}");
         let listed = json(&ok(cairn(&data).args(["docs", "list", "--json"])));
         let listed = listed["documents"].as_array().unwrap();
         for source in acked.keys() {

@@ -32,7 +32,7 @@ impl Default for WalkSettings {
     fn default() -> Self {
         WalkSettings {
             damping: 0.5,
-            concept_share: 0.5,
+            concept_share: 0.25,
             max_rounds: 50,
             tolerance: 1e-6,
         }

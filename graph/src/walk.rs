@@ -101,11 +101,6 @@ impl Walk {
         }
     }
 
-    /// Whether the graph holds this chunk (it mentions a concept of the graph).
-    pub fn holds(&self, chunk: ChunkId) -> bool {
-        self.node_of.contains_key(&chunk)
-    }
-
     /// How many chunks the graph holds.
     pub fn chunks(&self) -> usize {
         self.chunk_ids.len()

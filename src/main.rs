@@ -60,11 +60,9 @@ enum Command {
     Ask(cmd::ask::Args),
     /// Score retrieval on a judged question set (nDCG, recall, MRR, latency per mode)
     Eval(cmd::eval::Args),
-    /// Benchmarks against peers run side by side (generation: llama.cpp)
-    Bench {
-        #[command(subcommand)]
-        command: cmd::bench::BenchCommand,
-    },
+    /// Benchmarks side by side with peers: generate (llama.cpp), embed (sentence-transformers),
+    /// ann (hnswlib, faiss), bm25 (bm25s)
+    Bench(cmd::bench::Args),
     /// List, show, delete or verify documents
     Docs {
         #[command(subcommand)]
@@ -203,7 +201,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Graph { command } => cmd::graph::run(config, &groups, command).await,
         Command::Keys { command } => cmd::keys::run(config, &groups, command).await,
         Command::Audit(args) => cmd::keys::audit(config, args).await,
-        Command::Bench { command } => cmd::bench::run(config, command).await,
+        Command::Bench(args) => cmd::bench::run(config, args).await,
         Command::ParseWorker(args) => Ok(cmd::parse_worker::run(&args)),
     }
 }

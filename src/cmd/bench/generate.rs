@@ -1,10 +1,9 @@
-//! `cairn bench generate`: tokens per second of the local generation engine, alone and with
+//! The `generate` suite: tokens per second of the local generation engine, alone and with
 //! concurrent streams, side by side with llama.cpp (llama-cpp-python) on the same GGUF file
 //! and the same thread counts.
 //!
-//! Each thread count runs in a child process (`RAYON_NUM_THREADS` fixes candle's pool when
-//! it starts), each measurement is repeated and its median reported. Decode speed is the
-//! tokens generated after the first one divided by the time after the first one, so prompt
+//! Each thread count runs in a child process pinned to that many CPUs, each measurement is
+//! repeated and its median reported. Decode speed is the tokens generated after the first one divided by the time after the first one, so prompt
 //! reading is left out; aggregate speed with N streams is all their tokens over the wall
 //! time of the whole batch. The peer is measured by `bench/generate/llama_cpp_peer.py` in the
 //! virtual environment that `bench/generate/setup` makes; without it the table says so.
@@ -18,43 +17,25 @@ use cairn_core::Config;
 use cairn_llm::{ChatMessage, Engine, EngineOptions, Event, Role, SamplingParams};
 use serde::{Deserialize, Serialize};
 
-#[derive(clap::Subcommand, Debug)]
-pub enum BenchCommand {
-    /// Decode tokens/s of the local engine (1 stream and N streams) against llama.cpp
-    Generate(Args),
-}
+use super::median;
 
+/// The generate suite's own options.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// The GGUF model: a folder under the models dir or a path [default: [generate] model]
+    /// (generate) The GGUF model: a folder under the models dir or a path [default: [generate] model]
     #[arg(long)]
     model: Option<String>,
-    /// Thread counts to measure (comma-separated)
-    #[arg(long, value_delimiter = ',', default_value = "1,2")]
-    threads: Vec<usize>,
-    /// Concurrent streams to measure (comma-separated)
+    /// (generate) Concurrent streams to measure (comma-separated)
     #[arg(long, value_delimiter = ',', default_value = "1,8")]
     streams: Vec<usize>,
-    /// Tokens generated per stream
+    /// (generate) Tokens generated per stream
     #[arg(long, default_value_t = 128)]
     tokens: usize,
-    /// Words of passage text put before the request, so that reading the prompt is
-    /// measured at the length of a question with its retrieved passages (0: the request
+    /// (generate) Words of passage text put before the request, so that reading the prompt
+    /// is measured at the length of a question with its retrieved passages (0: the request
     /// alone)
     #[arg(long, default_value_t = 0)]
     prompt_words: usize,
-    /// Repetitions of each measurement (the median is reported)
-    #[arg(long, default_value_t = 3)]
-    repeat: usize,
-    /// Python with llama-cpp-python [default: ~/.cache/cairn/bench-venv/bin/python]
-    #[arg(long)]
-    peer_python: Option<PathBuf>,
-    /// Print JSON
-    #[arg(long)]
-    json: bool,
-    /// Measure in this process with its thread pool as it is (internal)
-    #[arg(long, hide = true)]
-    worker: bool,
 }
 
 /// One measured configuration.
@@ -87,43 +68,43 @@ fn prompt(words: usize) -> String {
     format!("Passages:\n{}\n\n{PROMPT}", passage.join(" "))
 }
 
-pub async fn run(config: Config, command: BenchCommand) -> Result<ExitCode> {
-    let BenchCommand::Generate(args) = command;
+/// The GGUF file the suite measures.
+fn model_file(config: &Config, args: &Args) -> Result<PathBuf> {
     let model = args
         .model
         .clone()
         .unwrap_or_else(|| config.generate.model.clone());
-    let path = crate::app::model_path(&config, &model);
-    let gguf = gguf_file(&path)?;
-    if args.worker {
-        let rows = tokio::task::spawn_blocking({
-            let args = args.clone();
-            move || measure_cairn(&gguf, &args)
-        })
-        .await??;
-        println!("{}", serde_json::to_string(&rows)?);
-        return Ok(ExitCode::SUCCESS);
-    }
+    gguf_file(&crate::app::model_path(config, &model))
+}
+
+/// The child: measures cairn in this process with its thread pool as it is.
+pub async fn worker(config: &Config, all: &super::Args) -> Result<ExitCode> {
+    let gguf = model_file(config, &all.generate)?;
+    let (args, repeat) = (all.generate.clone(), all.repeat);
+    let rows = tokio::task::spawn_blocking(move || measure_cairn(&gguf, &args, repeat)).await??;
+    println!("{}", serde_json::to_string(&rows)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run(config: &Config, all: &super::Args) -> Result<()> {
+    let args = &all.generate;
+    let gguf = model_file(config, args)?;
     let exe = std::env::current_exe()?;
-    let python = args.peer_python.clone().unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/cairn/bench-venv/bin/python")
-    });
-    let peer_script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/generate/llama_cpp_peer.py");
+    let python = super::peer_python(all);
+    let peer_script = super::bench_dir().join("generate/llama_cpp_peer.py");
+    let threads_list = super::thread_counts(all);
     let mut rows: Vec<Row> = Vec::new();
     let mut notes = Vec::new();
-    for &threads in &args.threads {
+    for &threads in &threads_list {
         eprintln!("bench: cairn, {threads} thread(s) …");
-        let out = Command::new(&exe)
+        let out = super::pinned(&exe, threads)
             .args(["bench", "generate", "--worker", "--model"])
             .arg(&gguf)
             .args(["--tokens", &args.tokens.to_string()])
-            .args(["--repeat", &args.repeat.to_string()])
+            .args(["--repeat", &all.repeat.to_string()])
             .args(["--prompt-words", &args.prompt_words.to_string()])
             .arg("--streams")
             .arg(join(&args.streams))
-            .env("RAYON_NUM_THREADS", threads.to_string())
             .output()
             .context("running the measuring child")?;
         if !out.status.success() {
@@ -137,6 +118,9 @@ pub async fn run(config: Config, command: BenchCommand) -> Result<ExitCode> {
             r.threads = threads;
         }
         rows.extend(measured);
+        if all.no_peers {
+            continue;
+        }
         if python.exists() && peer_script.exists() {
             eprintln!("bench: llama.cpp, {threads} thread(s) …");
             let out = Command::new(&python)
@@ -144,7 +128,7 @@ pub async fn run(config: Config, command: BenchCommand) -> Result<ExitCode> {
                 .arg(&gguf)
                 .args(["--threads", &threads.to_string()])
                 .args(["--tokens", &args.tokens.to_string()])
-                .args(["--repeat", &args.repeat.to_string()])
+                .args(["--repeat", &all.repeat.to_string()])
                 .args(["--prompt", &prompt(args.prompt_words)])
                 .output()
                 .context("running the llama.cpp peer")?;
@@ -159,28 +143,28 @@ pub async fn run(config: Config, command: BenchCommand) -> Result<ExitCode> {
                         .unwrap_or("")
                 ));
             }
-        } else if threads == args.threads[0] {
+        } else if threads == threads_list[0] {
             notes.push(format!(
                 "llama.cpp not measured: run bench/generate/setup (looked for {})",
                 python.display()
             ));
         }
     }
-    if args.json {
+    if all.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "model": gguf, "tokens": args.tokens, "repeat": args.repeat,
+                "model": gguf, "tokens": args.tokens, "repeat": all.repeat,
                 "cpu_kernels": cairn_llm::cpu_kernels(), "rows": rows, "notes": notes
             }))?
         );
     } else {
-        print_table(&gguf, &args, &rows);
+        print_table(&gguf, args, all.repeat, &rows);
         for n in notes {
             println!("note: {n}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn join(xs: &[usize]) -> String {
@@ -190,13 +174,13 @@ fn join(xs: &[usize]) -> String {
         .join(",")
 }
 
-fn print_table(gguf: &Path, args: &Args, rows: &[Row]) {
+fn print_table(gguf: &Path, args: &Args, repeat: usize, rows: &[Row]) {
     println!(
         "model {} · {} tokens per stream · {} words of passages · median of {} · CPU kernels {}",
         gguf.display(),
         args.tokens,
         args.prompt_words,
-        args.repeat,
+        repeat,
         cairn_llm::cpu_kernels()
     );
     println!(
@@ -239,13 +223,8 @@ fn gguf_file(path: &Path) -> Result<PathBuf> {
     Ok(gguf.path().to_path_buf())
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
 /// Runs every stream count `repeat` times in this process.
-fn measure_cairn(gguf: &Path, args: &Args) -> Result<Vec<Row>> {
+fn measure_cairn(gguf: &Path, args: &Args, repeat: usize) -> Result<Vec<Row>> {
     let max_batch = args.streams.iter().copied().max().unwrap_or(1);
     let device = cairn_infer::pick_device()?;
     let local = cairn_infer::LocalGenerator::load(
@@ -262,7 +241,7 @@ fn measure_cairn(gguf: &Path, args: &Args) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for &streams in &args.streams {
         let (mut decode, mut prefill) = (Vec::new(), Vec::new());
-        for _ in 0..args.repeat.max(1) {
+        for _ in 0..repeat.max(1) {
             let (d, p) = one_run(engine, &prompt, streams, args.tokens)?;
             decode.push(d);
             prefill.push(p);

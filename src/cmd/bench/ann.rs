@@ -43,7 +43,7 @@ impl Vectors {
 }
 
 fn is_query(id: usize) -> bool {
-    id % 100 == 0
+    id.is_multiple_of(100)
 }
 
 fn model_tag(config: &Config) -> String {
@@ -204,7 +204,7 @@ pub async fn worker(config: &Config, args: &super::Args) -> Result<Report> {
     let n = corpus::passages(args)?.len();
     let (vectors_file, truth_file) = files(args, config, n);
     let data = read_f32(&vectors_file)?;
-    if data.is_empty() || data.len() % n != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(n) {
         bail!("{} does not hold {n} vectors", vectors_file.display());
     }
     let vectors = Vectors {

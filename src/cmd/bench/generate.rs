@@ -21,7 +21,7 @@ use super::median;
 
 /// The generate suite's own options.
 #[derive(clap::Args, Debug, Clone)]
-pub struct Args {
+pub struct GenerateArgs {
     /// (generate) The GGUF model: a folder under the models dir or a path [default: [generate] model]
     #[arg(long)]
     model: Option<String>,
@@ -69,7 +69,7 @@ fn prompt(words: usize) -> String {
 }
 
 /// The GGUF file the suite measures.
-fn model_file(config: &Config, args: &Args) -> Result<PathBuf> {
+fn model_file(config: &Config, args: &GenerateArgs) -> Result<PathBuf> {
     let model = args
         .model
         .clone()
@@ -174,7 +174,7 @@ fn join(xs: &[usize]) -> String {
         .join(",")
 }
 
-fn print_table(gguf: &Path, args: &Args, repeat: usize, rows: &[Row]) {
+fn print_table(gguf: &Path, args: &GenerateArgs, repeat: usize, rows: &[Row]) {
     println!(
         "model {} · {} tokens per stream · {} words of passages · median of {} · CPU kernels {}",
         gguf.display(),
@@ -224,7 +224,7 @@ fn gguf_file(path: &Path) -> Result<PathBuf> {
 }
 
 /// Runs every stream count `repeat` times in this process.
-fn measure_cairn(gguf: &Path, args: &Args, repeat: usize) -> Result<Vec<Row>> {
+fn measure_cairn(gguf: &Path, args: &GenerateArgs, repeat: usize) -> Result<Vec<Row>> {
     let max_batch = args.streams.iter().copied().max().unwrap_or(1);
     let device = cairn_infer::pick_device()?;
     let local = cairn_infer::LocalGenerator::load(

@@ -84,7 +84,7 @@ pub struct Args {
     #[arg(long)]
     no_write: bool,
     #[command(flatten)]
-    generate: generate::Args,
+    generate: generate::GenerateArgs,
     /// Measure in this process with the CPUs it was given (internal)
     #[arg(long, hide = true)]
     worker: bool,

@@ -26,6 +26,7 @@ use cairn_core::{
     Scope, Seq,
 };
 use serde::{Deserialize, Serialize};
+use tantivy::Searcher;
 use tantivy::collector::TopDocs;
 use tantivy::query::{
     BooleanQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery,
@@ -337,33 +338,52 @@ impl Inner {
         Ok(terms)
     }
 
-    fn scope_query(&self, scope: &Scope) -> Box<dyn Query> {
+    /// The filter of `scope` over the chunks `searcher` holds.
+    ///
+    /// Built so that the intersection with the text query only seeks: the groups as a
+    /// union of term postings (a `TermSetQuery` would build a bit set of every matching
+    /// chunk on every search), and the sequence range left out when no chunk of the searcher
+    /// lies past `scope.max_seq` (the seq column's maximum, read from the same searcher, so a
+    /// concurrent commit cannot slip a newer chunk past it).
+    fn scope_query(&self, scope: &Scope, searcher: &Searcher) -> Result<Box<dyn Query>> {
         let f = self.fields;
         let p = &scope.principal;
+        let term = |field, text: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, text),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let mut groups: Vec<Box<dyn Query>> =
+            p.index_groups().iter().map(|g| term(f.groups, g)).collect();
+        let groups = if groups.len() == 1 {
+            groups.remove(0)
+        } else {
+            Box::new(BooleanQuery::new(
+                groups.into_iter().map(|q| (Occur::Should, q)).collect(),
+            ))
+        };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
-            (
-                Occur::Must,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(f.tenant, &p.tenant),
-                    IndexRecordOption::Basic,
-                )),
-            ),
-            (
-                Occur::Must,
-                Box::new(TermSetQuery::new(
-                    p.index_groups()
-                        .iter()
-                        .map(|g| Term::from_field_text(f.groups, g)),
-                )),
-            ),
-            (
+            (Occur::Must, term(f.tenant, &p.tenant)),
+            (Occur::Must, groups),
+        ];
+        let mut newest = 0u64;
+        for segment in searcher.segment_readers() {
+            let column = segment
+                .fast_fields()
+                .u64("seq")
+                .map_err(|e| tantivy_err("no seq column", e))?;
+            newest = newest.max(column.max_value());
+        }
+        if newest > seq_to_u64(scope.max_seq) {
+            clauses.push((
                 Occur::Must,
                 Box::new(RangeQuery::new(
                     Bound::Unbounded,
                     Bound::Included(Term::from_field_u64(f.seq, seq_to_u64(scope.max_seq))),
                 )),
-            ),
-        ];
+            ));
+        }
         if let Some(ids) = &scope.doc_ids {
             clauses.push((
                 Occur::Must,
@@ -373,10 +393,10 @@ impl Inner {
                 )),
             ));
         }
-        Box::new(ConstScoreQuery::new(
+        Ok(Box::new(ConstScoreQuery::new(
             Box::new(BooleanQuery::new(clauses)),
             0.0,
-        ))
+        )))
     }
 
     fn search(&self, query: &str, k: usize, scope: &Scope) -> Result<Vec<Candidate>> {
@@ -396,14 +416,14 @@ impl Inner {
         if text.is_empty() {
             return Ok(Vec::new());
         }
+        let searcher = self.reader.searcher();
         let full = BooleanQuery::new(vec![
             (
                 Occur::Must,
                 Box::new(BooleanQuery::new(text)) as Box<dyn Query>,
             ),
-            (Occur::Must, self.scope_query(scope)),
+            (Occur::Must, self.scope_query(scope, &searcher)?),
         ]);
-        let searcher = self.reader.searcher();
         let k = k.min(searcher.num_docs() as usize);
         if k == 0 {
             return Ok(Vec::new());

@@ -69,9 +69,118 @@ pub struct ClampedCosine;
 
 impl Distance<f32> for ClampedCosine {
     fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
-        let dot: f32 = va.iter().zip(vb).map(|(a, b)| a * b).sum();
-        let d = 1.0 - dot;
+        let d = 1.0 - dot(va, vb);
         if d.is_nan() { 2.0 } else { d.clamp(0.0, 2.0) }
+    }
+}
+
+/// The dot product of `a` and `b` (over the shorter's length).
+///
+/// Every distance of the HNSW walk, of its build and of the exact scan goes through here.
+/// A plain `zip().map().sum()` adds one product at a time (float addition is not
+/// associative, so the compiler may not reorder it) and the auto-vectorizer pairs lanes
+/// two by two at best; with AVX2 and FMA, which the build enables (x86-64-v3), two 8-lane
+/// accumulators do it in 384 / 16 = 24 steps for MiniLM's vectors.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    {
+        // SAFETY: AVX2 and FMA are enabled for the whole build (the cfg above), and
+        // `dot_avx2` reads only within the two slices, which have the same length.
+        unsafe { dot_avx2(a, b) }
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )))]
+    {
+        let mut lanes = [0f32; 8];
+        for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+            for ((l, p), q) in lanes.iter_mut().zip(x).zip(y) {
+                *l += p * q;
+            }
+        }
+        let tail = n - n % 8;
+        lanes.iter().sum::<f32>()
+            + a[tail..]
+                .iter()
+                .zip(&b[tail..])
+                .map(|(p, q)| p * q)
+                .sum::<f32>()
+    }
+}
+
+/// [`dot`] with AVX2 and FMA; `a` and `b` have the same length.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::{
+        _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    };
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len();
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut i = 0;
+    let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    // SAFETY (every load): `i + 8 <= n` or `i + 16 <= n` holds where it is read.
+    unsafe {
+        while i + 16 <= n {
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
+            s1 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(pa.add(i + 8)),
+                _mm256_loadu_ps(pb.add(i + 8)),
+                s1,
+            );
+            i += 16;
+        }
+        if i + 8 <= n {
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
+            i += 8;
+        }
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds exactly eight floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(s0, s1)) };
+    let mut sum: f32 = lanes.iter().sum();
+    while i < n {
+        sum += a[i] * b[i];
+        i += 1;
+    }
+    sum
+}
+
+#[cfg(test)]
+mod dot_tests {
+    use super::dot;
+
+    #[test]
+    fn dot_matches_the_plain_sum_at_every_length_and_tail() {
+        for n in [0, 1, 7, 8, 9, 15, 16, 17, 31, 384, 385] {
+            let a: Vec<f32> = (0..n).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0).collect();
+            let plain: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (*x as f64) * (*y as f64))
+                .sum();
+            let got = dot(&a, &b) as f64;
+            assert!(
+                (got - plain).abs() <= 1e-4 * (1.0 + plain.abs()),
+                "n {n}: {got} vs {plain}"
+            );
+        }
+        // The shorter slice bounds the sum.
+        assert_eq!(dot(&[1.0, 2.0, 3.0], &[1.0, 1.0]), 3.0);
     }
 }
 
@@ -224,7 +333,7 @@ impl State {
         self.graph = graph;
     }
 
-    fn search(&self, query: &[f32], k: usize, scope: &Scope) -> Vec<Candidate> {
+    fn search(&self, query: &[f32], k: usize, min_ef: usize, scope: &Scope) -> Vec<Candidate> {
         let total = self.graph.get_nb_point();
         let k = k.min(self.live.len());
         if k == 0 || total == 0 || self.live.is_empty() {
@@ -234,7 +343,7 @@ impl State {
         let admit = |slot: &usize| self.live.get(slot).is_some_and(|e| filter.admits(e));
         // Widen the walk in proportion to the share of tombstones.
         let live_share = self.live.len() as f64 / total as f64;
-        let ef = ((MIN_EF_SEARCH.max(2 * k)) as f64 / live_share).ceil() as usize;
+        let ef = ((min_ef.max(2 * k)) as f64 / live_share).ceil() as usize;
         let ef = ef.min(total.max(k));
         let found = self.graph.search_filter(query, ef, ef, Some(&admit));
         let mut hits: Vec<Candidate> = found
@@ -305,6 +414,8 @@ struct Inner {
     state: RwLock<State>,
     applied: AtomicI64,
     live: AtomicUsize,
+    /// The smallest candidate list of a search ([`HnswStore::set_min_ef_search`]).
+    min_ef: AtomicUsize,
     /// Bumped by every change to the state (under its write lock).
     generation: AtomicU64,
     /// The generation of the last snapshot written; also serialises snapshot writers.
@@ -365,6 +476,7 @@ impl HnswStore {
                 state: RwLock::new(state),
                 applied: AtomicI64::new(applied.0),
                 live: AtomicUsize::new(live),
+                min_ef: AtomicUsize::new(MIN_EF_SEARCH),
                 generation: AtomicU64::new(0),
                 flushed: Mutex::new(0),
             }),
@@ -372,6 +484,13 @@ impl HnswStore {
     }
 
     /// Dimensions of the stored vectors.
+    /// Sets the smallest candidate list a search walks (default 128; a search for `k`
+    /// results walks at least `2k`). Smaller is faster at lower recall; the `ann` benchmark
+    /// sweeps it.
+    pub fn set_min_ef_search(&self, ef: usize) {
+        self.inner.min_ef.store(ef.max(1), Ordering::Relaxed);
+    }
+
     pub fn dims(&self) -> usize {
         self.inner.dims
     }
@@ -428,7 +547,7 @@ impl Inner {
     fn search(&self, query: &[f32], k: usize, scope: &Scope) -> Result<Vec<Candidate>> {
         let q = normalised(query, self.dims, "query vector")?;
         let state = self.state.read().map_err(|_| poisoned())?;
-        Ok(state.search(&q, k, scope))
+        Ok(state.search(&q, k, self.min_ef.load(Ordering::Relaxed), scope))
     }
 
     fn flush(&self) -> Result<()> {

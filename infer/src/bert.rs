@@ -243,10 +243,23 @@ impl BertEncoder {
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
 
-        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(self.batch_size) {
+        // On the CPU, forward passes of different sub-batches run at once on rayon's pool
+        // (sized to the CPUs this process may use): a pass over 32 short passages splits
+        // poorly across cores, while whole passes side by side keep every core busy. The
+        // kernels inside a pass still use the pool when a core is idle.
+        let chunks: Vec<&[usize]> = order.chunks(self.batch_size).collect();
+        let forward = |chunk: &&[usize]| {
             let ids: Vec<&[u32]> = chunk.iter().map(|&i| encodings[i].get_ids()).collect();
-            let pooled = self.forward(&ids)?;
+            self.forward(&ids)
+        };
+        let pooled: Vec<Vec<Vec<f32>>> = if self.device.is_cpu() && chunks.len() > 1 {
+            use rayon::prelude::*;
+            chunks.par_iter().map(forward).collect::<Result<_>>()?
+        } else {
+            chunks.iter().map(forward).collect::<Result<_>>()?
+        };
+        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for (chunk, pooled) in chunks.iter().zip(pooled) {
             for (&i, vector) in chunk.iter().zip(pooled) {
                 vectors[i] = vector;
             }

@@ -57,6 +57,15 @@ fn graph_settings(c: &GraphConfig) -> GraphSettings {
             concept_share: c.concept_share,
             ..Default::default()
         },
+        communities: cairn_graph::CommunitySettings {
+            max_size: c.community_size.max(2),
+            resolution: if c.community_resolution.is_finite() && c.community_resolution > 0.0 {
+                c.community_resolution
+            } else {
+                1.0
+            },
+            ..Default::default()
+        },
         cache: c.cache,
     }
 }

@@ -179,3 +179,63 @@ pub struct Passage {
     pub heading_path: Vec<String>,
     pub text: String,
 }
+
+/// Two concepts of a community and the sentences that join them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Relation {
+    pub a: String,
+    pub b: String,
+    /// Readable sentences mentioning both.
+    pub sentences: usize,
+    pub pmi: f32,
+    /// Chunks with a sentence that mentions both.
+    pub evidence: Vec<ChunkId>,
+}
+
+/// A community of a caller's graph (hierarchical Leiden over the concepts' co-occurrence)
+/// with its extractive report: its main concepts, the relations between them, and the
+/// passages that represent it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CommunityInfo {
+    /// Its place in the hierarchy: "3" at the top, "3.1" inside it (numbered by size).
+    /// Ids hold for one state of the graph; a write may renumber them.
+    pub id: String,
+    /// 0 at the top.
+    pub level: usize,
+    pub parent: Option<String>,
+    /// Communities it splits into, one level down.
+    pub children: Vec<String>,
+    /// Its three main concepts.
+    pub title: String,
+    /// Concepts in it.
+    pub concepts: usize,
+    /// Readable chunks that mention one of its concepts.
+    pub chunks: usize,
+    /// Its concepts mentioned by the most chunks.
+    pub top_concepts: Vec<ConceptInfo>,
+    /// Its strongest relations (most shared sentences).
+    pub relations: Vec<Relation>,
+    /// The chunks that mention the most of its concepts, best first.
+    pub representative: Vec<ChunkId>,
+}
+
+/// Communities of a caller's graph: `GET /v1/graph/communities`, `cairn graph
+/// communities`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CommunityList {
+    pub stats: GraphStats,
+    /// Levels of the hierarchy.
+    pub levels: usize,
+    /// How many communities match (more than listed when over the limit).
+    pub total: usize,
+    pub communities: Vec<CommunityInfo>,
+}
+
+/// A community's report with the passages behind it: `GET /v1/graph/communities/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CommunityReport {
+    #[serde(flatten)]
+    pub community: CommunityInfo,
+    /// Every chunk named above (representative passages and relations' evidence), by id.
+    pub passages: Vec<Passage>,
+}

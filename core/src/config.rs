@@ -348,6 +348,10 @@ pub struct GraphConfig {
     pub concept_share: f32,
     /// Assembled graphs kept for reuse (one per distinct set of readable chunks).
     pub cache: usize,
+    /// A community with more concepts than this is split again, one level down.
+    pub community_size: usize,
+    /// Leiden's resolution for the top level of communities: higher, smaller ones.
+    pub community_resolution: f64,
 }
 
 impl Default for GraphConfig {
@@ -361,6 +365,8 @@ impl Default for GraphConfig {
             // all-evidence@10 of 0.25, 0.5, 0.75.
             concept_share: 0.25,
             cache: 8,
+            community_size: 40,
+            community_resolution: 1.0,
         }
     }
 }

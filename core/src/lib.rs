@@ -30,8 +30,8 @@ pub use acl::{Acl, Actor, DEFAULT_TENANT, PUBLIC_GROUP, Principal, Role};
 pub use answer::{Answer, AnswerMode, AnswerSentence, AnswerSignals, AskRequest, Citation};
 pub use auth::{ApiKey, AuditEntry, AuditLog, AuditQuery, KeyStore};
 pub use concept::{
-    ConceptDetail, ConceptInfo, ConceptKind, ConceptList, Concepts, GraphStats, Mention, Merge,
-    Neighbour, Neighbourhood, Passage,
+    CommunityInfo, CommunityList, CommunityReport, ConceptDetail, ConceptInfo, ConceptKind,
+    ConceptList, Concepts, GraphStats, Mention, Merge, Neighbour, Neighbourhood, Passage, Relation,
 };
 pub use config::Config;
 pub use document::{Chunk, Document, Lang, NewChunk, NewDocument, Span};

@@ -7,8 +7,8 @@
 //! candidates within a [`Scope`], then reads the chunks back from the [`Catalog`].
 
 use crate::{
-    Acl, Chunk, ChunkId, ConceptList, Concepts, DocId, Document, Hit, Lang, Neighbourhood,
-    NewChunk, NewDocument, Origin, OriginKind, Principal, Result, Seq,
+    Acl, Chunk, ChunkId, CommunityInfo, CommunityList, ConceptList, Concepts, DocId, Document, Hit,
+    Lang, Neighbourhood, NewChunk, NewDocument, Origin, OriginKind, Principal, Result, Seq,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -349,6 +349,26 @@ pub trait GraphRetriever: DerivedIndex {
         limit: usize,
         scope: &Scope,
     ) -> Result<Option<Neighbourhood>>;
+
+    /// The communities of the graph of `scope`'s chunks at `level` (0 is the top) that hold
+    /// a concept whose key or an alias contains `filter` (lower-cased; all when empty),
+    /// the most chunks first, at most `limit`; each with at most `limit` top concepts,
+    /// relations and representative chunks.
+    async fn communities(
+        &self,
+        filter: &str,
+        level: usize,
+        limit: usize,
+        scope: &Scope,
+    ) -> Result<CommunityList>;
+
+    /// The community `id` of the graph of `scope`'s chunks; `None` when it has none.
+    async fn community(
+        &self,
+        id: &str,
+        limit: usize,
+        scope: &Scope,
+    ) -> Result<Option<CommunityInfo>>;
 }
 
 /// The indexes derived from one catalog, taken together: the retrievers a search asks, and

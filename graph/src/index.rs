@@ -16,15 +16,17 @@
 //! never share one, and a write retires every graph assembled before it.
 
 use crate::assemble::{Concept, ConceptGraph, Settings, assemble};
+use crate::communities::{Communities, Community, CommunitySettings, detect, representative};
 use crate::concepts::{extract, sub_keys};
 use crate::walk::{Walk, WalkSettings};
 use async_trait::async_trait;
 use cairn_core::{
-    Acl, Candidate, ChunkId, ConceptInfo, ConceptKind, ConceptList, Concepts, DerivedIndex, DocId,
-    GraphRetriever, GraphStats, IndexBatch, Lang, Neighbour, Neighbourhood, Result, Scope, Seq,
+    Acl, Candidate, ChunkId, CommunityInfo, CommunityList, ConceptInfo, ConceptKind, ConceptList,
+    Concepts, DerivedIndex, DocId, GraphRetriever, GraphStats, IndexBatch, Lang, Neighbour,
+    Neighbourhood, Relation, Result, Scope, Seq,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// What the index keeps of a chunk.
 #[derive(Debug, Clone)]
@@ -78,6 +80,34 @@ impl CacheKey {
 pub struct Prepared {
     pub graph: ConceptGraph,
     pub walk: Walk,
+    /// Found when first asked for.
+    communities: OnceLock<Communities>,
+}
+
+impl Prepared {
+    fn new(graph: ConceptGraph) -> Prepared {
+        let walk = Walk::new(&graph);
+        Prepared {
+            graph,
+            walk,
+            communities: OnceLock::new(),
+        }
+    }
+
+    /// The graph's communities, found on the first call.
+    pub fn communities(&self, settings: &CommunitySettings) -> &Communities {
+        self.communities
+            .get_or_init(|| detect(&self.graph, settings))
+    }
+
+    fn stats(&self) -> GraphStats {
+        GraphStats {
+            chunks: self.walk.chunks(),
+            concepts: self.graph.concepts.len(),
+            edges: self.graph.edges.len(),
+            sentences: self.graph.sentences,
+        }
+    }
 }
 
 /// How the graph is assembled and walked.
@@ -85,6 +115,7 @@ pub struct Prepared {
 pub struct GraphSettings {
     pub assemble: Settings,
     pub walk: WalkSettings,
+    pub communities: CommunitySettings,
     /// Assembled graphs kept (least recently used goes first); 0 keeps none.
     pub cache: usize,
 }
@@ -94,6 +125,7 @@ impl Default for GraphSettings {
         GraphSettings {
             assemble: Settings::default(),
             walk: WalkSettings::default(),
+            communities: CommunitySettings::default(),
             cache: 8,
         }
     }
@@ -171,8 +203,7 @@ impl Inner {
         }
         let graph = state.assemble(scope, &self.settings.assemble);
         drop(state);
-        let walk = Walk::new(&graph);
-        let prepared = Arc::new(Prepared { graph, walk });
+        let prepared = Arc::new(Prepared::new(graph));
         if self.settings.cache > 0 {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             // Graphs of an older generation can never be asked for again.
@@ -248,12 +279,7 @@ impl Inner {
             .collect();
         matching.sort_by(|a, b| b.chunks.len().cmp(&a.chunks.len()).then(a.key.cmp(&b.key)));
         ConceptList {
-            stats: GraphStats {
-                chunks: prepared.walk.chunks(),
-                concepts: graph.concepts.len(),
-                edges: graph.edges.len(),
-                sentences: graph.sentences,
-            },
+            stats: prepared.stats(),
             total: matching.len(),
             concepts: matching.into_iter().take(limit).map(info).collect(),
         }
@@ -305,8 +331,114 @@ impl Inner {
     }
 }
 
+impl Inner {
+    fn communities(
+        &self,
+        filter: &str,
+        level: usize,
+        limit: usize,
+        scope: &Scope,
+    ) -> CommunityList {
+        let prepared = self.prepared(scope);
+        let graph = &prepared.graph;
+        let found = prepared.communities(&self.settings.communities);
+        let filter = filter.trim().to_lowercase();
+        let matches = |c: &Community| {
+            filter.is_empty()
+                || c.concepts.iter().any(|&at| {
+                    let concept = &graph.concepts[at];
+                    concept.key.contains(&filter)
+                        || concept.aliases.iter().any(|a| a.contains(&filter))
+                })
+        };
+        let mut matching: Vec<&Community> = found
+            .list
+            .iter()
+            .filter(|c| c.level == level && matches(c))
+            .collect();
+        matching.sort_by(|a, b| b.chunks.len().cmp(&a.chunks.len()).then(a.id.cmp(&b.id)));
+        let state = self.read();
+        CommunityList {
+            stats: prepared.stats(),
+            levels: found.levels(),
+            total: matching.len(),
+            communities: matching
+                .into_iter()
+                .take(limit)
+                .map(|c| report(&state, graph, found, c, limit))
+                .collect(),
+        }
+    }
+
+    fn community(&self, id: &str, limit: usize, scope: &Scope) -> Option<CommunityInfo> {
+        let prepared = self.prepared(scope);
+        let found = prepared.communities(&self.settings.communities);
+        let community = found.find(id.trim())?;
+        let state = self.read();
+        Some(report(&state, &prepared.graph, found, community, limit))
+    }
+}
+
+/// A community's extractive report: its main concepts, its strongest relations with their
+/// evidence, and its representative chunks, at most `limit` of each.
+fn report(
+    state: &State,
+    graph: &ConceptGraph,
+    found: &Communities,
+    c: &Community,
+    limit: usize,
+) -> CommunityInfo {
+    let title = c
+        .concepts
+        .iter()
+        .take(3)
+        .map(|&at| graph.concepts[at].key.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let relations = c
+        .edges
+        .iter()
+        .take(limit)
+        .map(|&e| {
+            let edge = &graph.edges[e];
+            let (a, b) = (&graph.concepts[edge.a], &graph.concepts[edge.b]);
+            Relation {
+                a: a.key.clone(),
+                b: b.key.clone(),
+                sentences: edge.sentences,
+                pmi: edge.pmi,
+                evidence: evidence(state, a, b, EVIDENCE_PER_EDGE),
+            }
+        })
+        .collect();
+    CommunityInfo {
+        id: c.id.clone(),
+        level: c.level,
+        parent: c.parent.map(|p| found.list[p].id.clone()),
+        children: c
+            .children
+            .iter()
+            .map(|&x| found.list[x].id.clone())
+            .collect(),
+        title,
+        concepts: c.concepts.len(),
+        chunks: c.chunks.len(),
+        top_concepts: c
+            .concepts
+            .iter()
+            .take(limit)
+            .map(|&at| info(&graph.concepts[at]))
+            .collect(),
+        relations,
+        representative: representative(graph, c, limit.min(REPRESENTATIVE)),
+    }
+}
+
 /// Chunks shown as an edge's evidence, at most.
 const EVIDENCE_PER_EDGE: usize = 3;
+
+/// Representative chunks of a community, at most.
+const REPRESENTATIVE: usize = 3;
 
 fn info(c: &Concept) -> ConceptInfo {
     ConceptInfo {
@@ -482,6 +614,33 @@ impl GraphRetriever for GraphIndex {
         tokio::task::spawn_blocking(move || inner.neighbourhood(&key, limit, &scope))
             .await
             .map_err(|e| cairn_core::Error::internal(format!("reading a concept failed: {e}")))
+    }
+
+    async fn communities(
+        &self,
+        filter: &str,
+        level: usize,
+        limit: usize,
+        scope: &Scope,
+    ) -> Result<CommunityList> {
+        let inner = self.inner.clone();
+        let (filter, scope) = (filter.to_string(), scope.clone());
+        tokio::task::spawn_blocking(move || inner.communities(&filter, level, limit, &scope))
+            .await
+            .map_err(|e| cairn_core::Error::internal(format!("finding communities failed: {e}")))
+    }
+
+    async fn community(
+        &self,
+        id: &str,
+        limit: usize,
+        scope: &Scope,
+    ) -> Result<Option<CommunityInfo>> {
+        let inner = self.inner.clone();
+        let (id, scope) = (id.to_string(), scope.clone());
+        tokio::task::spawn_blocking(move || inner.community(&id, limit, &scope))
+            .await
+            .map_err(|e| cairn_core::Error::internal(format!("reading a community failed: {e}")))
     }
 }
 
@@ -678,6 +837,94 @@ mod tests {
             .await
             .unwrap();
         assert!(other.iter().all(|c| c.chunk_id == ChunkId(5)), "{other:?}");
+    }
+
+    /// Every concept key a community list shows, and every chunk it names.
+    fn shown(list: &CommunityList) -> (Vec<String>, Vec<i64>) {
+        let mut keys = Vec::new();
+        let mut chunks = Vec::new();
+        for c in &list.communities {
+            keys.extend(c.top_concepts.iter().map(|x| x.key.clone()));
+            for r in &c.relations {
+                keys.push(r.a.clone());
+                keys.push(r.b.clone());
+                chunks.extend(r.evidence.iter().map(|id| id.0));
+            }
+            chunks.extend(c.representative.iter().map(|id| id.0));
+        }
+        keys.sort();
+        keys.dedup();
+        chunks.sort();
+        chunks.dedup();
+        (keys, chunks)
+    }
+
+    #[tokio::test]
+    async fn communities_hold_only_what_the_caller_may_read_and_follow_deletes() {
+        let g = index().await;
+        let everyone = scope("acme", &[]);
+        let list = g.communities("", 0, 10, &everyone).await.unwrap();
+        let (keys, chunks) = shown(&list);
+        assert!(keys.contains(&"vault agent".to_string()), "{list:?}");
+        assert!(keys.contains(&"paper tray".to_string()), "{list:?}");
+        // The Audit Hook is a concept only with the ops chunk; chunk 4 and tenant other's
+        // chunk 5 are named nowhere.
+        assert!(!keys.contains(&"audit hook".to_string()), "{list:?}");
+        assert!(!chunks.contains(&4) && !chunks.contains(&5), "{list:?}");
+        let agent = list
+            .communities
+            .iter()
+            .find(|c| c.top_concepts.iter().any(|x| x.key == "vault agent"))
+            .unwrap();
+        assert!(agent.chunks > 0 && agent.concepts >= 2, "{agent:?}");
+        assert_eq!(
+            g.community(&agent.id, 10, &everyone)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(agent),
+            "one community read alone is the one listed"
+        );
+        // A filter keeps the communities holding a matching concept.
+        let printers = g.communities("printer", 0, 10, &everyone).await.unwrap();
+        assert_eq!(printers.total, 1, "{printers:?}");
+        assert!(
+            printers.communities[0]
+                .top_concepts
+                .iter()
+                .any(|x| x.key == "printer driver")
+        );
+
+        // The ops reader's communities are computed from their own graph.
+        let ops = g
+            .communities("", 0, 10, &scope("acme", &["ops"]))
+            .await
+            .unwrap();
+        let (ops_keys, _) = shown(&ops);
+        assert!(ops_keys.contains(&"audit hook".to_string()), "{ops:?}");
+        let ops_agent = ops
+            .communities
+            .iter()
+            .find(|c| c.top_concepts.iter().any(|x| x.key == "vault agent"))
+            .unwrap();
+        assert_eq!(ops_agent.chunks, agent.chunks + 1, "chunk 4 too: {ops:?}");
+        // Another tenant's graph has no edge, so no community.
+        let other = g
+            .communities("", 0, 10, &scope("other", &[]))
+            .await
+            .unwrap();
+        assert_eq!(other.total, 0, "{other:?}");
+
+        // Deleting the printer document takes its community with it.
+        g.apply(IndexBatch {
+            up_to: Seq(8),
+            remove_docs: vec![DocId("f".into())],
+            add: Vec::new(),
+        })
+        .await
+        .unwrap();
+        let after = g.communities("printer", 0, 10, &everyone).await.unwrap();
+        assert_eq!(after.total, 0, "{after:?}");
     }
 
     #[tokio::test]

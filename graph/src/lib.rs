@@ -12,6 +12,7 @@
 //! Architecture Invariant: no I/O and no models here; text in, mentions out.
 
 pub mod assemble;
+pub mod communities;
 pub mod concepts;
 pub mod index;
 pub mod walk;
@@ -21,6 +22,7 @@ pub mod walk;
 pub const EXTRACTOR: &str = "concepts-v1";
 
 pub use assemble::{Concept, ConceptGraph, Edge, Settings, assemble};
+pub use communities::{Communities, Community, CommunitySettings, detect};
 pub use concepts::{MAX_MENTIONS, MAX_TERM_WORDS, extract};
 pub use index::{GraphIndex, GraphSettings};
 pub use walk::{Walk, WalkSettings, personalized_pagerank};

@@ -19,9 +19,9 @@ pub mod fuse;
 pub use error::RetrieveError;
 
 use cairn_core::{
-    BM25, Candidate, Catalog, ChunkId, ConceptDetail, ConceptList, DENSE, DerivedIndexes, DocId,
-    DocQuery, Embedder, Fusion, GRAPH, Hit, Passage, Principal, Reranker, Result, RetrieverScore,
-    Scope, SearchRequest, SearchResponse, StageTimes,
+    BM25, Candidate, Catalog, ChunkId, CommunityList, CommunityReport, ConceptDetail, ConceptList,
+    DENSE, DerivedIndexes, DocId, DocQuery, Embedder, Fusion, GRAPH, Hit, Passage, Principal,
+    Reranker, Result, RetrieverScore, Scope, SearchRequest, SearchResponse, StageTimes,
     config::{RerankConfig, RetrieveConfig},
 };
 use std::collections::HashMap;
@@ -42,6 +42,10 @@ pub async fn visible_document(
         ))),
     }
 }
+
+/// The deepest community level a caller may ask for (the graph's own depth is at most
+/// this; deeper asks are a mistake, not an empty list).
+pub const MAX_COMMUNITY_LEVEL: usize = 8;
 
 /// Runs searches over a catalog and the indexes derived from it.
 #[derive(Clone)]
@@ -447,12 +451,80 @@ impl Retriever {
                 key.trim()
             )));
         };
-        let mut ids: Vec<ChunkId> = neighbourhood
+        let ids = neighbourhood
             .chunks
             .iter()
             .chain(neighbourhood.neighbours.iter().flat_map(|n| &n.evidence))
-            .copied()
-            .collect();
+            .copied();
+        let passages = self.passages(ids, principal).await?;
+        Ok(ConceptDetail {
+            neighbourhood,
+            passages,
+        })
+    }
+
+    /// The communities of the caller's graph at `level` (0, the top, by default) that hold
+    /// a concept whose name contains `filter`, the most chunks first, at most `limit`.
+    pub async fn graph_communities(
+        &self,
+        filter: &str,
+        level: Option<usize>,
+        limit: Option<usize>,
+        principal: &Principal,
+    ) -> Result<CommunityList> {
+        let graph = self.indexes.graph().ok_or(RetrieveError::NoGraph)?;
+        self.check_graph_text(filter, "filter")?;
+        let limit = self.graph_limit(limit)?;
+        let level = level.unwrap_or(0);
+        if level > MAX_COMMUNITY_LEVEL {
+            return Err(cairn_core::Error::user(format!(
+                "no level {level}: levels go from 0 (the top) to {MAX_COMMUNITY_LEVEL}"
+            )));
+        }
+        graph
+            .communities(filter, level, limit, &self.reader_scope(principal))
+            .await
+    }
+
+    /// One community of the caller's graph with the passages behind its report.
+    /// `NotFound` when the caller's graph has no such community.
+    pub async fn graph_community(
+        &self,
+        id: &str,
+        limit: Option<usize>,
+        principal: &Principal,
+    ) -> Result<CommunityReport> {
+        let graph = self.indexes.graph().ok_or(RetrieveError::NoGraph)?;
+        self.check_graph_text(id, "community")?;
+        let limit = self.graph_limit(limit)?;
+        let Some(community) = graph
+            .community(id, limit, &self.reader_scope(principal))
+            .await?
+        else {
+            return Err(cairn_core::Error::not_found(format!(
+                "no community {:?} in the documents you may read",
+                id.trim()
+            )));
+        };
+        let ids = community
+            .representative
+            .iter()
+            .chain(community.relations.iter().flat_map(|r| &r.evidence))
+            .copied();
+        let passages = self.passages(ids, principal).await?;
+        Ok(CommunityReport {
+            community,
+            passages,
+        })
+    }
+
+    /// The passages of these chunks that `principal` may read, by id.
+    async fn passages(
+        &self,
+        ids: impl Iterator<Item = ChunkId>,
+        principal: &Principal,
+    ) -> Result<Vec<Passage>> {
+        let mut ids: Vec<ChunkId> = ids.collect();
         ids.sort();
         ids.dedup();
         let fused = ids
@@ -463,7 +535,7 @@ impl Retriever {
                 sources: Default::default(),
             })
             .collect();
-        let passages = self
+        Ok(self
             .hydrate(fused, &[], principal)
             .await?
             .into_iter()
@@ -477,11 +549,7 @@ impl Retriever {
                 heading_path: h.heading_path,
                 text: h.text,
             })
-            .collect();
-        Ok(ConceptDetail {
-            neighbourhood,
-            passages,
-        })
+            .collect())
     }
 
     /// Every chunk `principal` may read, up to what every index has applied.

@@ -35,9 +35,10 @@ pub use answer::AskEvent;
 use audit::Auditor;
 use cairn_core::config::{AnswerConfig, AuditConfig, GenerateConfig};
 use cairn_core::{
-    Acl, Actor, ApiKey, AuditLog, AuditQuery, Catalog, ChunkId, ConceptDetail, ConceptList,
-    DocQuery, Document, DocumentStore, Error, ErrorKind, Generator, Hit, KeyStore, Origin,
-    Principal, Reranker, Result, Role, SearchRequest, SearchResponse,
+    Acl, Actor, ApiKey, AuditLog, AuditQuery, Catalog, ChunkId, CommunityList, CommunityReport,
+    ConceptDetail, ConceptList, DocQuery, Document, DocumentStore, Error, ErrorKind, Generator,
+    Hit, KeyStore, Origin, Passage, Principal, Reranker, Result, Role, SearchRequest,
+    SearchResponse,
 };
 use cairn_ingest::Ingestor;
 use cairn_ingest::reindex::{Progress, ReindexOptions, ReindexReport};
@@ -228,12 +229,43 @@ impl Service {
         line.query = self.0.auditor.query_text(key);
         self.read_line(line, result.as_ref().map(|r| r.passages.len()));
         let mut detail = result?;
-        if !shows_paths(p) {
-            for passage in &mut detail.passages {
-                passage.source = file_name(&passage.source);
-            }
-        }
+        present_passages(p, &mut detail.passages);
         Ok(detail)
+    }
+
+    /// The communities of `p`'s graph (found in the graph of the chunks `p` may read) at
+    /// `req.level`, with their extractive reports.
+    pub async fn graph_communities(
+        &self,
+        p: &Principal,
+        req: &CommunityQuery,
+    ) -> Result<CommunityList> {
+        let filter = req.q.as_deref().unwrap_or("");
+        let result = self
+            .0
+            .retriever
+            .graph_communities(filter, req.level, req.limit, p)
+            .await;
+        let mut line = self.0.auditor.entry(p, "graph.communities");
+        line.query = self.0.auditor.query_text(filter);
+        self.read_line(line, result.as_ref().map(|r| r.communities.len()));
+        result
+    }
+
+    /// One community of `p`'s graph: its report and the passages behind it.
+    pub async fn graph_community(
+        &self,
+        p: &Principal,
+        id: &str,
+        req: &CommunityQuery,
+    ) -> Result<CommunityReport> {
+        let result = self.0.retriever.graph_community(id, req.limit, p).await;
+        let mut line = self.0.auditor.entry(p, "graph.community");
+        line.target = Some(id.chars().take(64).collect());
+        self.read_line(line, result.as_ref().map(|r| r.passages.len()));
+        let mut report = result?;
+        present_passages(p, &mut report.passages);
+        Ok(report)
     }
 
     /// The language model that writes answers, for callers who may read (the
@@ -811,6 +843,14 @@ fn present_document(p: &Principal, mut doc: Document) -> Document {
 }
 
 /// Hits as `p` is shown them.
+fn present_passages(p: &Principal, passages: &mut [Passage]) {
+    if !shows_paths(p) {
+        for passage in passages {
+            passage.source = file_name(&passage.source);
+        }
+    }
+}
+
 fn present_hits(p: &Principal, hits: &mut [Hit]) {
     if !shows_paths(p) {
         for h in hits {

@@ -108,6 +108,25 @@ pub struct ConceptQuery {
     pub limit: Option<usize>,
 }
 
+/// `GET /v1/graph/communities` and `GET /v1/graph/communities/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CommunityQuery {
+    /// Only communities holding a concept whose name (or an alias) contains this,
+    /// case-insensitively.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// The level of the hierarchy listed: 0 (the default) is the top; each community over
+    /// the size cap splits into communities one level down.
+    #[serde(default)]
+    pub level: Option<usize>,
+    /// The most communities returned, and the most concepts, relations and passages in
+    /// each report; default 20, at most `[retrieve] max_top_k`.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DocumentList {
     pub documents: Vec<Document>,

@@ -267,3 +267,170 @@ fn each_caller_sees_the_graph_of_what_they_may_read_and_nothing_else() {
         }
     }
 }
+
+fn community_keys(list: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = list["communities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| {
+            let top = c["top_concepts"].as_array().unwrap().iter();
+            let named = top.map(|x| x["key"].as_str().unwrap().to_string());
+            let related = c["relations"].as_array().unwrap().iter().flat_map(|r| {
+                [
+                    r["a"].as_str().unwrap().to_string(),
+                    r["b"].as_str().unwrap().to_string(),
+                ]
+            });
+            named.chain(related).collect::<Vec<_>>()
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+#[test]
+fn communities_are_found_in_what_the_caller_may_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let write = |name: &str, text: &str| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // Readable to all: the Beacon Feed and the Harbor Gateway share two sentences, the
+    // Quartz Relay and the Signal Lamp two others (each pair more often together than
+    // chance). For the "sec" group: the Obsidian Vault and the Quartz Relay share two.
+    // Tenant globex has one document, too little for a concept.
+    let feed = write(
+        "feed.md",
+        "# Feed\n\nThe Beacon Feed reaches the Harbor Gateway.\n\nRestart the Quartz Relay when the Signal Lamp stalls.\n",
+    );
+    let gateway = write(
+        "gateway.md",
+        "# Gateway\n\nThe Harbor Gateway accepts the Beacon Feed over TLS.\n\nThe Quartz Relay sits behind the Signal Lamp.\n",
+    );
+    let vault = write(
+        "vault.md",
+        "# Vault\n\nThe Obsidian Vault signs the Quartz Relay certificate.\n\nRotate the Obsidian Vault key with the Quartz Relay stopped.\n",
+    );
+    let keys_md = write(
+        "keys.md",
+        "# Keys\n\nThe Obsidian Vault stores the Harbor Gateway keys.\n",
+    );
+    let other = write(
+        "other.md",
+        "# Other\n\nThe Obsidian Vault and the Quartz Relay of another company.\n",
+    );
+    ok(cairn(&data).arg("ingest").arg(&feed).arg(&gateway));
+    ok(cairn(&data)
+        .args(["--groups", "sec", "ingest"])
+        .arg(&vault)
+        .arg(&keys_md));
+    ok(cairn(&data)
+        .args(["--tenant", "globex", "ingest"])
+        .arg(&other));
+
+    // The CLI.
+    let listed = json(&ok(cairn(&data).args(["graph", "communities", "--json"])));
+    let seen = community_keys(&listed);
+    assert!(seen.contains(&"beacon feed".to_string()), "{listed}");
+    assert!(seen.contains(&"harbor gateway".to_string()), "{listed}");
+    assert!(!seen.contains(&"obsidian vault".to_string()), "{listed}");
+    let sec = json(&ok(cairn(&data).args([
+        "--groups",
+        "sec",
+        "graph",
+        "communities",
+        "vault",
+        "--json",
+    ])));
+    assert!(
+        community_keys(&sec).contains(&"obsidian vault".to_string()),
+        "{sec}"
+    );
+    let first = listed["communities"][0]["id"].as_str().unwrap().to_string();
+    let shown =
+        String::from_utf8(ok(cairn(&data).args(["graph", "community", &first])).stdout).unwrap();
+    assert!(shown.contains("representative passages:"), "{shown}");
+    assert!(
+        shown.contains("feed.md") || shown.contains("Feed"),
+        "{shown}"
+    );
+    let missing = cairn(&data)
+        .args(["graph", "community", "99.9"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no community"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+
+    // The server.
+    let reader = make_key(&data, "default", "");
+    let sec_reader = make_key(&data, "default", "sec");
+    let globex = make_key(&data, "globex", "");
+    let s = Server::start_keyed(&data, &[]);
+    let (st, b) = get(&s, "cairn_0000000000000000_bad", "/v1/graph/communities");
+    assert_eq!(st, 401, "{b}");
+    let (st, b) = send(http().get(&s.url("/v1/graph/communities/1")).call());
+    assert_eq!(st, 401, "no key: {b}");
+
+    let (st, list) = get(&s, &reader, "/v1/graph/communities");
+    assert_eq!(st, 200, "{list}");
+    assert_eq!(community_keys(&list), seen, "the CLI and the API agree");
+    let (st, list) = get(&s, &sec_reader, "/v1/graph/communities?q=obsidian");
+    assert_eq!(st, 200, "{list}");
+    let vault_id = list["communities"][0]["id"].as_str().unwrap().to_string();
+    // Ids name communities of the caller's own graph: the reader's community with the
+    // same id (if any) holds none of the group's concepts, and globex has none at all.
+    let (st, b) = get(&s, &reader, &format!("/v1/graph/communities/{vault_id}"));
+    assert!(
+        st == 404 || (st == 200 && !b.to_string().contains("obsidian")),
+        "{st} {b}"
+    );
+    let (st, own) = get(&s, &globex, "/v1/graph/communities");
+    assert_eq!((st, own["total"].as_u64()), (200, Some(0)), "{own}");
+    let (st, b) = get(&s, &globex, "/v1/graph/communities/1");
+    assert_eq!(st, 404, "{b}");
+
+    // A report's passages: every chunk it names, all readable.
+    let (st, report) = get(&s, &reader, &format!("/v1/graph/communities/{first}"));
+    assert_eq!(st, 200, "{report}");
+    let passages = report["passages"].as_array().unwrap();
+    let ids: Vec<&Value> = passages.iter().map(|p| &p["chunk_id"]).collect();
+    assert!(!ids.is_empty(), "{report}");
+    for id in report["representative"].as_array().unwrap() {
+        assert!(ids.contains(&id), "{id} among the passages: {report}");
+    }
+    for p in passages {
+        let source = file_name(p["source"].as_str().unwrap());
+        assert!(source == "feed.md" || source == "gateway.md", "{report}");
+    }
+
+    // Hostile input: clear errors.
+    let long = "q".repeat(5000);
+    for bad in [
+        format!("/v1/graph/communities?q={long}"),
+        "/v1/graph/communities?level=99".to_string(),
+        "/v1/graph/communities?level=-1".to_string(),
+        "/v1/graph/communities?limit=0".to_string(),
+        "/v1/graph/communities?tenant=globex".to_string(),
+        format!("/v1/graph/communities/{long}"),
+    ] {
+        let (st, b) = get(&s, &reader, &bad);
+        assert_eq!(st, 400, "{bad}: {b}");
+        assert!(b["error"]["message"].is_string(), "{b}");
+    }
+    let (st, b) = get(
+        &s,
+        &reader,
+        "/v1/graph/communities/%2e%2e%2f%00%27%3b%20drop",
+    );
+    assert_eq!(st, 404, "{b}");
+    let (st, again) = get(&s, &reader, "/v1/graph/communities");
+    assert_eq!((st, community_keys(&again)), (200, seen));
+}

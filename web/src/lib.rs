@@ -49,13 +49,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, body::Bytes};
 use cairn_core::{
-    Answer, AskRequest, ConceptDetail, ConceptList, Error, Principal, SearchRequest, SearchResponse,
+    Answer, AskRequest, CommunityList, CommunityReport, ConceptDetail, ConceptList, Error,
+    Principal, SearchRequest, SearchResponse,
 };
 use cairn_ingest::reindex::ReindexReport;
 use cairn_service::wire::{
-    AuditLines, AuditRequest, ConceptQuery, CreateKeyRequest, CreatedKey, Deleted, DocumentDetail,
-    DocumentList, Health, KeyList, ListRequest, Me, Readiness, ReindexRequest, Reingested, Revoked,
-    UploadFile, UploadReport, UploadRequest,
+    AuditLines, AuditRequest, CommunityQuery, ConceptQuery, CreateKeyRequest, CreatedKey, Deleted,
+    DocumentDetail, DocumentList, Health, KeyList, ListRequest, Me, Readiness, ReindexRequest,
+    Reingested, Revoked, UploadFile, UploadReport, UploadRequest,
 };
 use cairn_service::{AskEvent, Service};
 use openapi::{ErrorBody, Refusals, UploadForm};
@@ -97,6 +98,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(chat::models))
         .routes(routes!(graph_concepts))
         .routes(routes!(graph_concept))
+        .routes(routes!(graph_communities))
+        .routes(routes!(graph_community))
         .routes(routes!(upload, list_documents))
         .routes(routes!(get_document, delete_document))
         .routes(routes!(original))
@@ -528,6 +531,34 @@ async fn graph_concept(
 ) -> Result<Response, ApiError> {
     let Query(req) = req.map_err(query_error)?;
     Ok(Json(s.service.graph_concept(&p, &key, &req).await?).into_response())
+}
+
+/// The communities of the key's graph (hierarchical Leiden over the concepts of the chunks
+/// it may read) at one level, the most chunks first, each with its extractive report: main
+/// concepts, strongest relations with their evidence chunks, representative chunks.
+#[utoipa::path(get, path = "/v1/graph/communities", tag = "graph", security(("api_key" = [])), params(CommunityQuery),
+    responses((status = 200, description = "the graph's size and its communities at the level", body = CommunityList), Refusals))]
+async fn graph_communities(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    req: Result<Query<CommunityQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(req) = req.map_err(query_error)?;
+    Ok(Json(s.service.graph_communities(&p, &req).await?).into_response())
+}
+
+/// A community of the key's graph: its report and the passages behind it (representative
+/// passages and the relations' evidence). 404 when the key's graph has no such community.
+#[utoipa::path(get, path = "/v1/graph/communities/{id}", tag = "graph", security(("api_key" = [])), params(("id" = String, Path), CommunityQuery),
+    responses((status = 200, description = "the community's report and its passages", body = CommunityReport), Refusals))]
+async fn graph_community(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    req: Result<Query<CommunityQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(req) = req.map_err(query_error)?;
+    Ok(Json(s.service.graph_community(&p, &id, &req).await?).into_response())
 }
 
 /// A document and its chunks.

@@ -44,8 +44,8 @@ pub use seams::{
     IndexedChunk, LexicalIndex, Op, OpKind, Reranker, Scope, TokenCounter, VectorStore,
 };
 pub use search::{
-    BM25, DENSE, Fusion, GRAPH, Hit, RetrieverScore, SearchFilter, SearchMode, SearchRequest,
-    SearchResponse, StageTimes,
+    BM25, CommunityRef, DENSE, Fusion, GRAPH, Hit, RetrieverScore, SearchFilter, SearchMode,
+    SearchRequest, SearchResponse, StageTimes,
 };
 pub use text::{embed_pieces, pieces};
 

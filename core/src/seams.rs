@@ -7,8 +7,9 @@
 //! candidates within a [`Scope`], then reads the chunks back from the [`Catalog`].
 
 use crate::{
-    Acl, Chunk, ChunkId, CommunityInfo, CommunityList, ConceptList, Concepts, DocId, Document, Hit,
-    Lang, Neighbourhood, NewChunk, NewDocument, Origin, OriginKind, Principal, Result, Seq,
+    Acl, Chunk, ChunkId, CommunityInfo, CommunityList, CommunityRef, ConceptList, Concepts, DocId,
+    Document, Hit, Lang, Neighbourhood, NewChunk, NewDocument, Origin, OriginKind, Principal,
+    Result, Seq,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -361,6 +362,18 @@ pub trait GraphRetriever: DerivedIndex {
         limit: usize,
         scope: &Scope,
     ) -> Result<CommunityList>;
+
+    /// For a corpus-wide question: the top-level communities of the graph of `scope`'s
+    /// chunks, ranked by the `seeds` they hold (other retrievers' candidates, best first)
+    /// and the question's concepts, then by size; at most `k`, each with the chunk that
+    /// best stands for it (its best seed, else the chunk mentioning most of its concepts).
+    async fn global(
+        &self,
+        query: &str,
+        seeds: &[Candidate],
+        k: usize,
+        scope: &Scope,
+    ) -> Result<Vec<(Candidate, CommunityRef)>>;
 
     /// The community `id` of the graph of `scope`'s chunks; `None` when it has none.
     async fn community(

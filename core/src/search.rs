@@ -18,6 +18,10 @@ pub enum SearchMode {
     Graph,
     /// The graph's candidates fused with BM25 and dense.
     Mix,
+    /// For corpus-wide questions ("what are the main topics"): the caller's top-level
+    /// communities ranked by the hybrid hits they hold (then by size), one passage each,
+    /// so the answer spans the corpus rather than one corner of it.
+    Global,
 }
 
 impl SearchMode {
@@ -28,6 +32,7 @@ impl SearchMode {
             "hybrid" => Some(SearchMode::Hybrid),
             "graph" => Some(SearchMode::Graph),
             "mix" => Some(SearchMode::Mix),
+            "global" => Some(SearchMode::Global),
             _ => None,
         }
     }
@@ -42,6 +47,7 @@ impl SearchMode {
             SearchMode::Hybrid => &[BM25, DENSE],
             SearchMode::Graph => &[GRAPH],
             SearchMode::Mix => &[BM25, DENSE, GRAPH],
+            SearchMode::Global => &[GRAPH],
         }
     }
 
@@ -52,6 +58,7 @@ impl SearchMode {
             SearchMode::Hybrid => "hybrid",
             SearchMode::Graph => "graph",
             SearchMode::Mix => "mix",
+            SearchMode::Global => "global",
         }
     }
 }
@@ -147,6 +154,16 @@ pub struct Hit {
     /// The reranker's view, when the results were reranked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerank: Option<RetrieverScore>,
+    /// The community this passage stands for (`global` mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community: Option<CommunityRef>,
+}
+
+/// A community named by a hit: its id and title (its three main concepts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CommunityRef {
+    pub id: String,
+    pub title: String,
 }
 
 impl Hit {

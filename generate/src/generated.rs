@@ -544,6 +544,7 @@ mod tests {
             score: 1.0,
             retrievers: Default::default(),
             rerank: None,
+            community: None,
         }
     }
 

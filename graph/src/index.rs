@@ -21,9 +21,9 @@ use crate::concepts::{extract, sub_keys};
 use crate::walk::{Walk, WalkSettings};
 use async_trait::async_trait;
 use cairn_core::{
-    Acl, Candidate, ChunkId, CommunityInfo, CommunityList, ConceptInfo, ConceptKind, ConceptList,
-    Concepts, DerivedIndex, DocId, GraphRetriever, GraphStats, IndexBatch, Lang, Neighbour,
-    Neighbourhood, Relation, Result, Scope, Seq,
+    Acl, Candidate, ChunkId, CommunityInfo, CommunityList, CommunityRef, ConceptInfo, ConceptKind,
+    ConceptList, Concepts, DerivedIndex, DocId, GraphRetriever, GraphStats, IndexBatch, Lang,
+    Neighbour, Neighbourhood, Relation, Result, Scope, Seq,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -214,22 +214,24 @@ impl Inner {
         prepared
     }
 
+    /// The seeds the caller may read (the other retrievers scoped theirs already; this
+    /// index does not rely on it).
+    fn admitted(&self, seeds: &[Candidate], scope: &Scope) -> Vec<Candidate> {
+        let state = self.read();
+        seeds
+            .iter()
+            .filter(|c| {
+                state
+                    .chunks
+                    .get(&c.chunk_id)
+                    .is_some_and(|e| scope.admits(&e.acl, &e.doc_id, e.seq))
+            })
+            .copied()
+            .collect()
+    }
+
     fn search(&self, query: &str, seeds: &[Candidate], k: usize, scope: &Scope) -> Vec<Candidate> {
-        // A seed counts only when the caller may read it (the other retrievers scoped
-        // theirs already; this index does not rely on it).
-        let seeds: Vec<Candidate> = {
-            let state = self.read();
-            seeds
-                .iter()
-                .filter(|c| {
-                    state
-                        .chunks
-                        .get(&c.chunk_id)
-                        .is_some_and(|e| scope.admits(&e.acl, &e.doc_id, e.seq))
-                })
-                .copied()
-                .collect()
-        };
+        let seeds = self.admitted(seeds, scope);
         let prepared = self.prepared(scope);
         let graph = &prepared.graph;
         let chunk_seeds: Vec<(ChunkId, f32)> = seeds
@@ -370,6 +372,85 @@ impl Inner {
         }
     }
 
+    fn global(
+        &self,
+        query: &str,
+        seeds: &[Candidate],
+        k: usize,
+        scope: &Scope,
+    ) -> Vec<(Candidate, CommunityRef)> {
+        let seeds = self.admitted(seeds, scope);
+        let prepared = self.prepared(scope);
+        let graph = &prepared.graph;
+        let found = prepared.communities(&self.settings.communities);
+        let top: Vec<&Community> = found.list.iter().filter(|c| c.level == 0).collect();
+        let mut home: HashMap<usize, usize> = HashMap::new();
+        for (at, c) in top.iter().enumerate() {
+            for &concept in &c.concepts {
+                home.insert(concept, at);
+            }
+        }
+        // A seed at rank r adds 1 / (r + RANK_DAMPING) to each community whose chunks hold
+        // it; a concept of the question adds its weight over the same damping.
+        let mut score = vec![0.0f32; top.len()];
+        let mut held: Vec<Vec<ChunkId>> = vec![Vec::new(); top.len()];
+        for (rank, seed) in seeds.iter().enumerate() {
+            let gain = 1.0 / (rank as f32 + RANK_DAMPING);
+            for (at, c) in top.iter().enumerate() {
+                if c.chunks.binary_search(&seed.chunk_id).is_ok() {
+                    score[at] += gain;
+                    held[at].push(seed.chunk_id);
+                }
+            }
+        }
+        for (concept, weight) in question_concepts(graph, query) {
+            if let Some(&at) = home.get(&concept) {
+                score[at] += weight / RANK_DAMPING;
+            }
+        }
+        let mut order: Vec<usize> = (0..top.len()).collect();
+        order.sort_by(|&x, &y| {
+            score[y]
+                .total_cmp(&score[x])
+                .then(top[y].chunks.len().cmp(&top[x].chunks.len()))
+                .then(x.cmp(&y))
+        });
+        // Each community stands for itself with a chunk no better-ranked one took: its best
+        // seed, else the chunk that mentions most of its concepts.
+        let mut used: HashSet<ChunkId> = HashSet::new();
+        order
+            .into_iter()
+            .filter_map(|at| {
+                let c = top[at];
+                let chunk_id = held[at]
+                    .iter()
+                    .copied()
+                    .chain(representative(graph, c, REPRESENTATIVE))
+                    .find(|id| !used.contains(id))?;
+                used.insert(chunk_id);
+                let title = c
+                    .concepts
+                    .iter()
+                    .take(3)
+                    .map(|&x| graph.concepts[x].key.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let candidate = Candidate {
+                    chunk_id,
+                    score: score[at],
+                };
+                Some((
+                    candidate,
+                    CommunityRef {
+                        id: c.id.clone(),
+                        title,
+                    },
+                ))
+            })
+            .take(k)
+            .collect()
+    }
+
     fn community(&self, id: &str, limit: usize, scope: &Scope) -> Option<CommunityInfo> {
         let prepared = self.prepared(scope);
         let found = prepared.communities(&self.settings.communities);
@@ -439,6 +520,10 @@ const EVIDENCE_PER_EDGE: usize = 3;
 
 /// Representative chunks of a community, at most.
 const REPRESENTATIVE: usize = 3;
+
+/// The `k` of the reciprocal-rank gain a seed gives a community in `global` (as fusion's
+/// RRF: the first seeds count most, none alone decides).
+const RANK_DAMPING: f32 = 10.0;
 
 fn info(c: &Concept) -> ConceptInfo {
     ConceptInfo {
@@ -628,6 +713,20 @@ impl GraphRetriever for GraphIndex {
         tokio::task::spawn_blocking(move || inner.communities(&filter, level, limit, &scope))
             .await
             .map_err(|e| cairn_core::Error::internal(format!("finding communities failed: {e}")))
+    }
+
+    async fn global(
+        &self,
+        query: &str,
+        seeds: &[Candidate],
+        k: usize,
+        scope: &Scope,
+    ) -> Result<Vec<(Candidate, CommunityRef)>> {
+        let inner = self.inner.clone();
+        let (query, seeds, scope) = (query.to_string(), seeds.to_vec(), scope.clone());
+        tokio::task::spawn_blocking(move || inner.global(&query, &seeds, k, &scope))
+            .await
+            .map_err(|e| cairn_core::Error::internal(format!("ranking communities failed: {e}")))
     }
 
     async fn community(
@@ -925,6 +1024,52 @@ mod tests {
         .unwrap();
         let after = g.communities("printer", 0, 10, &everyone).await.unwrap();
         assert_eq!(after.total, 0, "{after:?}");
+    }
+
+    #[tokio::test]
+    async fn global_gives_one_readable_passage_per_community_seeded_first() {
+        let g = index().await;
+        let everyone = scope("acme", &[]);
+        // Seeded by a printer chunk: the printer community comes first, with that chunk.
+        let seeds = [Candidate {
+            chunk_id: ChunkId(7),
+            score: 1.0,
+        }];
+        let found = g
+            .global("what is here?", &seeds, 10, &everyone)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].0.chunk_id, ChunkId(7), "{found:?}");
+        assert!(found[0].1.title.contains("printer driver"), "{found:?}");
+        assert!(found[1].1.title.contains("vault agent"), "{found:?}");
+        assert_ne!(found[0].1.id, found[1].1.id);
+        // The question's concepts rank a community too.
+        let found = g
+            .global("the Vault Agent", &[], 10, &everyone)
+            .await
+            .unwrap();
+        assert!(found[0].1.title.contains("vault agent"), "{found:?}");
+        // k bounds it; hidden chunks and seeds never come back.
+        let one = g.global("anything", &seeds, 1, &everyone).await.unwrap();
+        assert_eq!(one.len(), 1);
+        let hidden = [Candidate {
+            chunk_id: ChunkId(4),
+            score: 1.0,
+        }];
+        let found = g
+            .global("the Audit Hook", &hidden, 10, &everyone)
+            .await
+            .unwrap();
+        assert!(
+            found.iter().all(|(c, _)| ![4, 5].contains(&c.chunk_id.0)),
+            "{found:?}"
+        );
+        let other = g
+            .global("the Rotation Key", &[], 10, &scope("other", &[]))
+            .await
+            .unwrap();
+        assert!(other.is_empty(), "{other:?}");
     }
 
     #[tokio::test]

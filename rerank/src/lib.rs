@@ -166,6 +166,7 @@ mod tests {
             )]
             .into(),
             rerank: None,
+            community: None,
         }
     }
 

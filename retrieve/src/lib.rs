@@ -19,9 +19,10 @@ pub mod fuse;
 pub use error::RetrieveError;
 
 use cairn_core::{
-    BM25, Candidate, Catalog, ChunkId, CommunityList, CommunityReport, ConceptDetail, ConceptList,
-    DENSE, DerivedIndexes, DocId, DocQuery, Embedder, Fusion, GRAPH, Hit, Passage, Principal,
-    Reranker, Result, RetrieverScore, Scope, SearchRequest, SearchResponse, StageTimes,
+    BM25, Candidate, Catalog, ChunkId, CommunityList, CommunityRef, CommunityReport, ConceptDetail,
+    ConceptList, DENSE, DerivedIndexes, DocId, DocQuery, Embedder, Fusion, GRAPH, Hit, Passage,
+    Principal, Reranker, Result, RetrieverScore, Scope, SearchMode, SearchRequest, SearchResponse,
+    StageTimes,
     config::{RerankConfig, RetrieveConfig},
 };
 use std::collections::HashMap;
@@ -46,6 +47,14 @@ pub async fn visible_document(
 /// The deepest community level a caller may ask for (the graph's own depth is at most
 /// this; deeper asks are a mistake, not an empty list).
 pub const MAX_COMMUNITY_LEVEL: usize = 8;
+
+/// `global` mode's list, the query's vector, and the community each listed chunk stands
+/// for.
+type GlobalCandidates = (
+    Vec<Candidate>,
+    Option<Vec<f32>>,
+    HashMap<ChunkId, CommunityRef>,
+);
 
 /// Runs searches over a catalog and the indexes derived from it.
 #[derive(Clone)]
@@ -264,9 +273,17 @@ impl Retriever {
         };
         let depth = self.config.candidates.max(keep);
         let names = req.mode.retrievers();
-        let (lists, query_vector) = self
-            .candidates(query, names, depth, &scope, &mut stages)
-            .await?;
+        let (lists, query_vector, communities) = if req.mode == SearchMode::Global {
+            let (list, vector, communities) = self
+                .global_candidates(query, depth, keep, &scope, &mut stages)
+                .await?;
+            (vec![list], vector, communities)
+        } else {
+            let (lists, vector) = self
+                .candidates(query, names, depth, &scope, &mut stages)
+                .await?;
+            (lists, vector, HashMap::new())
+        };
 
         let t = Instant::now();
         let lists: Vec<&[Candidate]> = lists.iter().map(Vec::as_slice).collect();
@@ -291,6 +308,9 @@ impl Retriever {
 
         let t = Instant::now();
         let mut results = self.hydrate(fused, names, principal).await?;
+        for hit in &mut results {
+            hit.community = communities.get(&hit.chunk_id).cloned();
+        }
         stages.hydrate = ms(t);
 
         if let Some(reranker) = reranker {
@@ -386,17 +406,10 @@ impl Retriever {
         }
         if let Some(graph) = graph {
             let t = Instant::now();
-            let hybrid = [BM25, DENSE];
-            let lists: Vec<&[Candidate]> = hybrid.iter().map(|n| found[n].as_slice()).collect();
-            let weights = self.weights(query, &hybrid, hybrid.len() as f32);
-            let seeds: Vec<Candidate> = fuse::rrf_weighted(&lists, self.config.rrf_k, &weights)
-                .into_iter()
-                .take(self.config.graph_seeds)
-                .map(|f| Candidate {
-                    chunk_id: f.chunk_id,
-                    score: f.score,
-                })
-                .collect();
+            let lists: Vec<&[Candidate]> =
+                [BM25, DENSE].iter().map(|n| found[n].as_slice()).collect();
+            let mut seeds = self.hybrid_seeds(query, &lists);
+            seeds.truncate(self.config.graph_seeds);
             let list = graph.search(query, &seeds, depth, scope).await?;
             stages.retrievers.insert(GRAPH.to_string(), ms(t));
             found.insert(GRAPH, list);
@@ -406,6 +419,48 @@ impl Retriever {
             .map(|n| found.remove(n).unwrap_or_default())
             .collect();
         Ok((lists, vector))
+    }
+
+    /// BM25's and dense's lists fused as hybrid mode fuses them: the graph's seeds.
+    fn hybrid_seeds(&self, query: &str, lists: &[&[Candidate]]) -> Vec<Candidate> {
+        let hybrid = [BM25, DENSE];
+        let weights = self.weights(query, &hybrid, hybrid.len() as f32);
+        fuse::rrf_weighted(lists, self.config.rrf_k, &weights)
+            .into_iter()
+            .map(|f| Candidate {
+                chunk_id: f.chunk_id,
+                score: f.score,
+            })
+            .collect()
+    }
+
+    /// `global` mode's one list: a passage for each of the caller's top-level communities
+    /// the hybrid candidates (all `depth` of them) and the question's concepts rank first,
+    /// at most `k`, with the community each stands for.
+    async fn global_candidates(
+        &self,
+        query: &str,
+        depth: usize,
+        k: usize,
+        scope: &Scope,
+        stages: &mut StageTimes,
+    ) -> Result<GlobalCandidates> {
+        let graph = self.indexes.graph().ok_or(RetrieveError::NoGraph)?.clone();
+        let (lists, vector) = self
+            .candidates(query, &[BM25, DENSE], depth, scope, stages)
+            .await?;
+        let t = Instant::now();
+        let lists: Vec<&[Candidate]> = lists.iter().map(Vec::as_slice).collect();
+        let seeds = self.hybrid_seeds(query, &lists);
+        let ranked = graph.global(query, &seeds, k, scope).await?;
+        stages.retrievers.insert(GRAPH.to_string(), ms(t));
+        let mut communities = HashMap::new();
+        let mut list = Vec::with_capacity(ranked.len());
+        for (candidate, community) in ranked {
+            communities.insert(candidate.chunk_id, community);
+            list.push(candidate);
+        }
+        Ok((list, vector, communities))
     }
 
     /// The caller's graph (assembled from the chunks they may read): its size and the
@@ -676,6 +731,7 @@ impl Retriever {
                         })
                         .collect(),
                     rerank: None,
+                    community: None,
                 })
             })
             .collect())

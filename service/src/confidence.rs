@@ -92,6 +92,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             rerank: None,
+            community: None,
         }
     }
 

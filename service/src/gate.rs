@@ -139,6 +139,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             rerank: None,
+            community: None,
         }
     }
 

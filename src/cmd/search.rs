@@ -1,4 +1,5 @@
-//! `cairn search`: hybrid (or BM25-only, dense-only, graph, mix) search from the terminal.
+//! `cairn search`: hybrid (or BM25-only, dense-only, graph, mix, global) search from the
+//! terminal.
 
 use crate::app::App;
 use crate::output::{Printer, Render, snippet};
@@ -25,7 +26,9 @@ pub struct Args {
 #[derive(clap::Args, Debug)]
 pub struct Narrowing {
     /// Retrievers to use: bm25, dense, hybrid (both), graph (a walk over the concept graph
-    /// seeded by the question and the hybrid hits), mix (hybrid and graph fused)
+    /// seeded by the question and the hybrid hits), mix (hybrid and graph fused), global
+    /// (for corpus-wide questions: one passage for each community of concepts the hybrid
+    /// hits rank first)
     #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
     mode: Mode,
     /// Only these documents (repeatable)
@@ -69,6 +72,7 @@ enum Mode {
     Hybrid,
     Graph,
     Mix,
+    Global,
 }
 
 impl From<Mode> for SearchMode {
@@ -79,6 +83,7 @@ impl From<Mode> for SearchMode {
             Mode::Hybrid => SearchMode::Hybrid,
             Mode::Graph => SearchMode::Graph,
             Mode::Mix => SearchMode::Mix,
+            Mode::Global => SearchMode::Global,
         }
     }
 }
@@ -117,6 +122,9 @@ impl Render for SearchResponse {
                 "    {}  bytes {}..{}  doc {}",
                 h.source, h.span.start, h.span.end, h.doc_id
             )?;
+            if let Some(c) = &h.community {
+                writeln!(out, "    community {}: {}", c.id, c.title)?;
+            }
             writeln!(out, "    {}", snippet(&h.text, 200))?;
         }
         writeln!(

@@ -433,4 +433,62 @@ fn communities_are_found_in_what_the_caller_may_read() {
     assert_eq!(st, 404, "{b}");
     let (st, again) = get(&s, &reader, "/v1/graph/communities");
     assert_eq!((st, community_keys(&again)), (200, seen));
+    let communities = again["total"].as_u64().unwrap();
+
+    // Global search: one readable passage per community of the caller's graph, each naming
+    // the community it stands for.
+    let global = |key: &str| -> Value {
+        let (st, hits) = send(
+            http()
+                .post(&s.url("/v1/search"))
+                .header("authorization", &format!("Bearer {key}"))
+                .send_json(json!({"query": "what are these documents about?", "mode": "global", "top_k": 10})),
+        );
+        assert_eq!(st, 200, "{hits}");
+        hits
+    };
+    let hits = global(&reader);
+    let results = hits["results"].as_array().unwrap();
+    assert_eq!(
+        results.len() as u64,
+        communities,
+        "one per community: {hits}"
+    );
+    let mut ids: Vec<&str> = results
+        .iter()
+        .map(|h| h["community"]["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), results.len(), "distinct communities: {hits}");
+    for h in results {
+        let source = file_name(h["source"].as_str().unwrap());
+        assert!(source == "feed.md" || source == "gateway.md", "{hits}");
+    }
+    let sec_hits = global(&sec_reader);
+    let titles: Vec<&str> = sec_hits["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["community"]["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        titles.iter().any(|t| t.contains("obsidian vault")),
+        "{sec_hits}"
+    );
+    let none = global(&globex);
+    assert_eq!(none["results"].as_array().unwrap().len(), 0, "{none}");
+
+    // And a question in global mode answers from those passages.
+    let (st, answer) = send(
+        http()
+            .post(&s.url("/v1/ask"))
+            .header("authorization", &format!("Bearer {reader}"))
+            .send_json(json!({"question": "What do these documents cover?", "mode": "global"})),
+    );
+    assert_eq!(st, 200, "{answer}");
+    for c in answer["citations"].as_array().unwrap() {
+        let source = file_name(c["source"].as_str().unwrap());
+        assert!(source == "feed.md" || source == "gateway.md", "{answer}");
+    }
 }

@@ -255,6 +255,7 @@ function showResults(r) {
     list.append(el("li", {},
       el("button", { class: "plain", type: "button", onclick: () => showPassage(h) }, `${h.title} — p.${h.page}`),
       el("div", { class: "meta" }, `score ${h.score.toFixed(4)} (${why})`),
+      h.community ? el("div", { class: "meta" }, `topic ${h.community.id}: ${h.community.title}`) : "",
       el("div", {}, h.text.length > 300 ? h.text.slice(0, 300) + "…" : h.text)));
   }
   list.hidden = false;

@@ -51,6 +51,28 @@ struct Doc {
     tenant: String,
     groups: Vec<String>,
     marker: String,
+    /// The graph's probes: the names this document mentions, one per group of its ACL (or
+    /// the tenant's public one), lower-cased as concept keys are. Every other document of
+    /// the tenant with that group mentions it too, so it becomes a concept of a caller's
+    /// graph when two of those they may read are live.
+    terms: Vec<String>,
+}
+
+/// The name every document of `tenant` readable by `group` mentions (`None`: the public
+/// documents), as written in the text; a concept once two readable chunks mention it.
+fn term(tenant: &str, group: Option<&str>) -> String {
+    let group = group.unwrap_or("all");
+    let mut g = group.chars();
+    let first = g.next().unwrap().to_ascii_uppercase();
+    format!("Zq{} {first}{}ward", &tenant[..2], g.as_str())
+}
+
+/// The terms of a document of `tenant` with these groups.
+fn terms_of(tenant: &str, groups: &[String]) -> Vec<String> {
+    if groups.is_empty() {
+        return vec![term(tenant, None)];
+    }
+    groups.iter().map(|g| term(tenant, Some(g))).collect()
 }
 
 #[derive(Clone, Debug)]
@@ -81,7 +103,9 @@ impl World {
     /// `named`: the id the request itself named (an error may say it back); `sent`: the
     /// document the caller just uploaded (it is told what it sent, even into a group it
     /// is not in); `ids_ok`: ids may show (the audit log, where admins see the ids their
-    /// tenant's callers named; what succeeded is checked line by line).
+    /// tenant's callers named; what succeeded is checked line by line); `probed`: the
+    /// graph name the request itself asked for (lower-cased; an error may say it back).
+    /// A graph name shows only to a caller who reads a live document that mentions it.
     fn leaks(
         &self,
         k: Option<&Key>,
@@ -89,8 +113,24 @@ impl World {
         ids_ok: bool,
         named: Option<&str>,
         sent: Option<&str>,
+        probed: Option<&str>,
     ) -> Vec<String> {
         let mut found = Vec::new();
+        let lower = body.to_lowercase();
+        let mut terms: BTreeSet<String> = BTreeSet::new();
+        for d in self.live.iter().chain(&self.gone) {
+            terms.extend(d.terms.iter().map(|t| t.to_lowercase()));
+        }
+        for t in terms {
+            let readable = self.live.iter().any(|d| {
+                k.is_some_and(|k| k.reads(d)) && d.terms.iter().any(|x| x.to_lowercase() == t)
+            });
+            if !readable && probed != Some(t.as_str()) && lower.contains(&t) {
+                found.push(format!(
+                    "the name {t:?}, which no document the caller reads mentions"
+                ));
+            }
+        }
         for d in self.live.iter().chain(&self.gone) {
             let readable = self.live.iter().any(|l| l.id == d.id) && k.is_some_and(|k| k.reads(d));
             if readable || sent == Some(d.id.as_str()) {
@@ -149,11 +189,15 @@ fn text(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, St
     (status, body)
 }
 
-fn doc_text(title: &str, marker: &str, rng: &mut StdRng) -> String {
+fn doc_text(title: &str, marker: &str, terms: &[String], rng: &mut StdRng) -> String {
     let mut words: Vec<&str> = (0..8).map(|_| *WORDS.choose(rng).unwrap()).collect();
     words.insert(rng.random_range(0..words.len()), marker);
+    let named: String = terms
+        .iter()
+        .map(|t| format!(" The {t} keeps the {}.", WORDS.choose(rng).unwrap()))
+        .collect();
     format!(
-        "# {title} {marker}\n\nThe {} note says: {}. Ask {marker} about the {} and the {}.\n",
+        "# {title} {marker}\n\nThe {} note says: {}. Ask {marker} about the {} and the {}.{named}\n",
         WORDS.choose(rng).unwrap(),
         words.join(" "),
         WORDS.choose(rng).unwrap(),
@@ -256,7 +300,8 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
         for (n, acl) in ACLS.iter().enumerate() {
             let marker = format!("mk{}{ti}{n}q", &t[..2]);
             let groups: Vec<String> = acl.iter().map(|g| g.to_string()).collect();
-            let body = doc_text(&format!("Memo {n}"), &marker, &mut rng);
+            let terms = terms_of(t, &groups);
+            let body = doc_text(&format!("Memo {n}"), &marker, &terms, &mut rng);
             let (st, up) = upload(&s, &admins[t], &format!("memo-{n}.md"), &body, &groups);
             assert_eq!(st, 201, "{up}");
             world.live.push(Doc {
@@ -264,6 +309,7 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
                 tenant: t.to_string(),
                 groups,
                 marker,
+                terms,
             });
         }
     }
@@ -274,6 +320,8 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
     let mut leaks: Vec<String> = Vec::new();
     let mut uploaded = 0usize;
+    // Graph concepts found by name: the probes reached real concepts, not only 404s.
+    let mut concepts_found = 0usize;
     let bad_keys = [
         revoked.clone(),
         format!("cairn_{}_{}", "a".repeat(16), "b".repeat(64)),
@@ -313,10 +361,13 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
         let roll = rng.random_range(0..100);
         let mut named: Option<String> = None;
         let mut sent: Option<String> = None;
+        let mut probed: Option<String> = None;
         let started = std::time::Instant::now();
         let (what, status, body, ids_ok): (&str, u16, String, bool) = match roll {
-            0..=39 => {
-                let mode = ["bm25", "dense", "hybrid", "hybrid", "graph", "mix"][roll % 6];
+            0..=35 => {
+                let mode = [
+                    "bm25", "dense", "hybrid", "hybrid", "graph", "mix", "global",
+                ][roll % 7];
                 let mut req =
                     json!({"query": query, "mode": mode, "top_k": rng.random_range(1..=20)});
                 let what = match rng.random_range(0..18) {
@@ -334,6 +385,7 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
                         "dense" => "search dense",
                         "graph" => "search graph",
                         "mix" => "search mix",
+                        "global" => "search global",
                         _ => "search hybrid",
                     },
                 };
@@ -348,6 +400,47 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
                             "request {i}: hit of a document the key may not read: {h}"
                         );
                     }
+                }
+                (what, st, b, false)
+            }
+            36..=39 => {
+                // The graph's endpoints, probed with the names of any tenant and group.
+                let any_term = {
+                    let t = TENANTS.choose(&mut rng).unwrap();
+                    let g = [None, Some(*GROUPS.choose(&mut rng).unwrap())]
+                        .choose(&mut rng)
+                        .copied()
+                        .unwrap();
+                    term(t, g).to_lowercase()
+                };
+                let (what, route) = match roll {
+                    36 => ("graph concepts", "/v1/graph/concepts?q=zq".to_string()),
+                    37 => {
+                        probed = Some(any_term.clone());
+                        let route = format!("/v1/graph/concepts/{}", any_term.replace(' ', "%20"));
+                        ("graph concept", route)
+                    }
+                    38 => (
+                        "graph communities",
+                        "/v1/graph/communities?limit=50".to_string(),
+                    ),
+                    _ => {
+                        let id = rng.random_range(1..=6);
+                        ("graph community", format!("/v1/graph/communities/{id}"))
+                    }
+                };
+                let (st, b) = text(authed_get(http().get(&s.url(&route)), key).call());
+                if what == "graph concept" && st == 200 {
+                    concepts_found += 1;
+                    let k = k.unwrap();
+                    assert!(
+                        world
+                            .live
+                            .iter()
+                            .any(|d| k.reads(d)
+                                && d.terms.iter().any(|t| t.to_lowercase() == any_term)),
+                        "request {i}: the concept {any_term:?} for {k:?}: {b}"
+                    );
                 }
                 (what, st, b, false)
             }
@@ -414,7 +507,9 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
                     }
                     _ => vec![GROUPS.choose(&mut rng).unwrap().to_string()],
                 };
-                let body = doc_text("Upload", &marker, &mut rng);
+                let tenant = k.map_or(TENANTS[0], |k| k.tenant.as_str());
+                let terms = terms_of(tenant, &groups);
+                let body = doc_text("Upload", &marker, &terms, &mut rng);
                 let (ctype, form) = upload_form(&format!("up-{uploaded}.md"), &body, &groups);
                 let (st, b) = text(
                     authed(http().post(&s.url("/v1/documents")), key)
@@ -440,6 +535,7 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
                         tenant: k.unwrap().tenant.clone(),
                         groups,
                         marker,
+                        terms,
                     });
                     uploaded += 1;
                 }
@@ -591,7 +687,14 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
         *counts.entry(what).or_default() += 1;
         *took.entry(what).or_default() += started.elapsed().as_secs_f64();
         *statuses.entry(status).or_default() += 1;
-        let found = world.leaks(k, &body, ids_ok, named.as_deref(), sent.as_deref());
+        let found = world.leaks(
+            k,
+            &body,
+            ids_ok,
+            named.as_deref(),
+            sent.as_deref(),
+            probed.as_deref(),
+        );
         if !found.is_empty() {
             leaks.push(format!(
                 "request {i} ({what}, key {:?}): {}\n{}",
@@ -624,5 +727,6 @@ fn no_response_reveals_a_document_its_caller_may_not_read() {
         leaks.join("\n\n")
     );
     // Every endpoint and mode was exercised.
-    assert_eq!(counts.len(), 24, "{counts:?}");
+    assert_eq!(counts.len(), 29, "{counts:?}");
+    assert!(concepts_found > 0, "no graph probe found a concept");
 }

@@ -71,7 +71,20 @@ fn graph_settings(c: &GraphConfig) -> GraphSettings {
 }
 
 impl App {
+    /// Opens the data dir with every derived index, the concept graph included (built in
+    /// memory from the catalog when `[graph] enabled`): for the commands that search.
     pub async fn open(config: Config) -> Result<App> {
+        Self::open_with(config, true).await
+    }
+
+    /// Opens the data dir without building the concept graph, for commands that never read
+    /// it (ingest, reindex, docs, keys): the graph keeps nothing on disk, so whichever
+    /// process reads it builds it from the catalog, writes included.
+    pub async fn open_without_graph(config: Config) -> Result<App> {
+        Self::open_with(config, false).await
+    }
+
+    async fn open_with(config: Config, graph: bool) -> Result<App> {
         let dir = model_dir(&config);
         let embedder: Arc<dyn Embedder> = cairn_infer::load_embedder(
             &dir,
@@ -93,7 +106,7 @@ impl App {
         let mut store = Store::open_embedded(opts)
             .await
             .with_context(|| format!("opening the data dir {}", config.data_dir.display()))?;
-        if config.graph.enabled {
+        if graph && config.graph.enabled {
             // The graph lives in memory: it is built from the catalog's concepts on start.
             let started = std::time::Instant::now();
             let graph = GraphIndex::with_settings(graph_settings(&config.graph));

@@ -149,7 +149,7 @@ impl Render for Gone {
 }
 
 pub async fn run(config: Config, groups: &[String], command: Command) -> anyhow::Result<ExitCode> {
-    let app = App::open(config).await?;
+    let app = App::open_without_graph(config).await?;
     let principal = app.principal(groups);
     let service = app.service()?;
     match command {

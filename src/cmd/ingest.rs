@@ -89,7 +89,7 @@ fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 
 pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Result<ExitCode> {
     let files = collect(&args.paths)?;
-    let app = App::open(config).await?;
+    let app = App::open_without_graph(config).await?;
     let principal = app.principal(groups);
     let service = app.service()?;
     let started = Instant::now();

@@ -297,7 +297,7 @@ pub async fn run(config: Config, groups: &[String], command: Command) -> anyhow:
                     .await?
                 }
                 None => {
-                    let app = App::open(config).await?;
+                    let app = App::open_without_graph(config).await?;
                     app.service()?.create_key(&app.principal(&[]), req).await?
                 }
             };
@@ -313,7 +313,7 @@ pub async fn run(config: Config, groups: &[String], command: Command) -> anyhow:
                     keys
                 }
                 None => {
-                    let app = App::open(config).await?;
+                    let app = App::open_without_graph(config).await?;
                     let t = (!all).then_some(tenant.as_str());
                     app.service()?.list_keys(&app.principal(&[]), t).await?
                 }
@@ -324,7 +324,7 @@ pub async fn run(config: Config, groups: &[String], command: Command) -> anyhow:
             let done: Revoked = match server {
                 Some(s) => remote(s, "DELETE", format!("/v1/admin/keys/{id}"), None).await?,
                 None => {
-                    let app = App::open(config).await?;
+                    let app = App::open_without_graph(config).await?;
                     app.service()?.revoke_key(&app.principal(&[]), &id).await?
                 }
             };
@@ -361,7 +361,7 @@ pub async fn audit(config: Config, args: AuditArgs) -> anyhow::Result<ExitCode> 
             remote(s, "GET", format!("/v1/admin/audit?{}", q.join("&")), None).await?
         }
         None => {
-            let app = App::open(config).await?;
+            let app = App::open_without_graph(config).await?;
             app.service()?.audit(&app.principal(&[]), &req).await?
         }
     };

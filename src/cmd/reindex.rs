@@ -103,7 +103,7 @@ pub async fn run(config: Config, groups: &[String], args: Args) -> anyhow::Resul
     if let Some(server) = handoff::held_by_server(&config.data_dir)? {
         return in_server(&server, &config.tenant, groups, args).await;
     }
-    let app = App::open(config).await?;
+    let app = App::open_without_graph(config).await?;
     let mut sources = Vec::with_capacity(args.sources.len());
     for s in &args.sources {
         sources.push(std::path::absolute(s)?);

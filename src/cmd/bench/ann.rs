@@ -207,7 +207,7 @@ pub async fn run(config: &Config, args: &super::Args) -> Result<super::SuiteResu
 }
 
 pub async fn worker(config: &Config, args: &super::Args) -> Result<Report> {
-    let n = corpus::passages(args)?.len();
+    let n = corpus::count(args)?;
     let (vectors_file, truth_file) = files(args, config, n);
     let data = read_f32(&vectors_file)?;
     if data.is_empty() || !data.len().is_multiple_of(n) {
@@ -270,23 +270,13 @@ pub async fn worker(config: &Config, args: &super::Args) -> Result<Report> {
     let qps_at = |ef: usize| {
         store.set_min_ef_search(ef);
         let (store, qv, scope) = (store.clone(), query_vectors.clone(), scope.clone());
-        async move {
-            let mut rates = Vec::new();
-            for _ in 0..args.repeat.max(1) {
-                let (store, qv, scope) = (store.clone(), qv.clone(), scope.clone());
-                rates.push(
-                    queries_per_second(threads, SEARCHES, move |i| {
-                        let (store, qv, scope) = (store.clone(), qv.clone(), scope.clone());
-                        async move {
-                            store.search(&qv[i % qv.len()], K, &scope).await?;
-                            Ok(())
-                        }
-                    })
-                    .await?,
-                );
+        queries_per_second(threads, SEARCHES, args.repeat, move |i| {
+            let (store, qv, scope) = (store.clone(), qv.clone(), scope.clone());
+            async move {
+                store.search(&qv[i % qv.len()], K, &scope).await?;
+                Ok(())
             }
-            Ok::<f64, anyhow::Error>(super::median(rates))
-        }
+        })
     };
     // The smallest ef of the peers' sweep that reaches the target (a search walks at least
     // 2k = 20, so the smallest settings coincide).

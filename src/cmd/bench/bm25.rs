@@ -31,7 +31,7 @@ pub async fn run(args: &super::Args) -> Result<super::SuiteResult> {
         passages: Some(1),
         ..args.clone()
     })?;
-    let (_, queries) = corpus::questions(args)?;
+    let queries = corpus::write_questions(args, &corpus::questions()?)?;
     let extra = vec!["--queries".to_string(), queries.display().to_string()];
     super::side_by_side(Suite::Bm25, args, &extra)
 }
@@ -78,41 +78,47 @@ async fn build(passages: &[String]) -> Result<(TantivyIndex, tempfile::TempDir, 
     Ok((index, dir, started.elapsed().as_secs_f64()))
 }
 
-/// Searches `total` questions on `threads` tasks at once; questions per second.
+/// Searches `total` questions on `threads` tasks at once, `repeat` times; the median of
+/// the questions per second.
 pub(super) async fn queries_per_second<F, Fut>(
     threads: usize,
     total: usize,
+    repeat: usize,
     search: F,
 ) -> Result<f64>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<()>> + Send,
 {
-    let next = Arc::new(AtomicUsize::new(0));
     let search = Arc::new(search);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..threads.max(1) {
-        let (next, search) = (next.clone(), search.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    return Ok::<(), anyhow::Error>(());
+    let mut rates = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..threads.max(1) {
+            let (next, search) = (next.clone(), search.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return Ok::<(), anyhow::Error>(());
+                    }
+                    search(i).await?;
                 }
-                search(i).await?;
-            }
-        }));
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        rates.push(total as f64 / started.elapsed().as_secs_f64());
     }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    Ok(super::median(rates))
 }
 
 pub async fn worker(args: &super::Args) -> Result<Report> {
     let passages = corpus::passages(args)?;
-    let (questions, _) = corpus::questions(args)?;
+    let questions = corpus::questions()?;
     let threads = super::thread_counts(args)[0];
     let mut times = Vec::new();
     let mut built = None;
@@ -127,27 +133,21 @@ pub async fn worker(args: &super::Args) -> Result<Report> {
     let index = Arc::new(index);
     let questions = Arc::new(questions);
     let scope = Arc::new(scope());
-    let mut rates = Vec::new();
-    for _ in 0..args.repeat.max(1) {
+    let qps = queries_per_second(threads, SEARCHES, args.repeat, move |i| {
         let (index, questions, scope) = (index.clone(), questions.clone(), scope.clone());
-        rates.push(
-            queries_per_second(threads, SEARCHES, move |i| {
-                let (index, questions, scope) = (index.clone(), questions.clone(), scope.clone());
-                async move {
-                    let q = &questions[i % questions.len()];
-                    index.search(q, 10, &scope).await?;
-                    Ok(())
-                }
-            })
-            .await?,
-        );
-    }
+        async move {
+            let q = &questions[i % questions.len()];
+            index.search(q, 10, &scope).await?;
+            Ok(())
+        }
+    })
+    .await?;
     let settings = format!("{} passages, top 10", passages.len());
     Ok(Report {
         engine: "cairn".into(),
         measures: vec![
             Measure::time("index time (s)", index_s, settings.clone()),
-            Measure::rate("queries/s", super::median(rates), settings),
+            Measure::rate("queries/s", qps, settings),
         ],
         extra: serde_json::Value::Null,
     })

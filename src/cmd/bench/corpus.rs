@@ -41,9 +41,22 @@ pub fn passages(args: &super::Args) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// The English questions of the judged sets under `eval/` (written as users phrase them),
-/// also written to `queries.txt` in the corpus folder for the peers.
-pub fn questions(args: &super::Args) -> Result<(Vec<String>, PathBuf)> {
+/// How many passages [`passages`] would return, without parsing them.
+pub fn count(args: &super::Args) -> Result<usize> {
+    let path = dir(args).join("passages.jsonl");
+    let file = std::fs::File::open(&path)
+        .with_context(|| format!("opening {}: run bench/corpus/fetch first", path.display()))?;
+    let limit = args.passages.unwrap_or(usize::MAX);
+    let mut n = 0;
+    for line in std::io::BufReader::new(file).lines().take(limit) {
+        line?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The English questions of the judged sets under `eval/` (written as users phrase them).
+pub fn questions() -> Result<Vec<String>> {
     #[derive(serde::Deserialize)]
     struct Question {
         text: String,
@@ -63,8 +76,14 @@ pub fn questions(args: &super::Args) -> Result<(Vec<String>, PathBuf)> {
             }
         }
     }
+    Ok(out)
+}
+
+/// Writes the questions to `queries.txt` in the corpus folder, for the peers (once, by the
+/// parent, before any worker runs); its path.
+pub fn write_questions(args: &super::Args, questions: &[String]) -> Result<PathBuf> {
     let file = dir(args).join("queries.txt");
-    std::fs::write(&file, out.join("\n") + "\n")
+    std::fs::write(&file, questions.join("\n") + "\n")
         .with_context(|| format!("writing {}", file.display()))?;
-    Ok((out, file))
+    Ok(file)
 }

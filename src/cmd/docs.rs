@@ -149,7 +149,13 @@ impl Render for Gone {
 }
 
 pub async fn run(config: Config, groups: &[String], command: Command) -> anyhow::Result<ExitCode> {
-    let app = App::open_without_graph(config).await?;
+    // `verify` checks every derived index against the catalog, the graph included; the
+    // other commands never read the graph.
+    let app = if matches!(command, Command::Verify { .. }) {
+        App::open(config).await?
+    } else {
+        App::open_without_graph(config).await?
+    };
     let principal = app.principal(groups);
     let service = app.service()?;
     match command {

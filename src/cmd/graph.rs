@@ -5,7 +5,8 @@
 use crate::app::App;
 use crate::output::{Printer, Render, snippet};
 use cairn_core::{
-    CommunityInfo, CommunityList, CommunityReport, ConceptDetail, ConceptInfo, ConceptList, Config,
+    ChunkId, CommunityInfo, CommunityList, CommunityReport, ConceptDetail, ConceptInfo,
+    ConceptList, Config, Passage,
 };
 use cairn_service::wire::{CommunityQuery, ConceptQuery};
 use serde::Serialize;
@@ -126,14 +127,7 @@ struct Show(ConceptDetail);
 impl Render for Show {
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
         let n = &self.0.neighbourhood;
-        let passage = |id: cairn_core::ChunkId| {
-            self.0
-                .passages
-                .iter()
-                .find(|p| p.chunk_id == id)
-                .map(|p| format!("{} p.{}: {}", p.title, p.page, snippet(&p.text, 70)))
-                .unwrap_or_else(|| format!("chunk {}", id.0))
-        };
+        let passage = |id| passage_line(&self.0.passages, id);
         writeln!(out, "{}", concept_line(&n.concept))?;
         writeln!(out, "mentioned in:")?;
         for id in &n.chunks {
@@ -156,6 +150,16 @@ impl Render for Show {
         }
         Ok(())
     }
+}
+
+/// A chunk as one line: its document, page and the start of its text (its id when it is
+/// not among `passages`).
+fn passage_line(passages: &[Passage], id: ChunkId) -> String {
+    passages
+        .iter()
+        .find(|p| p.chunk_id == id)
+        .map(|p| format!("{} p.{}: {}", p.title, p.page, snippet(&p.text, 70)))
+        .unwrap_or_else(|| format!("chunk {}", id.0))
 }
 
 fn community_line(c: &CommunityInfo) -> String {
@@ -199,14 +203,7 @@ struct Report(CommunityReport);
 impl Render for Report {
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
         let c = &self.0.community;
-        let passage = |id: cairn_core::ChunkId| {
-            self.0
-                .passages
-                .iter()
-                .find(|p| p.chunk_id == id)
-                .map(|p| format!("{} p.{}: {}", p.title, p.page, snippet(&p.text, 70)))
-                .unwrap_or_else(|| format!("chunk {}", id.0))
-        };
+        let passage = |id| passage_line(&self.0.passages, id);
         writeln!(out, "{}", community_line(c))?;
         if let Some(parent) = &c.parent {
             writeln!(out, "inside {parent}")?;

@@ -99,13 +99,13 @@ pub fn detect(graph: &ConceptGraph, settings: &CommunitySettings) -> Communities
         .collect();
     let mut out = Communities::default();
     let mut marks = vec![false; graph.concepts.len()];
+    let edges = inner_edges(graph, &adjacent, &connected, &mut marks);
     let top = split(
         graph,
-        &adjacent,
         &connected,
-        settings.resolution,
+        &edges,
+        [settings.resolution],
         settings.seed,
-        &mut marks,
     );
     for (n, members) in top.into_iter().enumerate() {
         place(
@@ -144,7 +144,8 @@ fn place(
     if at.members.len() < settings.min_size.max(1) {
         return;
     }
-    let community = describe(graph, adjacent, marks, &at);
+    let edges = inner_edges(graph, adjacent, &at.members, marks);
+    let community = describe(graph, edges.clone(), &at);
     let index = out.list.len();
     out.list.push(community);
     if let Some(parent) = at.parent {
@@ -155,22 +156,12 @@ fn place(
     }
     // The same resolution first (modularity is relative to the subgraph now, so it may
     // split what it kept whole in the larger graph), then doubled until it splits.
-    let Some(parts) = (0..=MAX_DOUBLINGS)
-        .map(|doubling| {
-            let resolution = settings.resolution * f64::from(1u32 << doubling);
-            split(
-                graph,
-                adjacent,
-                &at.members,
-                resolution,
-                settings.seed,
-                marks,
-            )
-        })
-        .find(|parts| parts.len() > 1)
-    else {
+    let resolutions =
+        (0..=MAX_DOUBLINGS).map(|doubling| settings.resolution * f64::from(1u32 << doubling));
+    let parts = split(graph, &at.members, &edges, resolutions, settings.seed);
+    if parts.len() < 2 {
         return;
-    };
+    }
     for (n, members) in parts.into_iter().enumerate() {
         place(
             graph,
@@ -191,86 +182,19 @@ fn place(
 /// How many times the resolution is doubled to split a community over the size cap.
 const MAX_DOUBLINGS: u32 = 6;
 
-/// Leiden over the subgraph of `members` (ascending concept indexes): its communities,
-/// each ascending, the most concepts first (then by their first concept).
-fn split(
+/// The edges between `members`, each once (from its first end), in the order of
+/// `members` and then of each one's adjacency list.
+fn inner_edges(
     graph: &ConceptGraph,
     adjacent: &[Vec<usize>],
     members: &[usize],
-    resolution: f64,
-    seed: u64,
     marks: &mut [bool],
-) -> Vec<Vec<usize>> {
-    if members.len() < 2 {
-        return vec![members.to_vec()];
-    }
-    let local: HashMap<usize, usize> = members.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+) -> Vec<usize> {
     for &c in members {
         marks[c] = true;
     }
-    let mut builder = GraphDataBuilder::new(members.len());
+    let mut edges = Vec::new();
     for &c in members {
-        for &e in &adjacent[c] {
-            let edge = &graph.edges[e];
-            // Each edge once: from its first end, when both ends are members.
-            if edge.a != c || !marks[edge.b] {
-                continue;
-            }
-            let weight = edge.sentences as f64 * f64::from(edge.pmi.max(0.0));
-            if weight > 0.0 {
-                // Both ends are in range and the weight is positive and finite.
-                builder
-                    .add_edge(local[&edge.a], local[&edge.b], weight)
-                    .expect("a valid edge");
-            }
-        }
-    }
-    for &c in members {
-        marks[c] = false;
-    }
-    let config = LeidenConfig {
-        resolution,
-        seed: Some(seed),
-        quality: QualityType::Modularity,
-        // The sequential path only: the parallel one may move nodes differently from run
-        // to run, and these graphs are small.
-        parallel_local_moving_threshold: Some(usize::MAX),
-        parallel_aggregation_threshold: Some(usize::MAX),
-        ..LeidenConfig::default()
-    };
-    let found = builder
-        .build()
-        .ok()
-        .and_then(|data| Leiden::new(config).run(&data).ok());
-    let Some(found) = found else {
-        return vec![members.to_vec()];
-    };
-    let mut parts: Vec<Vec<usize>> = found
-        .partition
-        .communities()
-        .into_iter()
-        .map(|(_, nodes)| {
-            let mut part: Vec<usize> = nodes.into_iter().map(|i| members[i]).collect();
-            part.sort_unstable();
-            part
-        })
-        .filter(|part| !part.is_empty())
-        .collect();
-    parts.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
-    parts
-}
-
-fn describe(
-    graph: &ConceptGraph,
-    adjacent: &[Vec<usize>],
-    marks: &mut [bool],
-    at: &Placement,
-) -> Community {
-    for &c in &at.members {
-        marks[c] = true;
-    }
-    let mut edges: Vec<usize> = Vec::new();
-    for &c in &at.members {
         for &e in &adjacent[c] {
             let edge = &graph.edges[e];
             if edge.a == c && marks[edge.b] {
@@ -278,9 +202,79 @@ fn describe(
             }
         }
     }
-    for &c in &at.members {
+    for &c in members {
         marks[c] = false;
     }
+    edges
+}
+
+/// Leiden over the subgraph of `members` (ascending concept indexes) joined by `edges`
+/// (its inner edges), at each resolution in turn until one splits it: the communities of
+/// the first that does (else of the last), each ascending, the most concepts first (then by
+/// their first concept).
+fn split(
+    graph: &ConceptGraph,
+    members: &[usize],
+    edges: &[usize],
+    resolutions: impl IntoIterator<Item = f64>,
+    seed: u64,
+) -> Vec<Vec<usize>> {
+    let whole = || vec![members.to_vec()];
+    if members.len() < 2 {
+        return whole();
+    }
+    let local: HashMap<usize, usize> = members.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+    let mut builder = GraphDataBuilder::new(members.len());
+    for &e in edges {
+        let edge = &graph.edges[e];
+        let weight = edge.sentences as f64 * f64::from(edge.pmi.max(0.0));
+        if weight > 0.0 {
+            // Both ends are in range and the weight is positive and finite.
+            builder
+                .add_edge(local[&edge.a], local[&edge.b], weight)
+                .expect("a valid edge");
+        }
+    }
+    let Ok(data) = builder.build() else {
+        return whole();
+    };
+    let mut parts = whole();
+    for resolution in resolutions {
+        let config = LeidenConfig {
+            resolution,
+            seed: Some(seed),
+            quality: QualityType::Modularity,
+            // The sequential path only: the parallel one may move nodes differently from
+            // run to run, and these graphs are small.
+            parallel_local_moving_threshold: Some(usize::MAX),
+            parallel_aggregation_threshold: Some(usize::MAX),
+            ..LeidenConfig::default()
+        };
+        let Ok(found) = Leiden::new(config).run(&data) else {
+            parts = whole();
+            continue;
+        };
+        parts = found
+            .partition
+            .communities()
+            .into_iter()
+            .map(|(_, nodes)| {
+                let mut part: Vec<usize> = nodes.into_iter().map(|i| members[i]).collect();
+                part.sort_unstable();
+                part
+            })
+            .filter(|part| !part.is_empty())
+            .collect();
+        parts.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+        if parts.len() > 1 {
+            break;
+        }
+    }
+    parts
+}
+
+/// A community of `at.members`, whose inner edges are `edges`.
+fn describe(graph: &ConceptGraph, mut edges: Vec<usize>, at: &Placement) -> Community {
     edges.sort_by(|&x, &y| {
         let (ex, ey) = (&graph.edges[x], &graph.edges[y]);
         ey.sentences

@@ -428,13 +428,7 @@ impl Inner {
                     .chain(representative(graph, c, REPRESENTATIVE))
                     .find(|id| !used.contains(id))?;
                 used.insert(chunk_id);
-                let title = c
-                    .concepts
-                    .iter()
-                    .take(3)
-                    .map(|&x| graph.concepts[x].key.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let title = title(graph, c);
                 let candidate = Candidate {
                     chunk_id,
                     score: score[at],
@@ -460,6 +454,16 @@ impl Inner {
     }
 }
 
+/// A community's title: its three main concepts.
+fn title(graph: &ConceptGraph, c: &Community) -> String {
+    c.concepts
+        .iter()
+        .take(3)
+        .map(|&at| graph.concepts[at].key.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A community's extractive report: its main concepts, its strongest relations with their
 /// evidence, and its representative chunks, at most `limit` of each.
 fn report(
@@ -469,13 +473,6 @@ fn report(
     c: &Community,
     limit: usize,
 ) -> CommunityInfo {
-    let title = c
-        .concepts
-        .iter()
-        .take(3)
-        .map(|&at| graph.concepts[at].key.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
     let relations = c
         .edges
         .iter()
@@ -501,7 +498,7 @@ fn report(
             .iter()
             .map(|&x| found.list[x].id.clone())
             .collect(),
-        title,
+        title: title(graph, c),
         concepts: c.concepts.len(),
         chunks: c.chunks.len(),
         top_concepts: c
@@ -657,6 +654,21 @@ impl DerivedIndex for GraphIndex {
     }
 }
 
+impl GraphIndex {
+    /// Runs `f` over the index on the blocking pool: assembly, walks and communities are CPU
+    /// work, kept off the async threads. `what` names the work if its task fails.
+    async fn off_thread<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&Inner) -> T + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| cairn_core::Error::internal(format!("{what} failed: {e}")))
+    }
+}
+
 #[async_trait]
 impl GraphRetriever for GraphIndex {
     async fn search(
@@ -666,12 +678,11 @@ impl GraphRetriever for GraphIndex {
         k: usize,
         scope: &Scope,
     ) -> Result<Vec<Candidate>> {
-        // Assembly and the walk are CPU work: off the async threads.
-        let inner = self.inner.clone();
         let (query, seeds, scope) = (query.to_string(), seeds.to_vec(), scope.clone());
-        tokio::task::spawn_blocking(move || inner.search(&query, &seeds, k, &scope))
-            .await
-            .map_err(|e| cairn_core::Error::internal(format!("the graph walk failed: {e}")))
+        self.off_thread("the graph walk", move |inner| {
+            inner.search(&query, &seeds, k, &scope)
+        })
+        .await
     }
 
     async fn concepts(
@@ -681,11 +692,11 @@ impl GraphRetriever for GraphIndex {
         limit: usize,
         scope: &Scope,
     ) -> Result<ConceptList> {
-        let inner = self.inner.clone();
         let (filter, scope) = (filter.to_string(), scope.clone());
-        tokio::task::spawn_blocking(move || inner.concepts(&filter, chunk, limit, &scope))
-            .await
-            .map_err(|e| cairn_core::Error::internal(format!("listing concepts failed: {e}")))
+        self.off_thread("listing concepts", move |inner| {
+            inner.concepts(&filter, chunk, limit, &scope)
+        })
+        .await
     }
 
     async fn neighbourhood(
@@ -694,11 +705,11 @@ impl GraphRetriever for GraphIndex {
         limit: usize,
         scope: &Scope,
     ) -> Result<Option<Neighbourhood>> {
-        let inner = self.inner.clone();
         let (key, scope) = (key.to_string(), scope.clone());
-        tokio::task::spawn_blocking(move || inner.neighbourhood(&key, limit, &scope))
-            .await
-            .map_err(|e| cairn_core::Error::internal(format!("reading a concept failed: {e}")))
+        self.off_thread("reading a concept", move |inner| {
+            inner.neighbourhood(&key, limit, &scope)
+        })
+        .await
     }
 
     async fn communities(
@@ -708,11 +719,11 @@ impl GraphRetriever for GraphIndex {
         limit: usize,
         scope: &Scope,
     ) -> Result<CommunityList> {
-        let inner = self.inner.clone();
         let (filter, scope) = (filter.to_string(), scope.clone());
-        tokio::task::spawn_blocking(move || inner.communities(&filter, level, limit, &scope))
-            .await
-            .map_err(|e| cairn_core::Error::internal(format!("finding communities failed: {e}")))
+        self.off_thread("finding communities", move |inner| {
+            inner.communities(&filter, level, limit, &scope)
+        })
+        .await
     }
 
     async fn global(
@@ -722,11 +733,11 @@ impl GraphRetriever for GraphIndex {
         k: usize,
         scope: &Scope,
     ) -> Result<Vec<(Candidate, CommunityRef)>> {
-        let inner = self.inner.clone();
         let (query, seeds, scope) = (query.to_string(), seeds.to_vec(), scope.clone());
-        tokio::task::spawn_blocking(move || inner.global(&query, &seeds, k, &scope))
-            .await
-            .map_err(|e| cairn_core::Error::internal(format!("ranking communities failed: {e}")))
+        self.off_thread("ranking communities", move |inner| {
+            inner.global(&query, &seeds, k, &scope)
+        })
+        .await
     }
 
     async fn community(
@@ -735,11 +746,11 @@ impl GraphRetriever for GraphIndex {
         limit: usize,
         scope: &Scope,
     ) -> Result<Option<CommunityInfo>> {
-        let inner = self.inner.clone();
         let (id, scope) = (id.to_string(), scope.clone());
-        tokio::task::spawn_blocking(move || inner.community(&id, limit, &scope))
-            .await
-            .map_err(|e| cairn_core::Error::internal(format!("reading a community failed: {e}")))
+        self.off_thread("reading a community", move |inner| {
+            inner.community(&id, limit, &scope)
+        })
+        .await
     }
 }
 
